@@ -1,0 +1,55 @@
+# Fraudrail — the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+FRAUDRAIL_HOME ?= $(CURDIR)/var
+TIER ?= premium
+export FRAUDRAIL_HOME
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
+
+.PHONY: run test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback worker clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,cdk]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv ## Serve the control plane on embedded defaults (127.0.0.1:$(PORT), state in $(FRAUDRAIL_HOME))
+	FRAUDRAIL_PORT=$(PORT) $(BIN)/fraudrail serve
+
+worker: venv
+	$(BIN)/fraudrail worker
+
+test: venv ## Install what the tests need, start PostgreSQL and Redis on loopback, lint, type-check, test
+	bash scripts/test.sh
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+rego-test: venv
+	$(BIN)/python -m guardrails.rego_testing policies/rego
+
+synth: venv ## Write a tier's CloudFormation templates to cdk.out/ (TIER=trial|standard|premium)
+	$(BIN)/python scripts/synth.py --tier $(TIER) --out cdk.out
+
+bench: bench-model bench-scoring bench-rollback
+
+bench-model: venv
+	$(BIN)/python bench/bench_model.py
+
+bench-scoring: venv
+	bash scripts/with-services.sh $(BIN)/python bench/bench_scoring.py
+
+bench-rollback: venv
+	$(BIN)/python bench/bench_rollback.py
+
+clean:
+	rm -rf var/testenv cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from control_plane.audit.router import router as audit_router
+from control_plane.auth.router import router as keys_router
+from control_plane.container import Container, build_container
+from control_plane.http import BodySizeLimit, install_error_handlers
+from control_plane.jobs.router import router as jobs_router
+from control_plane.jobs.worker import Worker
+from control_plane.settings import AppSettings
+from control_plane.tenants.router import router as tenants_router
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATHS = ("/v1/datasets", "/v1/batch-scoring")
+
+
+def build_worker(container: Container) -> Worker:
+    from control_plane.jobs.handlers import job_handlers
+
+    worker = Worker(
+        container.factory, job_handlers(), lease_s=container.settings.job_lease_s, services=container
+    )
+    container.extras["worker"] = worker
+    container.on_enqueue = worker.wake.set
+    return worker
+
+
+def create_app(settings: AppSettings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or AppSettings()
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        c = container or build_container(settings)
+        app.state.container = c
+        worker = c.extras.get("worker") or build_worker(c)
+        thread = None
+        if settings.run_worker_in_process:
+            thread = threading.Thread(
+                target=worker.run_forever, args=(stop,), name="fraudrail-worker", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.wake.set()
+            if thread is not None:
+                thread.join(timeout=10)
+            if container is None:
+                c.engine.dispose()
+
+    app = FastAPI(
+        title="Fraudrail control plane",
+        version="0.1.0",
+        description=(
+            "Multi-tenant fraud detection with guardrails. Authenticate with `Authorization: Bearer <key>`."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+    for router in (tenants_router, keys_router, audit_router, jobs_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> str:
+        c: Container = app.state.container
+        return c.providers.metrics.render_prometheus()
+
+    return app

@@ -1,0 +1,180 @@
+"""API keys: high-entropy secrets shown once, stored as SHA-256, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.audit import service as audit
+from control_plane.auth.orm import ApiKey
+from control_plane.auth.scopes import TENANT_SCOPES, Principal, Scope
+from control_plane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from control_plane.orm_base import utcnow
+
+TOKEN_PREFIX = "frk_"  # noqa: S105 - a public prefix, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # the whole token; shown once
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _parse(token: str) -> tuple[str, str]:
+    if not token.startswith(TOKEN_PREFIX) or "." not in token:
+        raise Unauthenticated("malformed API key")
+    key_hex, secret = token[len(TOKEN_PREFIX) :].split(".", 1)
+    if len(key_hex) != 16 or not secret:
+        raise Unauthenticated("malformed API key")
+    return f"key_{key_hex}", secret
+
+
+def issue_key(session: Session, *, tenant_id: str | None, scope: Scope, name: str, actor: str) -> IssuedKey:
+    """Create a key; the token is returned once and never stored."""
+    if scope is Scope.PLATFORM_ADMIN and tenant_id is not None:
+        raise InvalidInput("a platform-admin key belongs to no tenant", field="scope")
+    if scope in TENANT_SCOPES and tenant_id is None:
+        raise InvalidInput("a tenant key needs a tenant", field="tenant_id")
+    key_hex = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=f"key_{key_hex}", tenant_id=tenant_id, scope=scope.value, name=name, secret_hash=_hash(secret)
+    )
+    session.add(key)
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="key.created",
+        subject=key.id,
+        after={"scope": scope.value, "name": name},
+    )
+    return IssuedKey(key=key, secret=f"{TOKEN_PREFIX}{key_hex}.{secret}")
+
+
+def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
+    return list(session.scalars(stmt))
+
+
+def get_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id))
+    if key is None:
+        raise NotFound(f"key {key_id} not found", field="key_id")
+    return key
+
+
+def revoke_key(
+    session: Session, tenant_id: str, key_id: str, *, actor: str, reason: str | None = None
+) -> ApiKey:
+    key = get_key(session, tenant_id, key_id)
+    if key.revoked_at is not None:
+        raise Conflict(f"key {key_id} is already revoked", field="key_id")
+    key.revoked_at = utcnow()
+    audit.record(
+        session, tenant_id=tenant_id, actor=actor, action="key.revoked", subject=key_id, reason=reason
+    )
+    return key
+
+
+def rotate_key(session: Session, tenant_id: str, key_id: str, *, actor: str) -> IssuedKey:
+    """Issue a replacement with the same scope and revoke the old key in the same transaction."""
+    old = get_key(session, tenant_id, key_id)
+    if old.revoked_at is not None:
+        raise Conflict(f"key {key_id} is revoked and cannot be rotated", field="key_id")
+    new = issue_key(session, tenant_id=tenant_id, scope=Scope(old.scope), name=old.name, actor=actor)
+    old.revoked_at = utcnow()
+    old.replaced_by = new.key.id
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="key.rotated",
+        subject=key_id,
+        after={"replaced_by": new.key.id},
+    )
+    return new
+
+
+def revoke_all(session: Session, tenant_id: str, *, actor: str, reason: str) -> list[str]:
+    ids = [k.id for k in list_keys(session, tenant_id) if k.revoked_at is None]
+    if ids:
+        session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(revoked_at=utcnow()))
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="key.revoked_all",
+            subject=tenant_id,
+            reason=reason,
+            after={"revoked": ids},
+        )
+    return ids
+
+
+def count_platform_admin_keys(session: Session) -> int:
+    stmt = select(ApiKey).where(ApiKey.scope == Scope.PLATFORM_ADMIN.value, ApiKey.revoked_at.is_(None))
+    return len(list(session.scalars(stmt)))
+
+
+class KeyVerifier:
+    """Resolves a token to a principal; caches verified keys briefly so hot paths skip SQL.
+
+    Revocation in this process invalidates at once (``forget``); other processes see it
+    within ``ttl_s``.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], ttl_s: float = 30.0) -> None:
+        self._factory = factory
+        self._ttl = ttl_s
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, Principal, float]] = {}
+
+    def verify(self, token: str) -> Principal:
+        key_id, secret = _parse(token)
+        digest = _hash(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is not None and hit[2] > now:
+            if not hmac.compare_digest(hit[0], digest):
+                raise Unauthenticated("invalid API key")
+            return hit[1]
+        with self._factory() as session:
+            key = session.get(ApiKey, key_id)
+            if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, digest):
+                raise Unauthenticated("invalid API key")
+            principal = Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id)
+            stored_hash = key.secret_hash
+        with self._lock:
+            self._cache[key_id] = (stored_hash, principal, now + self._ttl)
+        return principal
+
+    def forget(self, key_ids: Iterable[str]) -> None:
+        with self._lock:
+            for key_id in key_ids:
+                self._cache.pop(key_id, None)
+
+
+def authorize(principal: Principal, tenant_id: str, scopes: Iterable[Scope]) -> None:
+    """Platform admins pass; another tenant's key gets 404 (no existence leak); a wrong scope 403."""
+    if principal.is_platform_admin:
+        return
+    if principal.tenant_id != tenant_id:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    allowed = set(scopes)
+    if principal.scope not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise Forbidden(f"this route needs a key with scope {names}; yours is {principal.scope.value}")

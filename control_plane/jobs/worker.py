@@ -1,0 +1,124 @@
+"""The worker: leases jobs and drives them; every handler step is safe to repeat after a crash."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.db import unit_of_work
+from control_plane.jobs import queue
+from control_plane.orm_base import utcnow
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: its job's identity and payload, a way to commit steps, progress."""
+
+    job_id: str
+    kind: str
+    tenant_id: str | None
+    payload: Mapping[str, Any]
+    attempt: int
+    factory: sessionmaker[Session]
+    worker_id: str
+    lease_s: float
+    clock: Clock
+    services: Any = None
+
+    def progress(self, phase: str, percent: float, **extra: Any) -> None:
+        """Record progress and extend the lease, in its own transaction."""
+        with unit_of_work(self.factory) as session:
+            job = queue.get_job(session, self.job_id, tenant_id=None)
+            job.progress = {"phase": phase, "percent": round(float(percent), 1), **extra}
+            queue.extend_lease(
+                session, self.job_id, worker_id=self.worker_id, now=self.clock(), lease_s=self.lease_s
+            )
+
+
+class JobHandler(Protocol):
+    def run(self, ctx: JobContext) -> Mapping[str, Any]: ...
+
+    def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
+        """Called in the failing transaction when the job runs out of attempts."""
+        ...
+
+
+@dataclass
+class Worker:
+    factory: sessionmaker[Session]
+    handlers: Mapping[str, JobHandler]
+    lease_s: float = 60.0
+    clock: Clock = utcnow
+    services: Any = None
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{id(object())}")
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def run_once(self, *, job_id: str | None = None) -> str | None:
+        """Lease and run one job; returns its id, or None when nothing was runnable."""
+        with unit_of_work(self.factory) as session:
+            job = queue.claim(
+                session, worker_id=self.worker_id, now=self.clock(), lease_s=self.lease_s, job_id=job_id
+            )
+            if job is None:
+                return None
+            ctx = JobContext(
+                job_id=job.id,
+                kind=job.kind,
+                tenant_id=job.tenant_id,
+                payload=dict(job.payload),
+                attempt=job.attempts,
+                factory=self.factory,
+                worker_id=self.worker_id,
+                lease_s=self.lease_s,
+                clock=self.clock,
+                services=self.services,
+            )
+        handler = self.handlers.get(ctx.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {ctx.kind!r}")
+            result = handler.run(ctx)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s (%s) attempt %d failed: %s", ctx.job_id, ctx.kind, ctx.attempt, error)
+            log.debug("%s", traceback.format_exc())
+            with unit_of_work(self.factory) as session:
+                job = queue.get_job(session, ctx.job_id, tenant_id=None)
+                if queue.fail(session, job, error=error, now=self.clock()) and handler is not None:
+                    handler.on_exhausted(ctx, session, error)
+            return ctx.job_id
+        with unit_of_work(self.factory) as session:
+            job = queue.get_job(session, ctx.job_id, tenant_id=None)
+            queue.complete(session, job, result=result, now=self.clock())
+        return ctx.job_id
+
+    def drain(self, max_jobs: int = 1000) -> int:
+        """Run runnable jobs until none is left (tests and the CLI's ``--once``)."""
+        done = 0
+        while done < max_jobs and self.run_once() is not None:
+            done += 1
+        return done
+
+    def run_forever(self, stop: threading.Event, idle_s: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                ran = None
+            if ran is None:
+                self.wake.wait(idle_s)
+                self.wake.clear()

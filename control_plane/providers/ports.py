@@ -1,0 +1,123 @@
+"""Ports: the small interfaces every piece of infrastructure sits behind.
+
+Each port has a ``local`` adapter (the embedded default) and an ``aws`` adapter; one contract
+suite in ``tests/control_plane/providers`` runs against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class ProviderError(Exception):
+    """An adapter could not reach or use its backend."""
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes:
+        """Raise ``KeyError`` when the key does not exist."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+
+
+@runtime_checkable
+class FeatureCache(Protocol):
+    """Per-tenant namespaced byte values with fast, bounded-latency access."""
+
+    def ensure_namespace(self, tenant_id: str) -> bool:
+        """Create the tenant's namespace; True when it did not exist."""
+        ...
+
+    def get_many(self, tenant_id: str, keys: Sequence[str]) -> list[bytes | None]: ...
+    def set_many(self, tenant_id: str, items: Mapping[str, bytes], ttl_s: int | None = None) -> None: ...
+    def keys(self, tenant_id: str) -> list[str]: ...
+    def purge_tenant(self, tenant_id: str) -> int: ...
+    def ping(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    tenant_id: str
+    kind: str  # serverless | pooled | dedicated
+
+
+@runtime_checkable
+class ModelHost(Protocol):
+    def ensure_slot(self, tenant_id: str, kind: str) -> bool:
+        """Reserve the tenant's hosting slot; True when it was created now."""
+        ...
+
+    def slots(self, tenant_id: str) -> list[ModelSlot]: ...
+    def delete_tenant(self, tenant_id: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class FlaggedRecord:
+    tenant_id: str
+    flagged_id: str
+    payload: Mapping[str, Any]
+
+
+@runtime_checkable
+class FlaggedTransactionStore(Protocol):
+    def put(self, record: FlaggedRecord) -> bool:
+        """Store once; False when the id was already stored (idempotent replay)."""
+        ...
+
+    def get(self, tenant_id: str, flagged_id: str) -> FlaggedRecord | None: ...
+    def list(self, tenant_id: str, limit: int = 100) -> list[FlaggedRecord]: ...
+    def count(self, tenant_id: str) -> int: ...
+    def purge_tenant(self, tenant_id: str) -> int: ...
+
+
+Handler = Callable[[str, Mapping[str, Any]], None]
+
+
+@runtime_checkable
+class EventBus(Protocol):
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None: ...
+    def subscribe(self, topic: str, handler: Handler) -> None: ...
+
+
+@runtime_checkable
+class MetricsSink(Protocol):
+    def increment(self, name: str, value: float = 1.0, **labels: str) -> None: ...
+    def observe(self, name: str, value: float, **labels: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """What a provisioner needs to know about a tenant."""
+
+    tenant_id: str
+    slug: str
+    tier: str
+    region: str
+    template: Mapping[str, Any]
+    budget_amount: str = "0"
+    budget_currency: str = "USD"
+    contacts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    kind: str  # object_store | cache_namespace | model_slot | stack | ...
+    name: str
+
+
+@runtime_checkable
+class Provisioner(Protocol):
+    def plan(self, spec: TenantSpec) -> list[PlannedResource]: ...
+    def apply(self, spec: TenantSpec, resource: PlannedResource) -> bool:
+        """Make the resource exist; idempotent. True when it was created by this call."""
+        ...
+
+    def destroy(self, spec: TenantSpec) -> list[str]: ...
+    def list_resources(self, tenant_id: str) -> list[str]: ...

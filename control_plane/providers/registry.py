@@ -1,0 +1,59 @@
+"""Builds the adapters chosen by settings, once, in the app's lifespan (or the worker's start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.providers.local.event_bus import InProcessEventBus
+from control_plane.providers.local.feature_cache import MemoryFeatureCache
+from control_plane.providers.local.flagged_store import SqlFlaggedTransactionStore
+from control_plane.providers.local.metrics import InMemoryMetrics
+from control_plane.providers.local.model_host import LocalModelHost
+from control_plane.providers.local.object_store import LocalObjectStore
+from control_plane.providers.local.provisioner import LocalProvisioner
+from control_plane.providers.ports import (
+    EventBus,
+    FeatureCache,
+    FlaggedTransactionStore,
+    ModelHost,
+    ObjectStore,
+    Provisioner,
+)
+from control_plane.settings import AppSettings
+
+
+@dataclass
+class Providers:
+    object_store: ObjectStore
+    feature_cache: FeatureCache
+    model_host: ModelHost
+    flagged_store: FlaggedTransactionStore
+    event_bus: EventBus
+    metrics: InMemoryMetrics
+    provisioner: Provisioner
+
+
+def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:
+    """The adapters selected by ``FRAUDRAIL_PROVIDER`` and the cache / bus settings."""
+    if settings.provider != "local":
+        raise NotImplementedError("the aws provider is selected in control_plane.providers.aws")
+    cache: FeatureCache
+    if settings.cache_backend == "redis":
+        from control_plane.providers.redis_cache import RedisFeatureCache
+
+        cache = RedisFeatureCache(settings.redis_url, timeout_ms=settings.cache_timeout_ms)
+    else:
+        cache = MemoryFeatureCache()
+    store = LocalObjectStore(settings.home / "objects")
+    host = LocalModelHost()
+    return Providers(
+        object_store=store,
+        feature_cache=cache,
+        model_host=host,
+        flagged_store=SqlFlaggedTransactionStore(factory),
+        event_bus=InProcessEventBus(),
+        metrics=InMemoryMetrics(),
+        provisioner=LocalProvisioner(store, cache, host, settings.home / "provisioner" / "ledger.jsonl"),
+    )

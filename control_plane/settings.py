@@ -1,0 +1,73 @@
+"""Settings: one pydantic-settings class per concern, env prefix FRAUDRAIL_."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class AppSettings(BaseSettings):
+    """Process-wide settings for the control plane."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDRAIL_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    home: Path = Field(default=REPO_ROOT / "var", description="Folder for embedded state.")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    run_worker_in_process: bool = True
+    provider: Literal["local", "aws"] = "local"
+    cache_backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_timeout_ms: float = 5.0
+    bus_backend: Literal["memory", "sns"] = "memory"
+    policy_engine: Literal["regopy", "opa"] = "regopy"
+    opa_url: str = "http://127.0.0.1:8181"
+    policy_dir: Path = REPO_ROOT / "policies" / "rego"
+    tenant_templates_dir: Path = REPO_ROOT / "tenant_templates"
+    max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 200 * 1_048_576
+    job_lease_s: float = 60.0
+    job_max_attempts: int = 5
+    key_cache_ttl_s: float = 30.0
+    card_hash_key: str = "dev-only-card-hash-key"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'fraudrail.db'}"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> AppSettings:
+        if self.workers > 1 and (self.cache_backend != "redis" or self.bus_backend == "memory"):
+            raise ValueError(
+                "FRAUDRAIL_WORKERS > 1 needs FRAUDRAIL_CACHE_BACKEND=redis and a shared bus: "
+                "the in-process cache and bus are per worker and would give wrong velocity features"
+            )
+        if self.env == "production":
+            if self.card_hash_key == "dev-only-card-hash-key":
+                raise ValueError("FRAUDRAIL_CARD_HASH_KEY must be set in production")
+            if self.database_url is None or self.database_url.startswith("sqlite"):
+                raise ValueError("production needs FRAUDRAIL_DATABASE_URL pointing at PostgreSQL")
+        return self
+
+
+class AwsSettings(BaseSettings):
+    """AWS adapters; credentials come only from the standard AWS chain."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDRAIL_AWS_", extra="ignore")
+
+    region: str = "eu-west-1"
+    endpoint_url: str | None = None
+    bucket: str = "fraudrail-platform"
+    flagged_table: str = "fraudrail-flagged-transactions"
+    rollback_table: str = "fraudrail-rollback-log"
+    alarm_topic_arn: str | None = None
+    pooled_endpoint: str = "fraudrail-pooled"

@@ -1,0 +1,73 @@
+"""Shared test fixtures: a migrated database (PostgreSQL under `make test`, or SQLite), clean per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from control_plane.db import make_engine
+from control_plane.migrate import upgrade
+from control_plane.models import Base
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _database_url(tmp_root: Path) -> str:
+    choice = os.environ.get("FRAUDRAIL_TEST_DB", "")
+    pg = os.environ.get("FRAUDRAIL_TEST_DATABASE_URL")
+    if choice == "postgres" or (choice == "" and pg):
+        if not pg:
+            raise RuntimeError(
+                "FRAUDRAIL_TEST_DB=postgres needs FRAUDRAIL_TEST_DATABASE_URL (run `make test`)"
+            )
+        return pg
+    if IN_CI and choice != "sqlite":
+        raise RuntimeError("CI=true: tests must run against PostgreSQL started by `make test`")
+    return f"sqlite:///{tmp_root / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = _database_url(tmp_path_factory.mktemp("db"))
+    if url.startswith("postgresql"):
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=False)
+def clean_db(db_engine: Engine) -> Iterator[None]:
+    """Empty every table after the test (the app and its worker commit for real)."""
+    yield
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db_engine.begin() as conn:
+        if db_engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("FRAUDRAIL_TEST_REDIS_URL")
+    if url:
+        return url
+    if IN_CI:
+        raise RuntimeError("CI=true: Redis must be started by `make test` (FRAUDRAIL_TEST_REDIS_URL)")
+    pytest.skip("no Redis: run `make test` (starts one on loopback)")
