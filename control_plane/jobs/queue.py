@@ -101,12 +101,12 @@ def backoff_s(attempts: int) -> float:
     return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_S))
 
 
-def fail(session: Session, job: Job, *, error: str, now: datetime) -> bool:
+def fail(session: Session, job: Job, *, error: str, now: datetime, permanent: bool = False) -> bool:
     """Record a failed attempt; True when the job is out of attempts (terminal)."""
     job.last_error = error[:4000]
     job.lease_owner = None
     job.lease_expires_at = None
-    if job.attempts >= job.max_attempts:
+    if permanent or job.attempts >= job.max_attempts:
         job.status = FAILED
         job.finished_at = now
         return True

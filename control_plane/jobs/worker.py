@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix (e.g. a policy violation): the job fails at once."""
+
+
 @dataclass
 class JobContext:
     """What a handler gets: its job's identity and payload, a way to commit steps, progress."""
@@ -97,7 +101,8 @@ class Worker:
             log.debug("%s", traceback.format_exc())
             with unit_of_work(self.factory) as session:
                 job = queue.get_job(session, ctx.job_id, tenant_id=None)
-                if queue.fail(session, job, error=error, now=self.clock()) and handler is not None:
+                permanent = isinstance(exc, PermanentJobError)
+                if queue.fail(session, job, error=error, now=self.clock(), permanent=permanent) and handler:
                     handler.on_exhausted(ctx, session, error)
             return ctx.job_id
         with unit_of_work(self.factory) as session:

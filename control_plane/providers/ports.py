@@ -48,14 +48,44 @@ class ModelSlot:
     kind: str  # serverless | pooled | dedicated
 
 
+class ArtifactIntegrityError(ProviderError):
+    """A model artifact's bytes do not match the sha256 recorded in the registry."""
+
+
+@dataclass(frozen=True)
+class HostedModel:
+    tenant_id: str
+    version_id: str
+    artifact_key: str  # object-store key of the artifact
+    sha256: str
+
+
 @runtime_checkable
 class ModelHost(Protocol):
+    """Hosts tenants' model versions (multi-model-endpoint semantics) and their traffic weights.
+
+    Weights are basis points (0..10_000) per version id and sum to 10_000 when set.
+    """
+
     def ensure_slot(self, tenant_id: str, kind: str) -> bool:
         """Reserve the tenant's hosting slot; True when it was created now."""
         ...
 
     def slots(self, tenant_id: str) -> list[ModelSlot]: ...
     def delete_tenant(self, tenant_id: str) -> int: ...
+
+    def deploy(self, model: HostedModel) -> None:
+        """Make a version invocable (loaded lazily on first use; idempotent)."""
+        ...
+
+    def undeploy(self, tenant_id: str, version_id: str) -> None: ...
+    def deployed(self, tenant_id: str) -> list[HostedModel]: ...
+    def set_weights(self, tenant_id: str, weights: Mapping[str, int]) -> None: ...
+    def weights(self, tenant_id: str) -> dict[str, int]: ...
+
+    def invoke(self, tenant_id: str, version_id: str, rows: Sequence[Sequence[float]]) -> list[float]:
+        """Scores for feature rows; raises ``ArtifactIntegrityError`` on a tampered artifact."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,3 +151,49 @@ class Provisioner(Protocol):
 
     def destroy(self, spec: TenantSpec) -> list[str]: ...
     def list_resources(self, tenant_id: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class RollbackRecord:
+    tenant_id: str
+    rollback_id: str
+    at: str  # ISO-8601 UTC
+    reason: str
+    evidence: Mapping[str, Any]
+    weights_after: Mapping[str, int]
+
+
+@runtime_checkable
+class RollbackLog(Protocol):
+    def append(self, record: RollbackRecord) -> bool:
+        """Store once; False when this rollback id was already recorded."""
+        ...
+
+    def list(self, tenant_id: str, limit: int = 50) -> list[RollbackRecord]: ...
+    def purge_tenant(self, tenant_id: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Notification:
+    title: str
+    text: str
+    severity: str  # info | warning | critical
+    facts: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    channel: str  # slack | teams
+    url: str
+    ok: bool
+    status: int | None
+    attempts: int
+    error: str | None = None
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    def send(self, contacts: Mapping[str, Any], note: Notification) -> list[DeliveryResult]:
+        """Deliver to every webhook in ``contacts``; never raises for a failed delivery."""
+        ...
