@@ -13,11 +13,17 @@ from fastapi.responses import PlainTextResponse
 from control_plane.audit.router import router as audit_router
 from control_plane.auth.router import router as keys_router
 from control_plane.container import Container, build_container
+from control_plane.datasets.router import router as datasets_router
 from control_plane.http import BodySizeLimit, install_error_handlers
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
+from control_plane.registry.router import router as models_router
+from control_plane.review.router import router as review_router
+from control_plane.scoring.router import router as scoring_router
 from control_plane.settings import AppSettings
 from control_plane.tenants.router import router as tenants_router
+from control_plane.training.router import router as training_router
+from control_plane.web.router import router as console_router
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         c = container or build_container(settings)
         app.state.container = c
         worker = c.extras.get("worker") or build_worker(c)
+        c.scoring.serving.load_all()
+        c.scoring.drainer.start()
         thread = None
         if settings.run_worker_in_process:
             thread = threading.Thread(
@@ -57,6 +65,7 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
             worker.wake.set()
             if thread is not None:
                 thread.join(timeout=10)
+            c.scoring.drainer.stop()
             if container is None:
                 c.engine.dispose()
 
@@ -75,7 +84,18 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         upload_max_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
-    for router in (tenants_router, keys_router, audit_router, jobs_router):
+    for router in (
+        tenants_router,
+        keys_router,
+        audit_router,
+        jobs_router,
+        datasets_router,
+        models_router,
+        training_router,
+        scoring_router,
+        review_router,
+        console_router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,9 @@ from control_plane.db import make_engine, make_session_factory
 from control_plane.providers.registry import Providers, build_providers
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
+
+if TYPE_CHECKING:
+    from control_plane.scoring.runtime import ScoringRuntime
 
 
 class TenantDataPurger(Protocol):
@@ -39,6 +42,7 @@ class Container:
     on_enqueue: Callable[[], None] = lambda: None
     extras: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    scoring: ScoringRuntime = field(init=False)
 
     def template(self, tier: str) -> dict[str, Any]:
         return self.templates[tier]
@@ -72,4 +76,10 @@ def build_container(settings: AppSettings) -> Container:
     from control_plane.tenants.purgers import default_purgers
 
     container.purgers.extend(default_purgers(container))
+    from control_plane.scoring.runtime import build_scoring
+
+    container.scoring = build_scoring(container)
+    from control_plane.review.subscribers import register_review_subscribers
+
+    register_review_subscribers(container)
     return container

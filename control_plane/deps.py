@@ -14,7 +14,7 @@ from control_plane.container import Container
 from control_plane.errors import Forbidden, Unauthenticated
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -41,7 +41,7 @@ _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bea
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_principal(
+async def get_principal(
     container: ContainerDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],

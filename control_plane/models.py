@@ -2,9 +2,25 @@
 
 from control_plane.audit.orm import AuditEvent
 from control_plane.auth.orm import ApiKey
+from control_plane.datasets.orm import Dataset
 from control_plane.jobs.orm import Job
 from control_plane.orm_base import Base
 from control_plane.providers.local.flagged_store import FlaggedTransactionRow
+from control_plane.registry.orm import ModelVersion
+from control_plane.review.orm import LabelOutboxRow, ReviewItem
+from control_plane.scoring.orm import ScoringConfig
 from control_plane.tenants.orm import Tenant
 
-__all__ = ["ApiKey", "AuditEvent", "Base", "FlaggedTransactionRow", "Job", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Dataset",
+    "FlaggedTransactionRow",
+    "Job",
+    "LabelOutboxRow",
+    "ModelVersion",
+    "ReviewItem",
+    "ScoringConfig",
+    "Tenant",
+]

@@ -38,6 +38,8 @@ class AppSettings(BaseSettings):
     job_lease_s: float = 60.0
     job_max_attempts: int = 5
     key_cache_ttl_s: float = 30.0
+    model_cache_size: int = 64
+    spool_dir_name: str = "spool"
     card_hash_key: str = "dev-only-card-hash-key"
 
     @cached_property

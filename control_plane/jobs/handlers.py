@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from control_plane.jobs.worker import JobHandler
+from control_plane.scoring.batch import BATCH_JOB, BatchScoring
 from control_plane.tenants.jobs import OffboardTenant, ProvisionTenant
 from control_plane.tenants.service import OFFBOARD_JOB, PROVISION_JOB
+from control_plane.training.service import TRAINING_JOB, TrainingRun
 
 
 def job_handlers() -> Mapping[str, JobHandler]:
-    return {PROVISION_JOB: ProvisionTenant(), OFFBOARD_JOB: OffboardTenant()}
+    return {
+        PROVISION_JOB: ProvisionTenant(),
+        OFFBOARD_JOB: OffboardTenant(),
+        TRAINING_JOB: TrainingRun(),
+        BATCH_JOB: BatchScoring(),
+    }

@@ -41,6 +41,17 @@ class FeatureCache(Protocol):
     def purge_tenant(self, tenant_id: str) -> int: ...
     def ping(self) -> bool: ...
 
+    def claim_and_read(
+        self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None]]:
+        """In one round trip: set ``claim_key`` to ``marker`` unless it exists, and read ``read_keys``.
+
+        Returns the value ``claim_key`` already had (None when this call claimed it) and the values.
+        """
+        ...
+
+    def delete_many(self, tenant_id: str, keys: Sequence[str]) -> None: ...
+
 
 @dataclass(frozen=True)
 class ModelSlot:
@@ -85,6 +96,12 @@ class ModelHost(Protocol):
 
     def invoke(self, tenant_id: str, version_id: str, rows: Sequence[Sequence[float]]) -> list[float]:
         """Scores for feature rows; raises ``ArtifactIntegrityError`` on a tampered artifact."""
+        ...
+
+    def explain(
+        self, tenant_id: str, version_id: str, row: Sequence[float], top_k: int
+    ) -> list[dict[str, Any]]:
+        """Reason codes (feature contributions) for one row; [] where the host cannot explain."""
         ...
 
 

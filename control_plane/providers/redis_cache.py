@@ -72,6 +72,31 @@ class RedisFeatureCache:
             raise ProviderError(f"redis: {exc}") from exc
         return removed
 
+    def claim_and_read(
+        self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None]]:
+        full = self._k(tenant_id, claim_key)
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(full, marker, nx=True, ex=ttl_s)
+            pipe.get(full)
+            if read_keys:
+                pipe.mget([self._k(tenant_id, k) for k in read_keys])
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise ProviderError(f"redis: {exc}") from exc
+        claimed = bool(replies[0])
+        values = list(replies[2]) if read_keys else []
+        return (None if claimed else replies[1]), values
+
+    def delete_many(self, tenant_id: str, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        try:
+            self._client.delete(*[self._k(tenant_id, k) for k in keys])
+        except redis.RedisError as exc:
+            raise ProviderError(f"redis: {exc}") from exc
+
     def ping(self) -> bool:
         try:
             return bool(self._client.ping())

@@ -38,7 +38,10 @@ class Providers:
 def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:
     """The adapters selected by ``FRAUDRAIL_PROVIDER`` and the cache / bus settings."""
     if settings.provider != "local":
-        raise NotImplementedError("the aws provider is selected in control_plane.providers.aws")
+        from control_plane.providers.aws import build_aws_providers
+        from control_plane.settings import AwsSettings
+
+        return build_aws_providers(settings, AwsSettings(), factory)
     cache: FeatureCache
     if settings.cache_backend == "redis":
         from control_plane.providers.redis_cache import RedisFeatureCache
@@ -47,7 +50,7 @@ def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Pr
     else:
         cache = MemoryFeatureCache()
     store = LocalObjectStore(settings.home / "objects")
-    host = LocalModelHost()
+    host = LocalModelHost(store, capacity=settings.model_cache_size)
     return Providers(
         object_store=store,
         feature_cache=cache,

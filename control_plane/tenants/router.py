@@ -12,6 +12,7 @@ from control_plane.auth.service import authorize
 from control_plane.deps import ContainerDep, PlatformAdminDep, PrincipalDep, SessionDep
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
+from control_plane.registry.service import SERVING_TOPIC
 from control_plane.tenants import repository, service
 from control_plane.tenants.lifecycle import SuspensionReason
 from control_plane.tenants.orm import Tenant
@@ -92,17 +93,22 @@ def get_tenant(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> 
 
 @router.post("/{tenant_id}/suspend", response_model=TenantOut)
 def suspend_tenant(
-    tenant_id: str, body: SuspendRequest, session: SessionDep, admin: PlatformAdminDep
+    tenant_id: str, body: SuspendRequest, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep
 ) -> TenantOut:
     tenant = service.suspend(
         session, tenant_id, SuspensionReason(body.reason), actor=admin.actor, note=body.note
     )
+    session.commit()
+    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "suspended"})
     return tenant_out(tenant)
 
 
 @router.post("/{tenant_id}/resume", response_model=TenantOut)
-def resume_tenant(tenant_id: str, session: SessionDep, admin: PlatformAdminDep) -> TenantOut:
-    return tenant_out(service.resume(session, tenant_id, actor=admin.actor))
+def resume_tenant(tenant_id: str, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep) -> TenantOut:
+    tenant = service.resume(session, tenant_id, actor=admin.actor)
+    session.commit()
+    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "resumed"})
+    return tenant_out(tenant)
 
 
 @router.post("/{tenant_id}/retry", status_code=status.HTTP_202_ACCEPTED)

@@ -46,3 +46,25 @@ class MemoryFeatureCache:
 
     def ping(self) -> bool:
         return True
+
+    def claim_and_read(
+        self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None]]:
+        now = time.monotonic()
+        with self._lock:
+            space = self._data.setdefault(tenant_id, {})
+            held = space.get(claim_key)
+            existing = None if held is None or (held[1] is not None and held[1] < now) else held[0]
+            if existing is None:
+                space[claim_key] = (marker, now + ttl_s)
+            values: list[bytes | None] = []
+            for key in read_keys:
+                item = space.get(key)
+                values.append(None if item is None or (item[1] is not None and item[1] < now) else item[0])
+            return existing, values
+
+    def delete_many(self, tenant_id: str, keys: Sequence[str]) -> None:
+        with self._lock:
+            space = self._data.get(tenant_id, {})
+            for key in keys:
+                space.pop(key, None)

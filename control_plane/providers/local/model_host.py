@@ -1,17 +1,43 @@
-"""In-process model host: tenant slots (models are added by the scoring issue)."""
+"""In-process model host with multi-model-endpoint semantics.
+
+Versions are registered (``deploy``) cheaply and loaded on first use into an LRU of scorers;
+the least recently used is evicted beyond ``capacity``. Every load re-reads the artifact and
+verifies its SHA-256, so a tampered artifact refuses to load.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from control_plane.providers.ports import ModelSlot
+import numpy as np
+
+from control_plane.providers.ports import (
+    ArtifactIntegrityError,
+    HostedModel,
+    ModelSlot,
+    ObjectStore,
+    ProviderError,
+)
+from fraud_model.scoring import Scorer
+from fraud_model.training import ArtifactIntegrityError as ModelIntegrityError
 
 
 class LocalModelHost:
-    def __init__(self) -> None:
+    def __init__(self, store: ObjectStore, capacity: int = 64) -> None:
+        self._store = store
+        self.capacity = capacity
         self._lock = threading.Lock()
         self._slots: dict[str, ModelSlot] = {}
+        self._models: dict[str, dict[str, HostedModel]] = {}
+        self._weights: dict[str, dict[str, int]] = {}
+        self._loaded: OrderedDict[tuple[str, str], Scorer] = OrderedDict()
+        self.loads = 0
+        self.evictions = 0
 
+    # slots -------------------------------------------------------------------------------
     def ensure_slot(self, tenant_id: str, kind: str) -> bool:
         with self._lock:
             if tenant_id in self._slots:
@@ -26,4 +52,89 @@ class LocalModelHost:
 
     def delete_tenant(self, tenant_id: str) -> int:
         with self._lock:
-            return 1 if self._slots.pop(tenant_id, None) else 0
+            removed = 1 if self._slots.pop(tenant_id, None) else 0
+            removed += len(self._models.pop(tenant_id, {}))
+            self._weights.pop(tenant_id, None)
+            for key in [k for k in self._loaded if k[0] == tenant_id]:
+                del self._loaded[key]
+            return removed
+
+    # versions and weights ------------------------------------------------------------------
+    def deploy(self, model: HostedModel) -> None:
+        with self._lock:
+            self._models.setdefault(model.tenant_id, {})[model.version_id] = model
+
+    def undeploy(self, tenant_id: str, version_id: str) -> None:
+        with self._lock:
+            self._models.get(tenant_id, {}).pop(version_id, None)
+            self._loaded.pop((tenant_id, version_id), None)
+            weights = self._weights.get(tenant_id)
+            if weights:
+                weights.pop(version_id, None)
+
+    def deployed(self, tenant_id: str) -> list[HostedModel]:
+        with self._lock:
+            return sorted(self._models.get(tenant_id, {}).values(), key=lambda m: m.version_id)
+
+    def set_weights(self, tenant_id: str, weights: Mapping[str, int]) -> None:
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) != 10_000:
+            raise ValueError(
+                f"weights must be non-negative basis points summing to 10000, got {dict(weights)}"
+            )
+        with self._lock:
+            known = self._models.get(tenant_id, {})
+            missing = [v for v in weights if v not in known]
+            if missing:
+                raise ProviderError(f"versions not deployed for {tenant_id}: {missing}")
+            self._weights[tenant_id] = dict(weights)
+
+    def weights(self, tenant_id: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._weights.get(tenant_id, {}))
+
+    # scoring -----------------------------------------------------------------------------------
+    def scorer(self, tenant_id: str, version_id: str) -> Scorer:
+        """The loaded scorer (loading and verifying it on first use; LRU eviction)."""
+        key = (tenant_id, version_id)
+        with self._lock:
+            hit = self._loaded.get(key)
+            if hit is not None:
+                self._loaded.move_to_end(key)
+                return hit
+            model = self._models.get(tenant_id, {}).get(version_id)
+        if model is None:
+            raise ProviderError(f"model {version_id} is not deployed for {tenant_id}")
+        try:
+            artifact = self._store.get(model.artifact_key)
+        except KeyError as exc:
+            raise ArtifactIntegrityError(f"artifact {model.artifact_key} is missing") from exc
+        try:
+            scorer = Scorer.from_bytes(artifact, expected_sha256=model.sha256)
+        except ModelIntegrityError as exc:
+            raise ArtifactIntegrityError(
+                f"artifact of {version_id} fails its integrity check (sha256 differs from the registry): "
+                "refusing to load"
+            ) from exc
+        with self._lock:
+            self._loaded[key] = scorer
+            self._loaded.move_to_end(key)
+            self.loads += 1
+            while len(self._loaded) > self.capacity:
+                self._loaded.popitem(last=False)
+                self.evictions += 1
+        return scorer
+
+    def loaded(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._loaded)
+
+    def invoke(self, tenant_id: str, version_id: str, rows: Sequence[Sequence[float]]) -> list[float]:
+        scorer = self.scorer(tenant_id, version_id)
+        if len(rows) == 1:
+            return [scorer.score_one(rows[0])]
+        return [float(x) for x in scorer.score_batch(np.asarray(rows, dtype=np.float32))]
+
+    def explain(
+        self, tenant_id: str, version_id: str, row: Sequence[float], top_k: int
+    ) -> list[dict[str, Any]]:
+        return self.scorer(tenant_id, version_id).reasons(row, top_k)

@@ -72,3 +72,16 @@ def check_event_bus(
     deliver()
     assert seen == [("alarms", {"tenant_id": "ten_a", "n": 1})]
     return seen
+
+
+def check_claim_and_read(cache: FeatureCache) -> None:
+    """The idempotency primitive: the first caller claims, later callers see the holder's value."""
+    t = f"ten_{uuid.uuid4().hex}"
+    cache.set_many(t, {"card:1": b"state-c", "term:1": b"state-t"})
+    existing, values = cache.claim_and_read(t, "idem:tx1", b"pending:h1", 60, ["card:1", "term:1", "card:2"])
+    assert existing is None and values == [b"state-c", b"state-t", None]
+    again, _ = cache.claim_and_read(t, "idem:tx1", b"pending:h2", 60, ["card:1"])
+    assert again == b"pending:h1"
+    cache.delete_many(t, ["idem:tx1"])
+    third, _ = cache.claim_and_read(t, "idem:tx1", b"pending:h3", 60, [])
+    assert third is None

@@ -18,12 +18,14 @@ from tests.control_plane.providers import contracts
 
 def test_memory_cache_contract() -> None:
     contracts.check_feature_cache(MemoryFeatureCache())
+    contracts.check_claim_and_read(MemoryFeatureCache())
 
 
 def test_redis_cache_contract(redis_url: str) -> None:
     cache = RedisFeatureCache(redis_url, timeout_ms=200)
     try:
         contracts.check_feature_cache(cache)
+        contracts.check_claim_and_read(cache)
     finally:
         cache.client.flushdb()
 

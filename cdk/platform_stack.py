@@ -1,0 +1,376 @@
+"""The shared platform: key, alarm topic and rollback Lambda, tables, cache, pooled endpoint, dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk import iam_statements
+from cdk.config import (
+    DASHBOARDS_DIR,
+    DEFAULT_COST_CENTER,
+    LAMBDAS_DIR,
+    TAG_COST_CENTER,
+    TAG_TENANT_ID,
+    TAG_TIER,
+    PlatformNames,
+)
+from cdk.network import isolated_vpc
+
+PLATFORM_TIER = "platform"
+PLATFORM_TENANT = "shared"
+ROLLBACK_HANDLER = "rollback.handler.handle"
+CLOUDWATCH_DASHBOARD_FILE = DASHBOARDS_DIR / "cloudwatch" / "platform.json"
+TENANTS_PREFIX = "tenants/"
+
+
+class PlatformStack(Stack):
+    """Resources every tenant shares; tenant stacks find them by the names in ``PlatformNames``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: PlatformNames | None = None,
+        cost_center: str = DEFAULT_COST_CENTER,
+        cache_node_type: str = "cache.t4g.small",
+        pooled_instance_type: str = "ml.m5.large",
+        notification_secret_arn: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.names = names or PlatformNames()
+        Tags.of(self).add(TAG_TENANT_ID, PLATFORM_TENANT)
+        Tags.of(self).add(TAG_TIER, PLATFORM_TIER)
+        Tags.of(self).add(TAG_COST_CENTER, cost_center)
+
+        self.key = self._key()
+        self.bucket = self._bucket()
+        self.alarm_topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=self.names.alarm_topic_name,
+            display_name="Fraudrail alarms",
+            master_key=self.key,
+        )
+        self.flagged_table = self._flagged_table()
+        self.rollback_table = self._rollback_table()
+        self.rollback_function = self._rollback_function(notification_secret_arn)
+        self.alarm_topic.add_subscription(subscriptions.LambdaSubscription(self.rollback_function))
+        self.vpc = isolated_vpc(self, "Vpc")
+        self.cache, self.cache_auth_secret = self._cache(cache_node_type)
+        self.pooled_endpoint = self._pooled_endpoint(pooled_instance_type)
+        self.dashboard = cloudwatch.CfnDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=self.names.dashboard_name,
+            dashboard_body=Fn.sub(CLOUDWATCH_DASHBOARD_FILE.read_text(encoding="utf-8")),
+        )
+        self._outputs()
+
+    def _key(self) -> kms.Key:
+        key = kms.Key(
+            self,
+            "PlatformKey",
+            alias=self.names.key_alias,
+            description="Fraudrail platform data: bucket, tables, topic, cache, endpoints",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch alarms publish to the KMS-encrypted topic; a key policy's "*" means this key.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        return key
+
+    def _bucket(self) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            "PlatformBucket",
+            bucket_name=self.names.bucket_name(self.account, self.region),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="logs-to-glacier",
+                    prefix="logs/",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(30)
+                        )
+                    ],
+                )
+            ],
+        )
+
+    def _flagged_table(self) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            "FlaggedTransactions",
+            table_name=self.names.flagged_table_name,
+            partition_key=dynamodb.Attribute(name="tenant_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="flagged_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # "<tenant_id>#<status>" keeps the review queue tenant-scoped; score sorts it.
+        table.add_global_secondary_index(
+            index_name="status-score-index",
+            partition_key=dynamodb.Attribute(name="tenant_status", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="score", type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table
+
+    def _rollback_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "RollbackLog",
+            table_name=self.names.rollback_table_name,
+            partition_key=dynamodb.Attribute(name="tenant_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="rollback_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _rollback_function(self, notification_secret_arn: str | None) -> lambda_.Function:
+        function_name = self.names.rollback_function_name
+        log_group = logs.LogGroup(
+            self,
+            "RollbackLogGroup",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        dead_letters = sqs.Queue(
+            self,
+            "RollbackDeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # An explicit role: the default one would attach AWSLambdaBasicExecutionRole (logs on "*").
+        role = iam.Role(
+            self,
+            "RollbackRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Rollback Lambda: shift endpoint weights to stable, log and notify",
+        )
+        endpoint_arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/fraudrail-*"
+        statements = [
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            ),
+            # Tenant endpoints come and go with tenant stacks; all are named fraudrail-<tenant>.
+            iam.PolicyStatement(
+                sid="ShiftEndpointWeights",
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+                resources=[endpoint_arn],
+            ),
+            iam.PolicyStatement(
+                sid="RecordRollbacks",
+                actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                resources=[self.rollback_table.table_arn],
+            ),
+            iam_statements.use_key_by_arn([self.key.key_arn], write=True),
+            iam_statements.put_metrics([self.names.metrics_namespace]),
+        ]
+        if notification_secret_arn:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadNotificationWebhooks",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[notification_secret_arn],
+                )
+            )
+        for statement in statements:
+            role.add_to_policy(statement)
+        environment = {
+            "FRAUDRAIL_AWS_REGION": self.region,
+            "FRAUDRAIL_AWS_ROLLBACK_TABLE": self.rollback_table.table_name,
+            "FRAUDRAIL_AWS_FLAGGED_TABLE": self.flagged_table.table_name,
+            "FRAUDRAIL_AWS_ALARM_TOPIC_ARN": self.alarm_topic.topic_arn,
+            "FRAUDRAIL_METRICS_NAMESPACE": self.names.metrics_namespace,
+        }
+        if notification_secret_arn:
+            environment["FRAUDRAIL_NOTIFICATION_SECRET_ARN"] = notification_secret_arn
+        function = lambda_.Function(
+            self,
+            "RollbackFunction",
+            function_name=function_name,
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            handler=ROLLBACK_HANDLER,
+            code=lambda_.Code.from_asset(
+                str(LAMBDAS_DIR), exclude=["**/__pycache__", "**/*.pyc", "**/tests", "**/.pytest_cache"]
+            ),
+            role=role,
+            log_group=log_group,
+            timeout=Duration.seconds(30),
+            memory_size=256,
+            environment=environment,
+            environment_encryption=self.key,
+            dead_letter_queue=dead_letters,
+            retry_attempts=2,
+        )
+        return function
+
+    def _cache(self, node_type: str) -> tuple[elasticache.CfnReplicationGroup, secretsmanager.Secret]:
+        security_group = ec2.SecurityGroup(
+            self,
+            "CacheSecurityGroup",
+            vpc=self.vpc,
+            description="Fraudrail feature cache: Redis from inside the VPC only",
+            allow_all_outbound=False,
+        )
+        security_group.add_ingress_rule(
+            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(6379), "Redis from the VPC"
+        )
+        subnet_group = elasticache.CfnSubnetGroup(
+            self,
+            "CacheSubnetGroup",
+            description="Fraudrail feature cache (isolated subnets)",
+            subnet_ids=[subnet.subnet_id for subnet in self.vpc.isolated_subnets],
+        )
+        auth_secret = secretsmanager.Secret(
+            self,
+            "CacheAuthToken",
+            description="Redis AUTH token of the Fraudrail feature cache",
+            encryption_key=self.key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=64
+            ),
+        )
+        cache = elasticache.CfnReplicationGroup(
+            self,
+            "FeatureCache",
+            replication_group_description="Fraudrail online features (velocity counters)",
+            engine="redis",
+            engine_version="7.1",
+            cache_node_type=node_type,
+            num_cache_clusters=2,
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            at_rest_encryption_enabled=True,
+            kms_key_id=self.key.key_arn,
+            transit_encryption_enabled=True,
+            auth_token=auth_secret.secret_value.unsafe_unwrap(),
+            cache_subnet_group_name=subnet_group.ref,
+            security_group_ids=[security_group.security_group_id],
+            port=6379,
+            snapshot_retention_limit=1,
+        )
+        return cache, auth_secret
+
+    def _pooled_endpoint(self, instance_type: str) -> sagemaker.CfnEndpoint:
+        endpoint_name = self.names.pooled_endpoint_name
+        role = iam.Role(
+            self,
+            "PooledModelRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Pooled multi-model endpoint: read tenants/*, pull the image, write logs",
+        )
+        for statement in iam_statements.sagemaker_hosting_statements(
+            self,
+            bucket_name=self.bucket.bucket_name,
+            prefix=TENANTS_PREFIX,
+            repository_name=self.names.image_repository,
+            endpoint_name=endpoint_name,
+        ):
+            role.add_to_policy(statement)
+        role.add_to_policy(iam_statements.use_key_by_arn([self.key.key_arn]))
+        image = (
+            f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}/"
+            f"{self.names.image_repository}:{self.names.image_tag}"
+        )
+        model = sagemaker.CfnModel(
+            self,
+            "PooledModel",
+            execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image,
+                mode="MultiModel",
+                model_data_url=f"s3://{self.bucket.bucket_name}/{TENANTS_PREFIX}",
+                multi_model_config=sagemaker.CfnModel.MultiModelConfigProperty(model_cache_setting="Enabled"),
+            ),
+        )
+        # The role's policy must exist before SageMaker validates access to the artifacts.
+        model.node.add_dependency(role)
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "PooledEndpointConfig",
+            kms_key_id=self.key.key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name="pooled",
+                    model_name=model.attr_model_name,
+                    initial_instance_count=2,
+                    instance_type=instance_type,
+                    initial_variant_weight=1,
+                )
+            ],
+        )
+        return sagemaker.CfnEndpoint(
+            self,
+            "PooledEndpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
+        )
+
+    def _outputs(self) -> None:
+        outputs = {
+            "PlatformBucketName": self.bucket.bucket_name,
+            "PlatformKeyArn": self.key.key_arn,
+            "AlarmTopicArn": self.alarm_topic.topic_arn,
+            "FlaggedTableName": self.flagged_table.table_name,
+            "RollbackTableName": self.rollback_table.table_name,
+            "RollbackFunctionName": self.rollback_function.function_name,
+            # GetAtt, not the literal: emulators that ignore EndpointName still report the truth.
+            "PooledEndpointName": self.pooled_endpoint.attr_endpoint_name,
+            "CachePrimaryEndpoint": self.cache.attr_primary_end_point_address,
+            "CacheAuthSecretArn": self.cache_auth_secret.secret_arn,
+            "DashboardName": self.names.dashboard_name,
+        }
+        for output_id, value in outputs.items():
+            CfnOutput(self, output_id, value=value)

@@ -1,0 +1,405 @@
+"""The premium silo: the tenant's own key, bucket, Studio domain, canary endpoint, alarms and budget."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_budgets as budgets
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk import iam_statements
+from cdk.config import PlatformNames, TenantStackError, sagemaker_slug, tenant_endpoint_name
+from cdk.network import isolated_vpc
+
+STABLE_VARIANT = "stable"
+CANARY_VARIANT = "canary"
+BUDGET_THRESHOLDS_PERCENT = (80, 100)
+MODELS_PREFIX = "models/"
+
+
+class PremiumSilo(Construct):
+    """Everything a premium tenant owns alone; ``outputs`` are the names the control plane needs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tenant_id: str,
+        tier_template: Mapping[str, Any],
+        names: PlatformNames,
+        instance_type: str,
+        budget_amount: Decimal,
+        budget_currency: str,
+        contacts_email: str,
+        vpc_id: str | None,
+        subnet_ids: Sequence[str] | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.stack = Stack.of(self)
+        self.tenant_id = tenant_id
+        self.slug = sagemaker_slug(tenant_id)
+        self.names = names
+        self.endpoint_name = tenant_endpoint_name(tenant_id)
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=f"alias/fraudrail-{self.slug}",
+            description=f"Fraudrail premium tenant {tenant_id}: bucket, endpoint volumes, Studio EFS",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="logs-to-glacier",
+                    prefix="logs/",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(30)
+                        )
+                    ],
+                )
+            ],
+        )
+        self.model_role = self._model_role()
+        self.endpoint = self._endpoint(instance_type)
+        self._canary_alarms(tier_template)
+        vpc_id, subnet_ids = self._network(vpc_id, subnet_ids)
+        self.domain, self.user_profile = self._studio(vpc_id, subnet_ids)
+        self.budget_name = f"fraudrail-{tenant_id}"
+        self._budget(budget_amount, budget_currency, contacts_email)
+
+        self.outputs: dict[str, str] = {
+            "BucketName": self.bucket.bucket_name,
+            "ModelPrefix": MODELS_PREFIX,
+            "KmsKeyArn": self.key.key_arn,
+            "EndpointName": self.endpoint.attr_endpoint_name,
+            "VariantNames": f"{STABLE_VARIANT},{CANARY_VARIANT}",
+            "StableVariantName": STABLE_VARIANT,
+            "CanaryVariantName": CANARY_VARIANT,
+            "ModelRoleArn": self.model_role.role_arn,
+            "StudioDomainId": self.domain.attr_domain_id,
+            "StudioUserProfileName": str(self.user_profile.user_profile_name),
+            "BudgetName": self.budget_name,
+        }
+
+    def _model_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "ModelRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Endpoint of premium tenant {self.tenant_id}: its own bucket's models only",
+        )
+        for statement in iam_statements.sagemaker_hosting_statements(
+            self.stack,
+            bucket_name=self.bucket.bucket_name,
+            prefix=MODELS_PREFIX,
+            repository_name=self.names.image_repository,
+            endpoint_name=self.endpoint_name,
+        ):
+            role.add_to_policy(statement)
+        role.add_to_policy(iam_statements.use_key_by_arn([self.key.key_arn]))
+        return role
+
+    def _image_uri(self) -> str:
+        stack = self.stack
+        return (
+            f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}/"
+            f"{self.names.image_repository}:{self.names.image_tag}"
+        )
+
+    def _endpoint(self, instance_type: str) -> sagemaker.CfnEndpoint:
+        variants = []
+        for variant_name, weight in ((STABLE_VARIANT, 1), (CANARY_VARIANT, 0)):
+            model = sagemaker.CfnModel(
+                self,
+                f"{variant_name.capitalize()}Model",
+                execution_role_arn=self.model_role.role_arn,
+                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=self._image_uri(),
+                    model_data_url=(
+                        f"s3://{self.bucket.bucket_name}/{MODELS_PREFIX}{variant_name}/model.tar.gz"
+                    ),
+                ),
+            )
+            model.node.add_dependency(self.model_role)
+            variants.append(
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=variant_name,
+                    model_name=model.attr_model_name,
+                    instance_type=instance_type,
+                    initial_instance_count=1,
+                    initial_variant_weight=weight,
+                )
+            )
+        # m5 / c5 instances have no local NVMe storage, so SageMaker accepts a KmsKeyId for them.
+        config = sagemaker.CfnEndpointConfig(
+            self, "EndpointConfig", kms_key_id=self.key.key_arn, production_variants=variants
+        )
+        return sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
+        )
+
+    def _canary_alarms(self, tier_template: Mapping[str, Any]) -> None:
+        """Alarms on the canary variant that publish to the platform topic (and so the rollback Lambda)."""
+        stack = self.stack
+        topic = sns.Topic.from_topic_arn(
+            self,
+            "PlatformAlarmTopic",
+            f"arn:{stack.partition}:sns:{stack.region}:{stack.account}:{self.names.alarm_topic_name}",
+        )
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": CANARY_VARIANT}
+        latency_slo_ms = int((tier_template.get("slo") or {}).get("latency_p95_ms", 200))
+        description = f"tenant_id={self.tenant_id} endpoint={self.endpoint_name} variant={CANARY_VARIANT}"
+        alarms = [
+            cloudwatch.Alarm(
+                self,
+                "CanaryErrorsAlarm",
+                alarm_name=f"fraudrail-{self.slug}-canary-5xx",
+                alarm_description=description,
+                metric=cloudwatch.Metric(
+                    namespace="AWS/SageMaker",
+                    metric_name="Invocation5XXErrors",
+                    dimensions_map=dimensions,
+                    statistic="Sum",
+                    period=Duration.minutes(1),
+                ),
+                threshold=5,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "CanaryLatencyAlarm",
+                alarm_name=f"fraudrail-{self.slug}-canary-latency",
+                alarm_description=description,
+                # ModelLatency is reported in microseconds.
+                metric=cloudwatch.Metric(
+                    namespace="AWS/SageMaker",
+                    metric_name="ModelLatency",
+                    dimensions_map=dimensions,
+                    statistic="p95",
+                    period=Duration.minutes(1),
+                ),
+                threshold=latency_slo_ms * 1000,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        for alarm in alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    def _network(self, vpc_id: str | None, subnet_ids: Sequence[str] | None) -> tuple[str, list[str]]:
+        """The given VPC, or an isolated one with the endpoints a VpcOnly Studio domain needs."""
+        if vpc_id and subnet_ids:
+            return vpc_id, list(subnet_ids)
+        if vpc_id or subnet_ids:
+            raise TenantStackError("give both vpc_id and subnet_ids, or neither")
+        vpc = isolated_vpc(
+            self,
+            "Vpc",
+            s3_gateway=True,
+            interface_endpoints=(
+                ("SageMakerApiEndpoint", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
+                ("SageMakerRuntimeEndpoint", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
+                ("StsEndpoint", ec2.InterfaceVpcEndpointAwsService.STS),
+                ("LogsEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+            ),
+        )
+        return vpc.vpc_id, [subnet.subnet_id for subnet in vpc.isolated_subnets]
+
+    def _studio_role(self) -> iam.Role:
+        stack = self.stack
+        arn_prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        role = iam.Role(
+            self,
+            "StudioRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Studio users of premium tenant {self.tenant_id}",
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="TenantBucketObjects",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[self.bucket.arn_for_objects("*")],
+            ),
+            iam.PolicyStatement(
+                sid="TenantBucketList",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[self.bucket.bucket_arn],
+            ),
+            iam_statements.use_key_by_arn([self.key.key_arn], write=True),
+            iam.PolicyStatement(
+                sid="TrainAndRegister",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    f"{arn_prefix}:training-job/fraudrail-{self.slug}-*",
+                    f"{arn_prefix}:model/fraudrail-{self.slug}-*",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="UseOwnEndpoint",
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
+                resources=[f"{arn_prefix}:endpoint/{self.endpoint_name}"],
+            ),
+            iam.PolicyStatement(
+                sid="PassModelRole",
+                actions=["iam:PassRole"],
+                resources=[self.model_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            *iam_statements.pull_image(stack, self.names.image_repository),
+            iam_statements.write_logs(stack, "/aws/sagemaker/studio", sid="StudioLogs"),
+            iam_statements.write_logs(stack, "/aws/sagemaker/TrainingJobs", sid="TrainingLogs"),
+            iam_statements.put_metrics(iam_statements.SAGEMAKER_METRIC_NAMESPACES),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role
+
+    def _studio(
+        self, vpc_id: str, subnet_ids: list[str]
+    ) -> tuple[sagemaker.CfnDomain, sagemaker.CfnUserProfile]:
+        security_group = ec2.CfnSecurityGroup(
+            self,
+            "StudioSecurityGroup",
+            group_description=f"Studio domain of {self.tenant_id}",
+            vpc_id=vpc_id,
+            security_group_egress=[
+                ec2.CfnSecurityGroup.EgressProperty(
+                    ip_protocol="tcp", from_port=443, to_port=443, cidr_ip="0.0.0.0/0", description="HTTPS"
+                )
+            ],
+        )
+        # Studio apps talk to each other and to the home EFS inside the group (NFS, app ports).
+        ec2.CfnSecurityGroupIngress(
+            self,
+            "StudioSelfIngress",
+            group_id=security_group.attr_group_id,
+            source_security_group_id=security_group.attr_group_id,
+            ip_protocol="tcp",
+            from_port=0,
+            to_port=65535,
+            description="Studio apps and home EFS",
+        )
+        ec2.CfnSecurityGroupEgress(
+            self,
+            "StudioSelfEgress",
+            group_id=security_group.attr_group_id,
+            destination_security_group_id=security_group.attr_group_id,
+            ip_protocol="tcp",
+            from_port=0,
+            to_port=65535,
+            description="Studio apps and home EFS",
+        )
+        role = self._studio_role()
+        domain = sagemaker.CfnDomain(
+            self,
+            "StudioDomain",
+            domain_name=f"fraudrail-{self.slug}",
+            auth_mode="IAM",
+            app_network_access_type="VpcOnly",
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            kms_key_id=self.key.key_arn,
+            default_user_settings=sagemaker.CfnDomain.UserSettingsProperty(
+                execution_role=role.role_arn,
+                security_groups=[security_group.attr_group_id],
+            ),
+        )
+        # The role's policy (a separate resource) may name the domain: the domain names only the role.
+        stack = self.stack
+        arn_prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        domain_id = domain.attr_domain_id
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StudioApps",
+                actions=[
+                    "sagemaker:CreateApp",
+                    "sagemaker:DeleteApp",
+                    "sagemaker:DescribeApp",
+                    "sagemaker:DescribeDomain",
+                    "sagemaker:DescribeUserProfile",
+                ],
+                resources=[
+                    f"{arn_prefix}:app/{domain_id}/*",
+                    f"{arn_prefix}:domain/{domain_id}",
+                    f"{arn_prefix}:user-profile/{domain_id}/*",
+                ],
+            )
+        )
+        user_profile = sagemaker.CfnUserProfile(
+            self,
+            "StudioUserProfile",
+            domain_id=domain.attr_domain_id,
+            user_profile_name=f"{self.slug}-analyst",
+            user_settings=sagemaker.CfnUserProfile.UserSettingsProperty(
+                execution_role=role.role_arn,
+                security_groups=[security_group.attr_group_id],
+            ),
+        )
+        return domain, user_profile
+
+    def _budget(self, amount: Decimal, currency: str, contacts_email: str) -> None:
+        budgets.CfnBudget(
+            self,
+            "Budget",
+            budget=budgets.CfnBudget.BudgetDataProperty(
+                budget_name=self.budget_name,
+                budget_type="COST",
+                time_unit="MONTHLY",
+                budget_limit=budgets.CfnBudget.SpendProperty(amount=float(amount), unit=currency),
+                # Needs tenant_id activated as a cost-allocation tag in the payer account.
+                cost_filters={"TagKeyValue": [f"user:tenant_id${self.tenant_id}"]},
+            ),
+            notifications_with_subscribers=[
+                budgets.CfnBudget.NotificationWithSubscribersProperty(
+                    notification=budgets.CfnBudget.NotificationProperty(
+                        notification_type="ACTUAL",
+                        comparison_operator="GREATER_THAN",
+                        threshold=threshold,
+                        threshold_type="PERCENTAGE",
+                    ),
+                    subscribers=[
+                        budgets.CfnBudget.SubscriberProperty(
+                            subscription_type="EMAIL", address=contacts_email
+                        )
+                    ],
+                )
+                for threshold in BUDGET_THRESHOLDS_PERCENT
+            ],
+        )

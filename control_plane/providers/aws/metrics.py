@@ -1,0 +1,200 @@
+"""Metrics to CloudWatch: buffered in memory, flushed with PutMetricData in batches.
+
+``CloudWatchMetrics`` is an ``InMemoryMetrics`` too, so the app's ``/metrics`` keeps rendering
+the process's own counters (``render_prometheus``) and the ``Providers.metrics`` type holds.
+Counters become one ``Count`` datum per series and flush; observations one ``StatisticValues``
+datum (count, sum, min, max). A flush never raises into the caller: failures are logged and
+the lost data counted in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from control_plane.providers.local.metrics import InMemoryMetrics
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
+
+log = logging.getLogger(__name__)
+
+_SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+_MAX_DIMENSIONS = 30
+
+
+@dataclass
+class _Stats:
+    count: int
+    total: float
+    low: float
+    high: float
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+
+
+class CloudWatchMetrics(InMemoryMetrics):
+    def __init__(
+        self,
+        client: CloudWatchClient,
+        namespace: str = "Fraudrail",
+        *,
+        batch_size: int = 500,
+        flush_threshold: int = 1_000,
+        flush_interval_s: float | None = 60.0,
+    ) -> None:
+        super().__init__()
+        if not 1 <= batch_size <= 1_000:
+            raise ValueError("batch_size must be 1..1000 (PutMetricData's limit)")
+        self._cw = client
+        self.namespace = namespace
+        self._batch_size = batch_size
+        self._flush_threshold = flush_threshold
+        self._flush_interval_s = flush_interval_s
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._counts: dict[_SeriesKey, float] = {}
+        self._stats: dict[_SeriesKey, _Stats] = {}
+        self._pending = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0  # data (one per series and flush) lost to failed flushes
+        self.sent = 0  # data (one per series and flush) accepted by CloudWatch
+        self.flushes = 0
+
+    # ------------------------------------------------------------------- record
+
+    def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
+        super().increment(name, value, **labels)
+        key = (name, tuple(sorted(labels.items())))
+        with self._buffer_lock:
+            self._counts[key] = self._counts.get(key, 0.0) + value
+            self._pending += 1
+            full = self._pending >= self._flush_threshold
+        if full:
+            self._flush_soon()
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        super().observe(name, value, **labels)
+        key = (name, tuple(sorted(labels.items())))
+        with self._buffer_lock:
+            stats = self._stats.get(key)
+            if stats is None:
+                self._stats[key] = _Stats(1, value, value, value)
+            else:
+                stats.add(value)
+            self._pending += 1
+            full = self._pending >= self._flush_threshold
+        if full:
+            self._flush_soon()
+
+    @property
+    def pending(self) -> int:
+        """Data points recorded since the last flush."""
+        with self._buffer_lock:
+            return self._pending
+
+    # -------------------------------------------------------------------- flush
+
+    def flush(self) -> int:
+        """Send what is buffered; returns the number of data sent. Never raises."""
+        with self._flush_lock:
+            with self._buffer_lock:
+                counts, stats = self._counts, self._stats
+                self._counts, self._stats, self._pending = {}, {}, 0
+            if not counts and not stats:
+                return 0
+            data = self._data(counts, stats)
+            sent = 0
+            for start in range(0, len(data), self._batch_size):
+                batch = data[start : start + self._batch_size]
+                try:
+                    self._cw.put_metric_data(Namespace=self.namespace, MetricData=batch)
+                except Exception as exc:  # never into the caller: metrics are best-effort
+                    self.dropped += len(batch)
+                    log.warning("CloudWatch PutMetricData failed (%d data dropped): %s", len(batch), exc)
+                    continue
+                sent += len(batch)
+            self.sent += sent
+            self.flushes += 1
+            return sent
+
+    def _data(
+        self, counts: dict[_SeriesKey, float], stats: dict[_SeriesKey, _Stats]
+    ) -> list[MetricDatumTypeDef]:
+        now = datetime.now(UTC)
+        data: list[MetricDatumTypeDef] = []
+        for (name, labels), value in counts.items():
+            data.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": _dimensions(labels),
+                    "Timestamp": now,
+                    "Value": float(value),
+                    "Unit": "Count",
+                }
+            )
+        for (name, labels), s in stats.items():
+            data.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": _dimensions(labels),
+                    "Timestamp": now,
+                    "StatisticValues": {
+                        "SampleCount": float(s.count),
+                        "Sum": s.total,
+                        "Minimum": s.low,
+                        "Maximum": s.high,
+                    },
+                    "Unit": "None",
+                }
+            )
+        return data
+
+    def _flush_soon(self) -> None:
+        self._ensure_thread()
+        self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None or self._stop.is_set():
+            return
+        with self._flush_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cloudwatch-metrics", daemon=True)
+                self._thread.start()
+
+    def start(self) -> None:
+        """Start the background flusher (periodic when ``flush_interval_s`` is set)."""
+        self._ensure_thread()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the flusher and send what is left (idempotent)."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+        self.flush()
+
+
+def _dimensions(labels: tuple[tuple[str, str], ...]) -> list[Any]:
+    # CloudWatch refuses empty dimension values and more than 30 dimensions.
+    dims = [{"Name": k[:255], "Value": str(v)[:1024]} for k, v in labels if k and str(v)]
+    return dims[:_MAX_DIMENSIONS]

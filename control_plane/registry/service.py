@@ -1,0 +1,168 @@
+"""Model registry: versions with lineage; approval and promotion behind the deployment policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control_plane.audit import service as audit
+from control_plane.errors import NotFound, PolicyDenied, ServiceUnavailable
+from control_plane.orm_base import utcnow
+from control_plane.providers.ports import ObjectStore
+from control_plane.registry.orm import ModelVersion
+from control_plane.registry.stages import Stage, check_stage
+from control_plane.tenants.orm import Tenant
+from fraud_model.training import sha256
+from guardrails.policy import PolicyEngine, PolicyEngineError
+
+SERVING_TOPIC = "serving.changed"
+
+
+def get(session: Session, tenant_id: str, version_id: str, *, for_update: bool = False) -> ModelVersion:
+    stmt = select(ModelVersion).where(ModelVersion.tenant_id == tenant_id, ModelVersion.id == version_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    found = session.scalar(stmt)
+    if found is None:
+        raise NotFound(f"model version {version_id} not found", field="model_id")
+    return found
+
+
+def list_for(
+    session: Session, tenant_id: str, *, stage: str | None = None, limit: int = 100
+) -> list[ModelVersion]:
+    stmt = select(ModelVersion).where(ModelVersion.tenant_id == tenant_id)
+    if stage is not None:
+        stmt = stmt.where(ModelVersion.stage == stage)
+    return list(session.scalars(stmt.order_by(ModelVersion.created_at.desc(), ModelVersion.id).limit(limit)))
+
+
+def production(session: Session, tenant_id: str) -> ModelVersion | None:
+    stmt = select(ModelVersion).where(
+        ModelVersion.tenant_id == tenant_id, ModelVersion.stage == Stage.PRODUCTION
+    )
+    return session.scalar(stmt)
+
+
+def set_stage(
+    session: Session,
+    mv: ModelVersion,
+    target: Stage,
+    *,
+    actor: str,
+    reason: str | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> None:
+    current = Stage(mv.stage)
+    check_stage(current, target)
+    mv.stage = target.value
+    mv.stage_changed_at = utcnow()
+    audit.record(
+        session,
+        tenant_id=mv.tenant_id,
+        actor=actor,
+        action=f"model.{target.value.lower()}",
+        subject=mv.id,
+        reason=reason,
+        before={"stage": current.value},
+        after={"stage": target.value},
+        evidence=evidence,
+    )
+
+
+def approve(
+    session: Session, tenant_id: str, version_id: str, *, actor: str, note: str | None
+) -> ModelVersion:
+    mv = get(session, tenant_id, version_id, for_update=True)
+    set_stage(session, mv, Stage.APPROVED, actor=actor, reason=note, evidence={"gate": mv.gate})
+    mv.approved_by = actor
+    mv.approved_at = utcnow()
+    return mv
+
+
+def verify_artifact(store: ObjectStore, mv: ModelVersion) -> bool:
+    try:
+        return sha256(store.get(mv.artifact_key)) == mv.sha256
+    except KeyError:
+        return False
+
+
+def deployment_input(
+    tenant: Tenant,
+    mv: ModelVersion,
+    *,
+    integrity: bool,
+    strategy: str,
+    emergency: bool,
+    budget_status: str = "ok",
+    error_budget_frozen: bool = False,
+    estimated_monthly: str = "0",
+    budget_headroom: str | None = None,
+) -> dict[str, Any]:
+    """The document ``policies/rego/deployment.rego`` sees."""
+    return {
+        "tenant": {
+            "status": tenant.status,
+            "budget_status": budget_status,
+            "error_budget_frozen": error_budget_frozen,
+        },
+        "candidate": {
+            "stage": mv.stage,
+            "gate_passed": bool(mv.gate.get("passed")),
+            "integrity_verified": integrity,
+        },
+        "rollout": {"strategy": strategy, "emergency": emergency},
+        "cost": {
+            "estimated_monthly": estimated_monthly,
+            "budget_headroom": budget_headroom if budget_headroom is not None else str(tenant.budget_amount),
+        },
+    }
+
+
+def check_deployment(engine: PolicyEngine, document: Mapping[str, Any]) -> None:
+    """Raise 422 with every violated rule when the deployment policy denies."""
+    try:
+        decision = engine.evaluate("fraudrail.deployment", document)
+    except PolicyEngineError as exc:
+        raise ServiceUnavailable(f"policy engine unavailable: {exc}") from exc
+    if not decision.allowed:
+        violations = [{"rule": v.rule, "field": v.field, "message": v.message} for v in decision.violations]
+        raise PolicyDenied(
+            "; ".join(v.message for v in decision.violations),
+            field=violations[0]["field"],
+            extra={"violations": violations},
+        )
+
+
+def promote(
+    session: Session,
+    engine: PolicyEngine,
+    store: ObjectStore,
+    tenant: Tenant,
+    version_id: str,
+    *,
+    actor: str,
+    policy_overrides: Mapping[str, Any] | None = None,
+) -> ModelVersion:
+    """APPROVED → PRODUCTION at full traffic (the previous PRODUCTION version is archived)."""
+    mv = get(session, tenant.id, version_id, for_update=True)
+    integrity = verify_artifact(store, mv)
+    document = deployment_input(
+        tenant, mv, integrity=integrity, strategy="direct", emergency=False, **dict(policy_overrides or {})
+    )
+    check_deployment(engine, document)
+    previous = production(session, tenant.id)
+    if previous is not None and previous.id != mv.id:
+        set_stage(session, previous, Stage.ARCHIVED, actor=actor, reason=f"replaced by {mv.id}")
+    set_stage(
+        session,
+        mv,
+        Stage.PRODUCTION,
+        actor=actor,
+        reason="promoted",
+        evidence={"policy": "fraudrail.deployment", "integrity_verified": integrity},
+    )
+    return mv

@@ -1,0 +1,80 @@
+"""Review queue tables: one item per flagged transaction, and the outbox of labels to publish."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from control_plane.orm_base import Base, UTCDateTime, utcnow
+
+
+class ReviewItem(Base):
+    """A flagged transaction waiting for (or carrying) an analyst's verdict.
+
+    ``status`` is stored as open | claimed | decided; a claim whose lease has passed counts as
+    open (see ``repository.open_condition``), so nothing has to sweep expired claims.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "flagged_id", name="uq_review_items_tenant_flagged"),
+        Index("ix_review_items_queue", "tenant_id", "status", "score"),
+        Index("ix_review_items_card", "tenant_id", "card_token", "txn_ts"),
+        Index("ix_review_items_txn_ts", "tenant_id", "txn_ts"),
+        Index("ix_review_items_created", "tenant_id", "created_at"),
+        Index("ix_review_items_decided", "tenant_id", "decided_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    flagged_id: Mapped[str] = mapped_column(String(80))
+    txn_id: Mapped[str] = mapped_column(String(80))
+    decision: Mapped[str] = mapped_column(String(20))
+    score: Mapped[float] = mapped_column(Float)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 4))
+    currency: Mapped[str] = mapped_column(String(3))
+    card_token: Mapped[str] = mapped_column(String(128))
+    terminal_id: Mapped[str] = mapped_column(String(128))
+    txn_ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    model_version: Mapped[str | None] = mapped_column(String(80), default=None)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    claimed_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    verdict: Mapped[str | None] = mapped_column(String(20), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelOutboxRow(Base):
+    """A ``label.recorded`` message written in the verdict's transaction, published after commit."""
+
+    __tablename__ = "review_label_outbox"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    # No foreign key (like the audit ledger); offboarding purges a tenant's rows with its review items.
+    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
+    review_id: Mapped[str] = mapped_column(String(40))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)

@@ -1,0 +1,165 @@
+"""Review routes (HTTP only). They act for the caller's tenant; another tenant's item is a 404."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from control_plane.auth.scopes import Principal, Scope
+from control_plane.deps import PrincipalDep, get_session
+from control_plane.errors import Forbidden
+from control_plane.orm_base import utcnow
+from control_plane.review import service
+from control_plane.review.orm import ReviewItem
+from control_plane.review.schemas import (
+    BulkVerdictOut,
+    BulkVerdictRequest,
+    ClaimRequest,
+    ReopenRequest,
+    ReviewDetailOut,
+    ReviewOut,
+    ReviewPage,
+    ReviewQuery,
+    VerdictRequest,
+)
+from control_plane.review.subscribers import RELAY_KEY
+from control_plane.review.views import detail_out, review_out
+from control_plane.tenancy import tenant_of
+
+log = logging.getLogger(__name__)
+
+READERS = {Scope.ANALYST, Scope.TENANT_ADMIN}
+CLAIMERS = {Scope.ANALYST}
+DECIDERS = {Scope.ANALYST, Scope.TENANT_ADMIN}
+ADMINS = {Scope.TENANT_ADMIN}
+
+# Committed before the response is sent (FastAPI runs request-scoped yield dependencies after it):
+# a client that reads right after a claim or verdict must see it, and a failed commit must not
+# have answered 200.
+CommittedSessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@asynccontextmanager
+async def publish_leftover_labels(app: FastAPI) -> AsyncIterator[None]:
+    """At start-up, publish labels a crashed process committed but did not get to publish."""
+    container = getattr(app.state, "container", None)
+    relay = container.extras.get(RELAY_KEY) if container is not None else None
+    if relay is not None:
+        try:
+            await run_in_threadpool(relay.publish_pending)
+        except Exception:
+            log.exception("publishing leftover labels failed; they stay in the outbox")
+    yield
+
+
+router = APIRouter(prefix="/v1/reviews", tags=["review"], lifespan=publish_leftover_labels)
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The key's scope may not do this"},
+    404: {"description": "No such review in the caller's tenant"},
+}
+
+
+def item_for(session: Session, principal: Principal, review_id: str, scopes: Iterable[Scope]) -> ReviewItem:
+    """The item in the caller's tenant: 404 before any scope check, so other tenants learn nothing."""
+    if principal.tenant_id is None:
+        raise Forbidden("this route acts for one tenant: use a key of that tenant")
+    item = service.get(session, principal.tenant_id, review_id)
+    tenant_of(principal, scopes)
+    return item
+
+
+@router.get("", response_model=ReviewPage, responses=PROBLEMS)
+def list_reviews(
+    query: Annotated[ReviewQuery, Query()], session: CommittedSessionDep, principal: PrincipalDep
+) -> ReviewPage:
+    """The queue: filter, sort by score | amount | age, and page with ``next_cursor``."""
+    tenant_id = tenant_of(principal, READERS)
+    now = utcnow()
+    page = service.list_reviews(session, tenant_id, query, now=now)
+    return ReviewPage(
+        items=[review_out(i, now) for i in page.items], next_cursor=page.next_cursor, limit=query.limit
+    )
+
+
+@router.post(
+    "/bulk-verdict",
+    response_model=BulkVerdictOut,
+    responses={**PROBLEMS, 409: {"description": "Some matched items are blocked; nothing changed"}},
+)
+def bulk_verdict(
+    body: BulkVerdictRequest, session: CommittedSessionDep, principal: PrincipalDep
+) -> BulkVerdictOut:
+    """One verdict for every matched item, all or nothing."""
+    tenant_id = tenant_of(principal, DECIDERS)
+    items = service.bulk_decide(session, tenant_id, body, principal=principal, now=utcnow())
+    return BulkVerdictOut(verdict=body.verdict, count=len(items), ids=[i.id for i in items])
+
+
+@router.get("/{review_id}", response_model=ReviewDetailOut, responses=PROBLEMS)
+def get_review(review_id: str, session: CommittedSessionDep, principal: PrincipalDep) -> ReviewDetailOut:
+    """The transaction, score, reasons, features as scored, model version and the card's history."""
+    item = item_for(session, principal, review_id, READERS)
+    return detail_out(item, service.card_history(session, item), utcnow())
+
+
+@router.post(
+    "/{review_id}/claim",
+    response_model=ReviewOut,
+    responses={**PROBLEMS, 409: {"description": "Claimed by someone else (names the holder) or decided"}},
+)
+def claim_review(
+    review_id: str,
+    session: CommittedSessionDep,
+    principal: PrincipalDep,
+    body: Annotated[ClaimRequest | None, Body()] = None,
+) -> ReviewOut:
+    """Lease the item (60 minutes unless ``minutes`` says otherwise); the holder may extend it."""
+    tenant_id = item_for(session, principal, review_id, CLAIMERS).tenant_id
+    now = utcnow()
+    minutes = (body or ClaimRequest()).minutes
+    item = service.claim(session, tenant_id, review_id, principal=principal, minutes=minutes, now=now)
+    return review_out(item, now)
+
+
+@router.post(
+    "/{review_id}/verdict",
+    response_model=ReviewOut,
+    responses={**PROBLEMS, 409: {"description": "Already decided, or no live claim of yours"}},
+)
+def record_verdict(
+    review_id: str, body: VerdictRequest, session: CommittedSessionDep, principal: PrincipalDep
+) -> ReviewOut:
+    """Final verdict from the claim's holder or a tenant-admin; fraud / legit become labels."""
+    tenant_id = item_for(session, principal, review_id, DECIDERS).tenant_id
+    now = utcnow()
+    item = service.decide(
+        session,
+        tenant_id,
+        review_id,
+        principal=principal,
+        verdict=body.verdict,
+        note=body.note,
+        now=now,
+    )
+    return review_out(item, now)
+
+
+@router.post(
+    "/{review_id}/reopen",
+    response_model=ReviewOut,
+    responses={**PROBLEMS, 409: {"description": "The review is not decided"}},
+)
+def reopen_review(
+    review_id: str, body: ReopenRequest, session: CommittedSessionDep, principal: PrincipalDep
+) -> ReviewOut:
+    """Undo a verdict (tenant-admin, with a reason): the item is open again."""
+    tenant_id = item_for(session, principal, review_id, ADMINS).tenant_id
+    now = utcnow()
+    item = service.reopen(session, tenant_id, review_id, principal=principal, reason=body.reason, now=now)
+    return review_out(item, now)

@@ -1,0 +1,192 @@
+"""Fraud-check (the hot path), scoring configuration, batch scoring, flagged transactions."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from fastapi.responses import Response
+
+from control_plane.audit import service as audit
+from control_plane.auth.scopes import Principal, Scope
+from control_plane.container import Container
+from control_plane.datasets.service import detect_format
+from control_plane.deps import ContainerDep, PrincipalDep, SessionDep, get_container, get_principal
+from control_plane.errors import InvalidInput, NotFound
+from control_plane.jobs import queue
+from control_plane.orm_base import utcnow
+from control_plane.registry.service import SERVING_TOPIC
+from control_plane.scoring.batch import BATCH_JOB
+from control_plane.scoring.orm import ScoringConfig
+from control_plane.scoring.schemas import (
+    BatchScoringOut,
+    FraudCheckRequest,
+    FraudCheckResponse,
+    ScoringConfigIn,
+    ScoringConfigOut,
+)
+from control_plane.scoring.serving import default_policy
+from control_plane.tenancy import tenant_of
+from control_plane.tenants import repository as tenants
+from fraud_model.validation import DatasetError, read_table, validate_dataset
+
+router = APIRouter(tags=["fraud-check"])
+
+
+@router.post(
+    "/v1/fraud-check",
+    response_model=FraudCheckResponse,
+    responses={409: {"description": "No PRODUCTION model, tenant not active, or txn_id reused"}},
+)
+async def fraud_check(
+    body: FraudCheckRequest,
+    c: Annotated[Container, Depends(get_container)],
+    principal: Annotated[Principal, Depends(get_principal)],
+) -> Response:
+    """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes."""
+    started = time.perf_counter()
+    tenant_id = tenant_of(principal, {Scope.APP})
+    answer = c.scoring.checker.check(tenant_id, body, started=started)
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.get("/v1/scoring-config", response_model=ScoringConfigOut)
+def get_scoring_config(session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> ScoringConfigOut:
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE})
+    config = session.get(ScoringConfig, tenant_id)
+    if config is None:
+        policy = default_policy(c.template(tenants.get(session, tenant_id).tier))
+        return ScoringConfigOut(
+            review_threshold=policy.review,
+            suspicious_threshold=policy.suspicious,  # type: ignore[arg-type]
+            updated_by=None,
+            updated_at=None,
+        )
+    return ScoringConfigOut.model_validate(config, from_attributes=True)
+
+
+@router.put("/v1/scoring-config", response_model=ScoringConfigOut)
+def put_scoring_config(
+    body: ScoringConfigIn, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+) -> ScoringConfigOut:
+    """Thresholds (review ≤ suspicious), allow / block lists, and the rules-only fallback."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    if body.review_threshold > body.suspicious_threshold:
+        raise InvalidInput("review_threshold must not exceed suspicious_threshold", field="review_threshold")
+    tenants.get(session, tenant_id)
+    config = session.get(ScoringConfig, tenant_id)
+    before = (
+        ScoringConfigIn.model_validate(config, from_attributes=True).model_dump(mode="json")
+        if config
+        else None
+    )
+    if config is None:
+        config = ScoringConfig(tenant_id=tenant_id, updated_by=principal.actor, **body.model_dump())
+        session.add(config)
+    else:
+        for key, value in body.model_dump().items():
+            setattr(config, key, value)
+        config.updated_by = principal.actor
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=principal.actor,
+        action="scoring_config.updated",
+        subject=tenant_id,
+        before=before,
+        after=body.model_dump(mode="json"),
+    )
+    session.commit()
+    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "scoring config"})
+    return ScoringConfigOut.model_validate(config, from_attributes=True)
+
+
+@router.post("/v1/batch-scoring", status_code=status.HTTP_202_ACCEPTED, response_model=BatchScoringOut)
+def start_batch_scoring(
+    session: SessionDep,
+    c: ContainerDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="CSV or Parquet of transactions (labels optional)")],
+    format: Annotated[str | None, Form()] = None,
+) -> BatchScoringOut:
+    """Score a file as a durable job; fetch the result from `/v1/batch-scoring/{job_id}/result`."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    fmt = detect_format(file.filename, format)
+    with tempfile.TemporaryDirectory(prefix="fraudrail-batch-") as tmp:
+        path = Path(tmp) / f"in.{fmt}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(file.file, out, length=1 << 20)
+        try:
+            frame = read_table(path, fmt)
+        except DatasetError as exc:
+            raise InvalidInput(exc.message, field="file") from exc
+    report = validate_dataset(frame, require_labels=False)
+    if not report.ok:
+        failing = "; ".join(f"{ch.name}: {ch.detail}" for ch in report.failures)
+        raise InvalidInput(f"the file failed validation: {failing}", field="file")
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    job = queue.enqueue(
+        session,
+        kind=BATCH_JOB,
+        payload={"tenant_id": tenant_id},
+        tenant_id=tenant_id,
+        now=utcnow(),
+        max_attempts=3,
+    )
+    key = f"tenants/{tenant_id}/batch/{job.id}.in.parquet"
+    c.providers.object_store.put(key, buffer.getvalue())
+    job.payload = {"tenant_id": tenant_id, "input_key": key, "rows": len(frame)}
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=principal.actor,
+        action="batch_scoring.requested",
+        subject=job.id,
+        after={"rows": len(frame)},
+    )
+    session.flush()
+    c.on_enqueue()
+    return BatchScoringOut(job_id=job.id, status=job.status, progress={}, result=None)
+
+
+def _batch_job(session: SessionDep, principal: Principal, job_id: str) -> Any:
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE})
+    job = queue.get_job(session, job_id, tenant_id=tenant_id)
+    if job.kind != BATCH_JOB:
+        raise NotFound(f"batch-scoring job {job_id} not found", field="job_id")
+    return job
+
+
+@router.get("/v1/batch-scoring/{job_id}", response_model=BatchScoringOut)
+def get_batch_scoring(job_id: str, session: SessionDep, principal: PrincipalDep) -> BatchScoringOut:
+    job = _batch_job(session, principal, job_id)
+    return BatchScoringOut(job_id=job.id, status=job.status, progress=job.progress, result=job.result)
+
+
+@router.get(
+    "/v1/batch-scoring/{job_id}/result",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_batch_result(job_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> Response:
+    job = _batch_job(session, principal, job_id)
+    if job.status != queue.SUCCEEDED or not job.result:
+        raise NotFound(f"job {job_id} has no result yet (status {job.status})", field="job_id")
+    data = c.providers.object_store.get(str(job.result["output_key"]))
+    return Response(data, media_type="text/csv")
+
+
+@router.get("/v1/flagged")
+def list_flagged(
+    c: ContainerDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict[str, Any]]:
+    """Flagged transactions as stored in the flagged-transaction store (oldest first)."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST})
+    return [dict(r.payload) for r in c.providers.flagged_store.list(tenant_id, limit=limit)]

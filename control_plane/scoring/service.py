@@ -1,0 +1,276 @@
+"""The fraud-check hot path: no SQL; features from the cache, scores from the model host.
+
+One cache round trip claims the idempotency key and reads the card's and terminal's state;
+a second writes the new states and the final answer. A cache that fails or exceeds its timeout
+degrades the check (features from empty history, ``degraded: true``) instead of failing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from control_plane.errors import Conflict, ServiceUnavailable
+from control_plane.providers.ports import (
+    ArtifactIntegrityError,
+    FeatureCache,
+    MetricsSink,
+    ModelHost,
+    ProviderError,
+)
+from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
+from control_plane.scoring.schemas import FraudCheckRequest
+from control_plane.scoring.serving import ServingRegistry, TenantServing
+from control_plane.scoring.spool import FlaggedSpool
+from fraud_model.features import CARD_HORIZON_S, FEATURE_NAMES, terminal_horizon_s
+from fraud_model.online_features import (
+    CardState,
+    TerminalState,
+    TransactionEvent,
+    observe_card,
+    observe_terminal,
+    transaction_features,
+)
+from guardrails.canary import in_canary, traffic_bucket
+
+IDEMPOTENCY_TTL_S = 7 * 86_400
+PENDING = b"pending:"
+CARD_TTL_S = CARD_HORIZON_S + 86_400
+TERMINAL_TTL_S = terminal_horizon_s() + 86_400
+
+
+def request_hash(req: FraudCheckRequest) -> str:
+    body = req.model_dump(mode="json")
+    body["amount"] = str(req.amount.quantize(Decimal("0.01")))
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def flagged_id(tenant_id: str, txn_id: str) -> str:
+    return "flg_" + hashlib.sha256(f"{tenant_id}\x00{txn_id}".encode()).hexdigest()[:24]
+
+
+@dataclass
+class FeatureRead:
+    vector: list[float]
+    card: CardState | None
+    terminal: TerminalState | None
+    degraded: list[str]
+
+
+class FraudChecker:
+    def __init__(
+        self,
+        serving: ServingRegistry,
+        cache: FeatureCache,
+        host: ModelHost,
+        spool: FlaggedSpool,
+        metrics: MetricsSink,
+        *,
+        explain_top_k: int = 3,
+    ) -> None:
+        self.serving = serving
+        self.cache = cache
+        self.host = host
+        self.spool = spool
+        self.metrics = metrics
+        self.top_k = explain_top_k
+
+    def check(
+        self, tenant_id: str, req: FraudCheckRequest, *, started: float | None = None
+    ) -> dict[str, Any]:
+        t0 = started if started is not None else time.perf_counter()
+        tenant = self.serving.get(tenant_id)
+        if tenant is None or tenant.status not in ("ACTIVE", "SUSPENDED"):
+            raise Conflict("this tenant is not active for fraud checks", field="tenant")
+        if tenant.status == "SUSPENDED":
+            raise Conflict("this tenant is suspended; fraud checks are paused", field="tenant")
+        if tenant.production is None and tenant.policy.fallback != "rules":
+            raise Conflict(
+                "no PRODUCTION model for this tenant: train, approve and promote one, or set the "
+                "rules-only fallback in /v1/scoring-config",
+                field="model",
+            )
+        digest = request_hash(req)
+        event = TransactionEvent(
+            req.txn_id, req.card_token, req.terminal_id, int(req.timestamp.timestamp()), float(req.amount)
+        )
+        card_key, term_key, idem_key = (
+            f"card:{req.card_token}",
+            f"term:{req.terminal_id}",
+            f"idem:{req.txn_id}",
+        )
+        degraded: list[str] = []
+        try:
+            existing, (card_raw, term_raw) = self.cache.claim_and_read(
+                tenant_id, idem_key, PENDING + digest.encode(), IDEMPOTENCY_TTL_S, [card_key, term_key]
+            )
+        except ProviderError:
+            existing, card_raw, term_raw = None, None, None
+            degraded.append("feature_cache")
+        if existing is not None:
+            return self._replay(existing, digest, req.txn_id, t0)
+        try:
+            answer = self._score(tenant, req, event, card_raw, term_raw, degraded)
+        except BaseException:
+            if not degraded:
+                self._release(tenant_id, idem_key)
+            raise
+        answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        if not degraded:
+            state = answer.pop("_state")
+            final = json.dumps({"h": digest, "r": answer}).encode()
+            try:
+                # One write for both states and the final answer (the longest horizon's TTL covers all).
+                self.cache.set_many(
+                    tenant_id, {card_key: state[0], term_key: state[1], idem_key: final}, ttl_s=TERMINAL_TTL_S
+                )
+            except ProviderError:
+                answer["degraded"] = True
+                answer["degraded_inputs"] = ["feature_cache"]
+        else:
+            answer.pop("_state", None)
+            self.metrics.increment("fraudrail_degraded_total", tenant=tenant_id, input="feature_cache")
+        self.metrics.increment(
+            "fraudrail_fraud_check_total",
+            tenant=tenant_id,
+            decision=answer["decision"],
+            cohort=answer["cohort"],
+        )
+        self.metrics.observe(
+            "fraudrail_fraud_check_seconds", answer["server_time_ms"] / 1000, tenant=tenant_id
+        )
+        return answer
+
+    def _replay(self, existing: bytes, digest: str, txn_id: str, t0: float) -> dict[str, Any]:
+        if existing.startswith(PENDING):
+            same = existing[len(PENDING) :].decode() == digest
+            raise Conflict(
+                f"txn_id {txn_id} is being checked right now; retry shortly"
+                if same
+                else f"txn_id {txn_id} was already used with a different body",
+                field="txn_id",
+            )
+        stored = json.loads(existing)
+        if stored["h"] != digest:
+            raise Conflict(f"txn_id {txn_id} was already checked with a different body", field="txn_id")
+        answer: dict[str, Any] = dict(stored["r"])
+        answer["replayed"] = True
+        answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        return answer
+
+    def _release(self, tenant_id: str, idem_key: str) -> None:
+        with contextlib.suppress(ProviderError):
+            self.cache.delete_many(tenant_id, [idem_key])
+
+    def _score(
+        self,
+        tenant: TenantServing,
+        req: FraudCheckRequest,
+        event: TransactionEvent,
+        card_raw: bytes | None,
+        term_raw: bytes | None,
+        degraded: list[str],
+    ) -> dict[str, Any]:
+        card = CardState.from_bytes(card_raw) if card_raw else CardState()
+        terminal = TerminalState.from_bytes(term_raw) if term_raw else TerminalState()
+        vector = transaction_features(card, terminal, event)
+        observe_card(card, event)
+        observe_terminal(terminal, event)
+        hit = list_hit(tenant.policy, req.card_token, req.terminal_id)
+        version, cohort = self._route(tenant, req.card_token)
+        reasons: list[dict[str, Any]] | None = None
+        if version is None:
+            score, reasons = rules_score(dict(zip(FEATURE_NAMES, vector, strict=True)))
+            cohort = "rules"
+        else:
+            try:
+                score = self.host.invoke(tenant.tenant_id, version, [vector])[0]
+            except ArtifactIntegrityError as exc:
+                self.metrics.increment("fraudrail_integrity_failures_total", tenant=tenant.tenant_id)
+                raise ServiceUnavailable(str(exc)) from exc
+        decision = hit.decision or threshold_decision(score, tenant.policy)
+        if reasons is None:
+            # Contributions cost more than the score itself: explain only what a person will look at.
+            reasons = (
+                self.host.explain(tenant.tenant_id, version or "", vector, self.top_k)
+                if decision != LEGIT
+                else []
+            )
+        reasons = hit.reasons + reasons
+        answer: dict[str, Any] = {
+            "txn_id": req.txn_id,
+            "decision": decision,
+            "score": round(float(score), 6),
+            "model_version": version,
+            "cohort": cohort,
+            "reasons": [_public_reason(r) for r in reasons],
+            "degraded": bool(degraded),
+            "degraded_inputs": list(degraded),
+            "_state": (card.to_bytes(), terminal.to_bytes()),
+        }
+        if decision != LEGIT:
+            self.spool.append(
+                {
+                    "tenant_id": tenant.tenant_id,
+                    "flagged_id": flagged_id(tenant.tenant_id, req.txn_id),
+                    "payload": _flagged_payload(tenant.tenant_id, req, answer, vector),
+                }
+            )
+        return answer
+
+    def _route(self, tenant: TenantServing, card_token: str) -> tuple[str | None, str]:
+        """The version that scores this card: stable, or canary when the card's bucket is under its weight."""
+        if tenant.production is None:
+            return None, "rules"
+        stable = tenant.production.version_id
+        weights = self.host.weights(tenant.tenant_id)
+        canaries = [(v, w) for v, w in weights.items() if v != stable and w > 0]
+        if not canaries:
+            return stable, "stable"
+        canary, weight = canaries[0]
+        if in_canary(traffic_bucket(tenant.salt, card_token), weight):
+            return canary, "canary"
+        return stable, "stable"
+
+
+def _public_reason(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "code": r["code"],
+        "feature": r["feature"],
+        "text": r["text"],
+        "contribution": round(float(r.get("contribution", 0.0)), 6),
+    }
+
+
+def _flagged_payload(
+    tenant_id: str, req: FraudCheckRequest, answer: dict[str, Any], vector: list[float]
+) -> dict[str, Any]:
+    return {
+        "flagged_id": flagged_id(tenant_id, req.txn_id),
+        "txn_id": req.txn_id,
+        "decision": answer["decision"],
+        "score": answer["score"],
+        "model_version": answer["model_version"],
+        "cohort": answer["cohort"],
+        "reasons": answer["reasons"],
+        "features": {n: float(v) for n, v in zip(FEATURE_NAMES, vector, strict=True)},
+        "degraded": answer["degraded"],
+        "transaction": {
+            "txn_id": req.txn_id,
+            "card_token": req.card_token,
+            "terminal_id": req.terminal_id,
+            "ts": req.timestamp.astimezone(UTC).isoformat(),
+            "amount": str(req.amount),
+            "currency": req.currency,
+            "channel": req.channel,
+            "country": req.country,
+            "mcc": req.mcc,
+        },
+        "scored_at": datetime.now(UTC).isoformat(),
+    }

@@ -1,0 +1,250 @@
+"""Training runs: a durable job (features → train → evaluate → gate → register) with progress."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control_plane.audit import service as audit
+from control_plane.datasets import service as datasets
+from control_plane.db import unit_of_work
+from control_plane.errors import Conflict
+from control_plane.jobs import queue
+from control_plane.jobs.orm import Job
+from control_plane.jobs.worker import JobContext, PermanentJobError
+from control_plane.registry.orm import ModelVersion
+from control_plane.registry.stages import Stage
+from control_plane.settings import REPO_ROOT
+from control_plane.tenants import repository as tenants
+from control_plane.tenants.lifecycle import TenantStatus
+from fraud_model import schema
+from fraud_model.evaluation import check_gate, evaluate
+from fraud_model.features import DAY_S, FEATURE_SET_VERSION, batch_features
+from fraud_model.scoring import Scorer
+from fraud_model.training import sha256, train_model
+
+if TYPE_CHECKING:
+    from control_plane.container import Container
+
+TRAINING_JOB = "training.run"
+GATE_METRICS = {
+    "min_auc_roc": "auc_roc",
+    "min_average_precision": "average_precision",
+    "min_card_precision_at_100": "card_precision_at_100",
+}
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The commit the code runs from (``FRAUDRAIL_CODE_VERSION`` wins; read from .git otherwise)."""
+    if os.environ.get("FRAUDRAIL_CODE_VERSION"):
+        return os.environ["FRAUDRAIL_CODE_VERSION"]
+    git = REPO_ROOT / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head[:12]
+        ref = head.removeprefix("ref: ")
+        if (git / ref).exists():
+            return (git / ref).read_text().strip()[:12]
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0][:12]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def start_run(
+    session: Session,
+    *,
+    tenant_id: str,
+    request: Mapping[str, Any],
+    actor: str,
+    now: datetime,
+    max_concurrent: int,
+) -> Job:
+    """Queue a run after checking the dataset exists and the tenant may train."""
+    tenant = tenants.get(session, tenant_id)
+    if tenant.status != TenantStatus.ACTIVE.value:
+        raise Conflict(f"tenant is {tenant.status}; training needs an ACTIVE tenant", field="status")
+    datasets.get(session, tenant_id, str(request["dataset_id"]))
+    running = session.scalars(
+        select(Job.id).where(
+            Job.tenant_id == tenant_id,
+            Job.kind == TRAINING_JOB,
+            Job.status.in_((queue.QUEUED, queue.RUNNING)),
+        )
+    ).all()
+    if len(running) >= max_concurrent:
+        raise Conflict(
+            f"{len(running)} training run(s) already in progress; the tier allows {max_concurrent}",
+            field="dataset_id",
+            extra={"running": list(running)},
+        )
+    job = queue.enqueue(
+        session,
+        kind=TRAINING_JOB,
+        payload={"tenant_id": tenant_id, **request, "actor": actor},
+        tenant_id=tenant_id,
+        max_attempts=3,
+        now=now,
+    )
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="training.requested",
+        subject=job.id,
+        after=dict(request),
+    )
+    return job
+
+
+def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train on everything before (test start - delay); test on the last ``test_days`` days.
+
+    As in the handbook, cards already known compromised in the training window are dropped from
+    the test window (they would be blocked already and inflate card precision).
+    """
+    ts_s = schema.epoch_seconds(frame[schema.TS])
+    last_day = int(ts_s.max() // DAY_S)
+    test_start = (last_day - test_days + 1) * DAY_S
+    train_end = test_start - delay_days * DAY_S
+    train = ts_s < train_end
+    test = ts_s >= test_start
+    if not train.any() or not test.any():
+        raise PermanentJobError(
+            f"the dataset spans too few days for a {test_days}-day test window after a {delay_days}-day delay"
+        )
+    fraud = frame[schema.IS_FRAUD].to_numpy() > 0
+    known = set(frame.loc[train & fraud, schema.CARD_TOKEN])
+    test &= ~frame[schema.CARD_TOKEN].isin(known).to_numpy()
+    return train, test
+
+
+def apply_analyst_labels(frame: pd.DataFrame, labels: Mapping[str, int]) -> tuple[pd.DataFrame, int]:
+    """Analysts' verdicts override the dataset's labels for the same txn_id."""
+    if not labels:
+        return frame, 0
+    mapped = frame[schema.TXN_ID].map(labels)
+    used = int(mapped.notna().sum())
+    out = frame.copy()
+    out.loc[mapped.notna(), schema.IS_FRAUD] = mapped[mapped.notna()].astype("int64")
+    return out, used
+
+
+def _analyst_labels(session: Session, tenant_id: str) -> dict[str, int]:
+    from control_plane.review import service as review
+
+    return review.analyst_labels(session, tenant_id)
+
+
+class TrainingRun:
+    def run(self, ctx: JobContext) -> Mapping[str, Any]:
+        c: Container = ctx.services
+        p = ctx.payload
+        tenant_id = str(p["tenant_id"])
+        version_id = "mv_" + ctx.job_id.removeprefix(
+            "job_"
+        )  # deterministic: a re-run overwrites, never duplicates
+        with unit_of_work(ctx.factory) as session:
+            existing = session.get(ModelVersion, version_id)
+            if existing is not None:
+                return {"model_version": version_id, "stage": existing.stage, "metrics": existing.metrics}
+            tenant = tenants.get(session, tenant_id)
+            gate_minimums = {
+                GATE_METRICS[k]: float(v)
+                for k, v in c.template(tenant.tier)["gate"].items()
+                if k in GATE_METRICS
+            }
+            for key, value in dict(p.get("gate") or {}).items():
+                metric = GATE_METRICS[key]
+                gate_minimums[metric] = max(gate_minimums.get(metric, 0.0), float(value))
+            dataset = datasets.get(session, tenant_id, str(p["dataset_id"]))
+            dataset_sha, dataset_id = dataset.sha256, dataset.id
+            labels = _analyst_labels(session, tenant_id)
+        ctx.progress("loading", 5)
+        frame = datasets.load_frame(c.providers.object_store, dataset)
+        frame, used_labels = apply_analyst_labels(frame, labels)
+        delay_days, test_days = int(p.get("delay_days", 7)), int(p.get("test_days", 7))
+        ctx.progress("features", 15, rows=len(frame), analyst_labels=used_labels)
+        features = batch_features(frame, delay_days=delay_days)
+        train, test = split_by_time(frame, test_days=test_days, delay_days=delay_days)
+        y = frame[schema.IS_FRAUD].to_numpy()
+        if y[train].sum() == 0:
+            raise PermanentJobError("the training window holds no fraud label: nothing to learn from")
+        ctx.progress("train", 40, train_rows=int(train.sum()), test_rows=int(test.sum()))
+        model = train_model(
+            features[train], y[train], params=dict(p.get("params") or {}), seed=int(p.get("seed", 0))
+        )
+        ctx.progress("evaluate", 80)
+        scores = Scorer(model).score_batch(features[test].to_numpy(dtype=np.float32))
+        metrics = evaluate(frame[test], scores)
+        gate = check_gate(metrics, gate_minimums)
+        artifact = model.to_bytes()
+        key = f"tenants/{tenant_id}/models/{version_id}.frm"
+        c.providers.object_store.put(key, artifact)
+        ctx.progress("register", 95)
+        clean = {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
+        with unit_of_work(ctx.factory) as session:
+            stage = Stage.CANDIDATE if gate.passed else Stage.REJECTED
+            mv = ModelVersion(
+                id=version_id,
+                tenant_id=tenant_id,
+                stage=stage.value,
+                artifact_key=key,
+                sha256=sha256(artifact),
+                training_job_id=ctx.job_id,
+                dataset_id=dataset_id,
+                dataset_sha256=dataset_sha,
+                feature_set_version=FEATURE_SET_VERSION,
+                code_version=code_version(),
+                params=model.params,
+                metrics={**clean, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
+                gate={
+                    "passed": gate.passed,
+                    "minimums": gate_minimums,
+                    "failures": [
+                        {"metric": m, "minimum": lim, "observed": obs} for m, lim, obs in gate.failures
+                    ],
+                },
+                analyst_labels=used_labels,
+            )
+            session.add(mv)
+            audit.record(
+                session,
+                tenant_id=tenant_id,
+                actor=str(p.get("actor", "system:worker")),
+                action=f"model.{stage.value.lower()}",
+                subject=version_id,
+                reason=gate.describe(),
+                after={"stage": stage.value, "metrics": mv.metrics},
+                evidence=mv.gate,
+            )
+        ctx.progress("done", 100)
+        return {
+            "model_version": version_id,
+            "stage": stage.value,
+            "metrics": clean,
+            "gate": mv.gate,
+            "analyst_labels": used_labels,
+        }
+
+    def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
+        audit.record(
+            session,
+            tenant_id=ctx.tenant_id,
+            actor="system:worker",
+            action="training.failed",
+            subject=ctx.job_id,
+            reason=error,
+        )

@@ -1,0 +1,164 @@
+"""Scoring a trained artifact: one row (the hot path), batches, and explanations.
+
+One row is scored by a numpy walk of the dumped trees: every tree advances one level per
+step, comparisons in float32 and leaf values summed in float32 in tree order, exactly as
+XGBoost's CPU predictor does, so margins are bit-identical to ``Booster.predict`` (a test
+checks it) at a fraction of XGBoost's per-call set-up cost (numbers in docs/model.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from fraud_model.reasons import reason_codes
+from fraud_model.training import TrainedModel, load_verified
+
+_LEAF = -1
+
+
+@dataclass(frozen=True)
+class TreeArrays:
+    """All trees of a binary:logistic booster as flat arrays (children are absolute indices)."""
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    default_left: np.ndarray
+    leaf_value: np.ndarray
+    depth: int
+    base_margin: np.float32
+
+    @classmethod
+    def from_booster(cls, booster: xgb.Booster) -> TreeArrays:
+        model = json.loads(booster.save_raw("json"))
+        learner = model["learner"]
+        objective = learner["objective"]["name"]
+        if objective != "binary:logistic":
+            raise ValueError(f"tree walk supports binary:logistic only, not {objective}")
+        base = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
+        trees = learner["gradient_booster"]["model"]["trees"]
+        roots, feats, thr, lefts, rights, dl, depth = [], [], [], [], [], [], 0
+        offset = 0
+        for tree in trees:
+            left = np.asarray(tree["left_children"], dtype=np.int64)
+            right = np.asarray(tree["right_children"], dtype=np.int64)
+            if any(t != 0 for t in tree["split_type"]):
+                raise ValueError("categorical splits are not supported by the tree walk")
+            n = len(left)
+            own = np.arange(n, dtype=np.int64) + offset
+            leaf = left == _LEAF
+            lefts.append(np.where(leaf, own, left + offset))
+            rights.append(np.where(leaf, own, right + offset))
+            feats.append(np.where(leaf, 0, np.asarray(tree["split_indices"], dtype=np.int64)))
+            thr.append(np.asarray(tree["split_conditions"], dtype=np.float32))
+            dl.append(np.asarray(tree["default_left"], dtype=bool))
+            roots.append(offset)
+            depth = max(depth, _tree_depth(left, right))
+            offset += n
+        threshold = np.concatenate(thr) if thr else np.zeros(0, dtype=np.float32)
+        left_all = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.int64)
+        return cls(
+            roots=np.asarray(roots, dtype=np.int64),
+            feature=np.concatenate(feats) if feats else np.zeros(0, dtype=np.int64),
+            threshold=threshold,
+            left=left_all,
+            right=np.concatenate(rights) if rights else np.zeros(0, dtype=np.int64),
+            default_left=np.concatenate(dl) if dl else np.zeros(0, dtype=bool),
+            # A leaf's value is stored in split_conditions; it is a leaf when it points to itself.
+            leaf_value=threshold,
+            depth=depth,
+            base_margin=np.float32(np.log(base / (1.0 - base))),
+        )
+
+    def margin(self, row: np.ndarray) -> float:
+        """The raw margin of one float32 row."""
+        node = self.roots
+        feature, threshold = self.feature, self.threshold
+        for _ in range(self.depth):
+            x = row[feature[node]]
+            go_left = x < threshold[node]
+            nan = np.isnan(x)
+            if nan.any():
+                go_left = np.where(nan, self.default_left[node], go_left)
+            node = np.where(go_left, self.left[node], self.right[node])
+        leaves = self.leaf_value[node]
+        acc = np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)
+        return float(acc[-1])
+
+
+def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
+    depth = 0
+    frontier = [0]
+    while frontier:
+        nxt = [c for n in frontier if left[n] != _LEAF for c in (int(left[n]), int(right[n]))]
+        if nxt:
+            depth += 1
+        frontier = nxt
+    return depth
+
+
+class Scorer:
+    """Calibrated fraud probabilities from one artifact."""
+
+    def __init__(self, model: TrainedModel, *, nthread: int = 1) -> None:
+        self.model = model
+        self.feature_names = model.feature_names
+        self.booster = model.booster(nthread=nthread)
+        self.trees = TreeArrays.from_booster(self.booster)
+        self._n = len(model.feature_names)
+
+    @classmethod
+    def from_bytes(cls, artifact: bytes, expected_sha256: str | None = None) -> Scorer:
+        """Build from artifact bytes, verifying the SHA-256 when it is given."""
+        model = TrainedModel.from_bytes(artifact) if expected_sha256 is None else load_verified(
+            artifact, expected_sha256
+        )
+        return cls(model)
+
+    def _row(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
+        row = np.asarray(vector, dtype=np.float32)
+        if row.shape != (self._n,):
+            raise ValueError(f"expected {self._n} features, got shape {row.shape}")
+        return row
+
+    def margin_one(self, vector: Sequence[float] | np.ndarray) -> float:
+        return self.trees.margin(self._row(vector))
+
+    def score_one(self, vector: Sequence[float] | np.ndarray) -> float:
+        """Calibrated P(fraud) of one feature vector (FEATURE_NAMES order)."""
+        return self.model.calibrator.apply_one(self.trees.margin(self._row(vector)))
+
+    def margin_batch(self, matrix: np.ndarray) -> np.ndarray:
+        x = np.asarray(matrix, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self._n:
+            raise ValueError(f"expected a matrix with {self._n} columns, got shape {x.shape}")
+        return np.asarray(self.booster.predict(xgb.DMatrix(x, nthread=1), output_margin=True))
+
+    def score_batch(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated P(fraud) for each row of a matrix."""
+        return self.model.calibrator.apply(self.margin_batch(matrix))
+
+    def contributions(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Per-feature SHAP contributions (margin space) followed by the bias term."""
+        row = self._row(vector)[None, :]
+        return np.asarray(self.booster.predict(xgb.DMatrix(row, nthread=1), pred_contribs=True))[0]
+
+    def explain_one(self, vector: Sequence[float] | np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
+        """The ``top_k`` features pushing this score up most, with their contributions."""
+        contrib = self.contributions(vector)[: self._n]
+        order = np.argsort(-contrib, kind="stable")[:top_k]
+        return [(self.feature_names[i], float(contrib[i])) for i in order]
+
+    def reasons(self, vector: Sequence[float] | np.ndarray, top_k: int = 3) -> list[dict[str, Any]]:
+        """Readable reason codes for the features that raised this score."""
+        row = self._row(vector)
+        values = {name: float(row[i]) for i, name in enumerate(self.feature_names)}
+        return reason_codes(self.explain_one(row, top_k), values, self.model.reference_medians)

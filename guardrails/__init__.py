@@ -1,0 +1,1 @@
+"""Pure guardrail decisions: policy evaluation, SLO burn rates, canary analysis, FinOps budgets."""

@@ -1,0 +1,89 @@
+"""CloudWatch metrics sink: buffered, flushed in batches, never raising into the caller."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from control_plane.providers.aws.factory import AwsClients
+from control_plane.providers.aws.metrics import CloudWatchMetrics
+from control_plane.providers.local.metrics import InMemoryMetrics
+from control_plane.providers.ports import MetricsSink
+from tests.aws.conftest import REGION
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.aws
+
+
+def _stats(clients: AwsClients, name: str, dims: list[dict[str, str]]) -> dict[str, float]:
+    now = datetime.now(UTC)
+    points = clients.cloudwatch.get_metric_statistics(
+        Namespace="Fraudrail",
+        MetricName=name,
+        Dimensions=dims,  # type: ignore[arg-type]
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=10),
+        Period=3600,
+        Statistics=["Sum", "SampleCount", "Minimum", "Maximum"],
+    )["Datapoints"]
+    assert points, f"no data for {name}"
+    return {k: float(sum(float(p[k]) for p in points)) for k in ("Sum", "SampleCount")} | {
+        "Minimum": min(float(p["Minimum"]) for p in points),
+        "Maximum": max(float(p["Maximum"]) for p in points),
+    }
+
+
+def test_metrics_flush_counters_and_observations_to_cloudwatch(clients: AwsClients) -> None:
+    metrics = CloudWatchMetrics(clients.cloudwatch, batch_size=2, flush_interval_s=None)
+    assert isinstance(metrics, MetricsSink) and isinstance(metrics, InMemoryMetrics)
+    metrics.increment("scoring_requests_total", tenant_id="ten_a", outcome="approve")
+    metrics.increment("scoring_requests_total", 2.0, tenant_id="ten_a", outcome="approve")
+    metrics.increment("scoring_requests_total", tenant_id="ten_b", outcome="review")
+    for value in (3.0, 9.0, 6.0):
+        metrics.observe("scoring_latency_ms", value, tenant_id="ten_a")
+    assert metrics.pending == 6
+    assert metrics.flush() == 3  # three series, sent in two PutMetricData calls of at most two
+    assert metrics.pending == 0 and metrics.flush() == 0
+
+    approve = [{"Name": "outcome", "Value": "approve"}, {"Name": "tenant_id", "Value": "ten_a"}]
+    assert _stats(clients, "scoring_requests_total", approve)["Sum"] == 3.0
+    latency = _stats(clients, "scoring_latency_ms", [{"Name": "tenant_id", "Value": "ten_a"}])
+    assert latency == {"Sum": 18.0, "SampleCount": 3.0, "Minimum": 3.0, "Maximum": 9.0}
+    listed = clients.cloudwatch.list_metrics(Namespace="Fraudrail")["Metrics"]
+    assert {m["MetricName"] for m in listed} == {"scoring_requests_total", "scoring_latency_ms"}
+
+    # /metrics keeps working: the process's own view in Prometheus text.
+    text = metrics.render_prometheus()
+    assert 'scoring_requests_total{outcome="approve",tenant_id="ten_a"} 3.0' in text
+    assert 'scoring_latency_ms_count{tenant_id="ten_a"} 3' in text
+
+
+def test_metrics_flush_in_the_background_past_the_threshold(clients: AwsClients) -> None:
+    metrics = CloudWatchMetrics(clients.cloudwatch, flush_threshold=5, flush_interval_s=None)
+    try:
+        for _ in range(5):
+            metrics.increment("jobs_done_total", kind="provision")
+        wait_until(lambda: metrics.flushes >= 1 and metrics.pending == 0, timeout_s=10, what="a flush")
+        assert metrics.sent == 1
+        assert _stats(clients, "jobs_done_total", [{"Name": "kind", "Value": "provision"}])["Sum"] == 5.0
+    finally:
+        metrics.close()
+
+
+def test_metrics_never_raise_when_cloudwatch_is_unreachable() -> None:
+    dead = boto3.client(
+        "cloudwatch",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=0.2, read_timeout=0.2),
+    )
+    metrics = CloudWatchMetrics(dead, flush_interval_s=None)
+    metrics.increment("scoring_requests_total", tenant_id="ten_a")
+    metrics.observe("scoring_latency_ms", 4.0, tenant_id="ten_a")
+    assert metrics.flush() == 0
+    assert metrics.dropped == 2
+    assert metrics.counter("scoring_requests_total", tenant_id="ten_a") == 1.0
+    metrics.close()
