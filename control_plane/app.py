@@ -12,15 +12,19 @@ from fastapi.responses import PlainTextResponse
 
 from control_plane.audit.router import router as audit_router
 from control_plane.auth.router import router as keys_router
+from control_plane.chaos.router import router as chaos_router
 from control_plane.container import Container, build_container
 from control_plane.datasets.router import router as datasets_router
+from control_plane.finops.router import install_finops
 from control_plane.http import BodySizeLimit, install_error_handlers
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
 from control_plane.registry.router import router as models_router
 from control_plane.review.router import router as review_router
+from control_plane.rollouts.router import router as rollouts_router
 from control_plane.scoring.router import router as scoring_router
 from control_plane.settings import AppSettings
+from control_plane.slo.router import router as slo_router
 from control_plane.tenants.router import router as tenants_router
 from control_plane.training.router import router as training_router
 from control_plane.web.router import router as console_router
@@ -52,6 +56,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         worker = c.extras.get("worker") or build_worker(c)
         c.scoring.serving.load_all()
         c.scoring.drainer.start()
+        c.finops.flusher.start()
+        c.scoring.recorder.start()
         thread = None
         if settings.run_worker_in_process:
             thread = threading.Thread(
@@ -66,6 +72,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
             if thread is not None:
                 thread.join(timeout=10)
             c.scoring.drainer.stop()
+            c.finops.flusher.stop()
+            c.scoring.recorder.stop()
             if container is None:
                 c.engine.dispose()
 
@@ -78,6 +86,7 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_finops(app)  # routes, and 429s with Retry-After / RateLimit-* headers
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -93,6 +102,9 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         models_router,
         training_router,
         scoring_router,
+        rollouts_router,
+        slo_router,
+        chaos_router,
         review_router,
         console_router,
     ):

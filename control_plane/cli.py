@@ -140,5 +140,93 @@ def show_tenant(tenant_id: str) -> None:
         )
 
 
+@app.command()
+def simulate(
+    out: Annotated[str, typer.Option(help="CSV or Parquet file to write")],
+    customers: Annotated[int, typer.Option(min=1)] = 500,
+    terminals: Annotated[int, typer.Option(min=1)] = 1000,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    seed: Annotated[int, typer.Option()] = 0,
+    start: Annotated[str, typer.Option(help="First day (UTC)")] = "2026-06-01",
+    labels: Annotated[bool, typer.Option(help="Keep the is_fraud / fraud_scenario columns")] = True,
+) -> None:
+    """Write simulated card transactions (the handbook's generator) for demos and tests."""
+    from fraud_model.simulator import simulate as run
+
+    frame = run(customers, terminals, days, start_date=start, seed=seed)
+    if not labels:
+        frame = frame.drop(columns=["is_fraud", "fraud_scenario"])
+    if out.endswith(".parquet"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    rate = f", fraud rate {frame['is_fraud'].mean():.2%}" if labels else ""
+    typer.echo(f"wrote {len(frame)} transactions to {out}{rate}")
+
+
+@app.command()
+def replay(
+    file: Annotated[str, typer.Option(help="CSV of transactions (e.g. from `fraudrail simulate`)")],
+    key: Annotated[str, typer.Option(envvar="FRAUDRAIL_APP_KEY", help="The tenant's app key")],
+    url: Annotated[str, typer.Option()] = "http://127.0.0.1:8000",
+    limit: Annotated[int, typer.Option(min=1)] = 1000,
+    prefix: Annotated[
+        str, typer.Option(help="Prepended to txn ids, so a replay is not an idempotent retry")
+    ] = "",
+) -> None:
+    """Send transactions to POST /v1/fraud-check, like a tenant's app would, and count the decisions."""
+    from collections import Counter
+
+    import httpx
+    import pandas as pd
+
+    frame = pd.read_csv(file, nrows=limit)
+    counts: Counter[str] = Counter()
+    versions: Counter[str] = Counter()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+        for row in frame.itertuples(index=False):
+            body = {
+                "txn_id": f"{prefix}{row.txn_id}",
+                "card_token": str(row.card_token),
+                "terminal_id": str(row.terminal_id),
+                "timestamp": pd.Timestamp(row.ts).isoformat(),
+                "amount": f"{float(row.amount):.2f}",
+                "currency": str(getattr(row, "currency", "EUR")),
+            }
+            resp = http.post("/v1/fraud-check", json=body)
+            if resp.status_code != 200:
+                counts[f"HTTP {resp.status_code}"] += 1
+                continue
+            answer = resp.json()
+            counts[answer["decision"]] += 1
+            versions[f"{answer['model_version']} ({answer['cohort']})"] += 1
+    typer.echo(f"decisions: {dict(counts)}")
+    typer.echo(f"answered by: {dict(versions)}")
+
+
+@app.command("webhook-sink")
+def webhook_sink(port: Annotated[int, typer.Option()] = 9999) -> None:
+    """A local Slack / Teams webhook receiver that prints every message it gets (for demos)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
+            try:
+                shown = json.dumps(json.loads(body), indent=2)
+            except ValueError:
+                shown = body.decode(errors="replace")
+            typer.echo(f"--- POST {self.path}\n{shown}")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"1" if "teams" in self.path else b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    typer.echo(f"webhook sink on http://127.0.0.1:{port} (/slack, /teams)")
+    ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
+
+
 if __name__ == "__main__":
     app()

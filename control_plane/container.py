@@ -17,6 +17,7 @@ from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
 
 if TYPE_CHECKING:
+    from control_plane.finops.runtime import FinOpsRuntime
     from control_plane.scoring.runtime import ScoringRuntime
 
 
@@ -43,6 +44,7 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     scoring: ScoringRuntime = field(init=False)
+    finops: FinOpsRuntime = field(init=False)
 
     def template(self, tier: str) -> dict[str, Any]:
         return self.templates[tier]
@@ -79,6 +81,12 @@ def build_container(settings: AppSettings) -> Container:
     from control_plane.scoring.runtime import build_scoring
 
     container.scoring = build_scoring(container)
+    from control_plane.rollouts.wiring import register_rollback_handler
+
+    register_rollback_handler(container)
+    from control_plane.finops.runtime import build_finops
+
+    container.finops = build_finops(container)
     from control_plane.review.subscribers import register_review_subscribers
 
     register_review_subscribers(container)

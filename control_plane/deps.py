@@ -35,7 +35,8 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 2xx means the write is durable.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer frk_…`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)

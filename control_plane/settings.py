@@ -39,6 +39,7 @@ class AppSettings(BaseSettings):
     job_max_attempts: int = 5
     key_cache_ttl_s: float = 30.0
     model_cache_size: int = 64
+    slo_bucket_s: int = 10
     spool_dir_name: str = "spool"
     card_hash_key: str = "dev-only-card-hash-key"
 

@@ -61,7 +61,7 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, n_
 
 def day_index(ts: pd.Series) -> np.ndarray:
     """Whole UTC days since the epoch."""
-    return np.floor_divide(s.epoch_seconds(ts), DAY_S)
+    return np.asarray(np.floor_divide(s.epoch_seconds(ts), DAY_S), dtype=np.int64)
 
 
 def card_precision_top_k_per_day(

@@ -9,7 +9,10 @@ Definitions (time in whole UTC seconds, ``t`` the transaction's time):
   (hour <= 6), per card the count and mean amount over (t - w, t] for w in 1, 7, 30 days, and
   per terminal the count and fraud rate over the delayed window (t - delay - w, t - delay];
 - velocity: the card's count and amount sum over 1 h, its amount sum over 24 h, seconds since
-  its previous transaction (capped at 30 days, 30 days when none), and amount / its 30-day mean.
+  its previous transaction (capped at 30 days, 30 days when none), and amount / its 30-day mean;
+- anomaly history: how many of the card's transactions over 7 and 14 days had an amount above
+  HIGH_AMOUNT_RATIO x the card's 30-day mean at their own time (a compromised card tends to
+  show several).
 
 Card windows include the transaction itself and earlier rows of the same second (in row
 order), like the handbook's pandas rolling windows. Window sums are exact integer sums of
@@ -30,9 +33,10 @@ DEFAULT_DELAY_DAYS = 7
 AMOUNT_SCALE = 10_000
 NIGHT_LAST_HOUR = 6
 NO_PREVIOUS_S = 30 * DAY_S
+HIGH_AMOUNT_RATIO = 3.0
 
 # Card windows (seconds) in the order the state keeps them; the last is the longest.
-CARD_WINDOWS_S: tuple[int, ...] = (HOUR_S, DAY_S, 7 * DAY_S, 30 * DAY_S)
+CARD_WINDOWS_S: tuple[int, ...] = (HOUR_S, DAY_S, 7 * DAY_S, 14 * DAY_S, 30 * DAY_S)
 TERMINAL_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 CARD_HORIZON_S = CARD_WINDOWS_S[-1]
 
@@ -65,6 +69,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "card_amount_sum_1d",
     "card_secs_since_prev",
     "card_amount_to_avg_30d",
+    "card_nb_high_amount_7d",
+    "card_nb_high_amount_14d",
 )
 
 HANDBOOK_NAMES: dict[str, str] = {
@@ -107,6 +113,8 @@ READABLE_NAMES: dict[str, str] = {
     "card_amount_sum_1d": "Card's total spend in the last 24 hours",
     "card_secs_since_prev": "Time since the card's previous transaction",
     "card_amount_to_avg_30d": "Amount compared with the card's 30-day average",
+    "card_nb_high_amount_7d": "Card's unusually large transactions in the last 7 days",
+    "card_nb_high_amount_14d": "Card's unusually large transactions in the last 14 days",
 }
 
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -141,10 +149,12 @@ def _card_block(codes: np.ndarray, ts_s: np.ndarray, amount: np.ndarray) -> dict
     cs = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(units, out=cs[1:])
     pos = np.arange(n)
+    starts: dict[int, np.ndarray] = {}
     counts: dict[int, np.ndarray] = {}
     sums: dict[int, np.ndarray] = {}
     for w in CARD_WINDOWS_S:
         start = np.searchsorted(keys, keys - w, side="right")
+        starts[w] = start
         counts[w] = pos - start + 1
         sums[w] = cs[pos + 1] - cs[start]
 
@@ -156,11 +166,13 @@ def _card_block(codes: np.ndarray, ts_s: np.ndarray, amount: np.ndarray) -> dict
         gap[1:] = np.where(same, np.minimum(sorted_ts[1:] - sorted_ts[:-1], NO_PREVIOUS_S), NO_PREVIOUS_S)
 
     def avg(w: int) -> np.ndarray:
-        return (sums[w] / counts[w]) / AMOUNT_SCALE
+        return np.asarray((sums[w] / counts[w]) / AMOUNT_SCALE, dtype=np.float64)
 
     avg30 = avg(30 * DAY_S)
     amt = amount[order]
     ratio = np.divide(amt, avg30, out=np.ones(n, dtype=np.float64), where=avg30 > 0)
+    high = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(ratio > HIGH_AMOUNT_RATIO, out=high[1:])
     block = {
         "card_nb_tx_1d": counts[DAY_S],
         "card_avg_amount_1d": avg(DAY_S),
@@ -173,6 +185,8 @@ def _card_block(codes: np.ndarray, ts_s: np.ndarray, amount: np.ndarray) -> dict
         "card_amount_sum_1d": sums[DAY_S] / AMOUNT_SCALE,
         "card_secs_since_prev": gap,
         "card_amount_to_avg_30d": ratio,
+        "card_nb_high_amount_7d": high[pos + 1] - high[starts[7 * DAY_S]],
+        "card_nb_high_amount_14d": high[pos + 1] - high[starts[14 * DAY_S]],
     }
     out: dict[str, np.ndarray] = {}
     for name, values in block.items():
@@ -216,7 +230,7 @@ def known_fraud_labels(df: pd.DataFrame, labels: pd.Series | None = None) -> np.
         base = pd.to_numeric(df[s.IS_FRAUD], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         return np.zeros(len(df), dtype=np.int64)
-    return (np.nan_to_num(base, nan=0.0) > 0).astype(np.int64)
+    return np.asarray(np.nan_to_num(base, nan=0.0) > 0, dtype=np.int64)
 
 
 def batch_features(

@@ -29,6 +29,7 @@ from fraud_model.features import (
     DAY_S,
     DEFAULT_DELAY_DAYS,
     FEATURE_NAMES,
+    HIGH_AMOUNT_RATIO,
     HOUR_S,
     NIGHT_LAST_HOUR,
     NO_PREVIOUS_S,
@@ -74,26 +75,39 @@ def _units(amount: float) -> int:
 
 # --------------------------------------------------------------------------------------- cards
 
+_H, _D, _D7, _D14, _D30 = range(len(CARD_WINDOWS_S))
+
 
 @dataclass(slots=True)
 class CardState:
-    """A card's events within CARD_HORIZON_S of its clock, plus its last transaction time."""
+    """A card's events within CARD_HORIZON_S of its clock, plus its last transaction time.
+
+    Per event: time, amount in 1/AMOUNT_SCALE units, and whether the amount was above
+    HIGH_AMOUNT_RATIO x the card's 30-day mean when it happened.
+    """
 
     ts: list[int] = field(default_factory=list)
     units: list[int] = field(default_factory=list)
+    highs: list[int] = field(default_factory=list)
     clock: int = _NO_TS
     last_ts: int | None = None
     starts: list[int] = field(default_factory=lambda: [0] * len(CARD_WINDOWS_S))
     sums: list[int] = field(default_factory=lambda: [0] * len(CARD_WINDOWS_S))
+    high_counts: list[int] = field(default_factory=lambda: [0] * len(CARD_WINDOWS_S))
 
     def to_bytes(self) -> bytes:
         """Compact little-endian encoding of the retained events (windows are rebuilt on load)."""
         head = self.starts[-1]
-        ts = self.ts[head:]
-        units = self.units[head:]
+        n = len(self.ts) - head
         last = _NO_TS if self.last_ts is None else self.last_ts
-        header = struct.pack("<3sqqI", _CARD_MAGIC, self.clock, last, len(ts))
-        return header + np.asarray(ts, dtype="<i8").tobytes() + np.asarray(units, dtype="<i8").tobytes()
+        return b"".join(
+            (
+                struct.pack("<3sqqI", _CARD_MAGIC, self.clock, last, n),
+                np.asarray(self.ts[head:], dtype="<i8").tobytes(),
+                np.asarray(self.units[head:], dtype="<i8").tobytes(),
+                np.asarray(self.highs[head:], dtype="i1").tobytes(),
+            )
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CardState:
@@ -101,9 +115,15 @@ class CardState:
         if magic != _CARD_MAGIC:
             raise ValueError("not a serialised CardState")
         off = struct.calcsize("<3sqqI")
-        ts = np.frombuffer(data, dtype="<i8", count=n, offset=off).tolist()
-        units = np.frombuffer(data, dtype="<i8", count=n, offset=off + 8 * n).tolist()
-        state = cls(ts=ts, units=units, clock=clock, last_ts=None if last == _NO_TS else last)
+        if len(data) != off + 17 * n:
+            raise ValueError("corrupt CardState: length differs")
+        state = cls(
+            ts=np.frombuffer(data, dtype="<i8", count=n, offset=off).tolist(),
+            units=np.frombuffer(data, dtype="<i8", count=n, offset=off + 8 * n).tolist(),
+            highs=np.frombuffer(data, dtype="i1", count=n, offset=off + 16 * n).tolist(),
+            clock=clock,
+            last_ts=None if last == _NO_TS else last,
+        )
         _rebuild_card(state)
         return state
 
@@ -113,60 +133,77 @@ def _rebuild_card(state: CardState) -> None:
         lo = bisect_right(state.ts, state.clock - w)
         state.starts[k] = lo
         state.sums[k] = sum(state.units[lo:])
+        state.high_counts[k] = sum(state.highs[lo:])
 
 
 def _advance_card(state: CardState, t: int) -> None:
     if t <= state.clock:
         return
-    ts, units, starts, sums = state.ts, state.units, state.starts, state.sums
+    ts, units, highs = state.ts, state.units, state.highs
+    starts, sums, high_counts = state.starts, state.sums, state.high_counts
     n = len(ts)
     for k, w in enumerate(CARD_WINDOWS_S):
         lo = starts[k]
         edge = t - w
         while lo < n and ts[lo] <= edge:
             sums[k] -= units[lo]
+            high_counts[k] -= highs[lo]
             lo += 1
         starts[k] = lo
     state.clock = t
     head = starts[-1]
     if head > _COMPACT_MIN and 2 * head > n:
-        del ts[:head], units[:head]
+        del ts[:head], units[:head], highs[:head]
         for k in range(len(starts)):
             starts[k] -= head
+
+
+def _ratio(amount: float, avg30: float) -> float:
+    return amount / avg30 if avg30 > 0 else 1.0
+
+
+def _windows(state: CardState, t: int) -> tuple[list[int], list[int], list[int], int | None]:
+    """(counts, unit sums, high counts, previous time) of earlier events in each window at t."""
+    if t >= state.clock:
+        _advance_card(state, t)
+        n = len(state.ts)
+        return [n - lo for lo in state.starts], list(state.sums), list(state.high_counts), state.last_ts
+    # A late event: scan the retained history up to t.
+    end = bisect_right(state.ts, t)
+    counts, sums, highs = [], [], []
+    for w in CARD_WINDOWS_S:
+        lo = bisect_right(state.ts, t - w)
+        counts.append(end - lo)
+        sums.append(sum(state.units[lo:end]))
+        highs.append(sum(state.highs[lo:end]))
+    return counts, sums, highs, state.ts[end - 1] if end else None
 
 
 def card_features(state: CardState, txn: TransactionEvent) -> list[float]:
     """Card features of ``txn`` given the card's earlier events (the state is only advanced)."""
     t = txn.ts_s
     u = _units(txn.amount)
-    if t >= state.clock:
-        _advance_card(state, t)
-        counts = [len(state.ts) - lo + 1 for lo in state.starts]
-        sums = [total + u for total in state.sums]
-        prev = state.last_ts
-    else:  # late event: scan the retained history up to t
-        end = bisect_right(state.ts, t)
-        counts, sums = [], []
-        for w in CARD_WINDOWS_S:
-            lo = bisect_right(state.ts, t - w)
-            counts.append(end - lo + 1)
-            sums.append(sum(state.units[lo:end]) + u)
-        prev = state.ts[end - 1] if end else None
-    h, d, d7, d30 = 0, 1, 2, 3
-    avg30 = (sums[d30] / counts[d30]) / AMOUNT_SCALE
+    prior_counts, prior_sums, prior_highs, prev = _windows(state, t)
+    counts = [c + 1 for c in prior_counts]
+    sums = [x + u for x in prior_sums]
+    avg30 = (sums[_D30] / counts[_D30]) / AMOUNT_SCALE
+    ratio = _ratio(txn.amount, avg30)
+    high = 1 if ratio > HIGH_AMOUNT_RATIO else 0
     gap = NO_PREVIOUS_S if prev is None else min(t - prev, NO_PREVIOUS_S)
     return [
-        float(counts[d]),
-        (sums[d] / counts[d]) / AMOUNT_SCALE,
-        float(counts[d7]),
-        (sums[d7] / counts[d7]) / AMOUNT_SCALE,
-        float(counts[d30]),
+        float(counts[_D]),
+        (sums[_D] / counts[_D]) / AMOUNT_SCALE,
+        float(counts[_D7]),
+        (sums[_D7] / counts[_D7]) / AMOUNT_SCALE,
+        float(counts[_D30]),
         avg30,
-        float(counts[h]),
-        sums[h] / AMOUNT_SCALE,
-        sums[d] / AMOUNT_SCALE,
+        float(counts[_H]),
+        sums[_H] / AMOUNT_SCALE,
+        sums[_D] / AMOUNT_SCALE,
         float(gap),
-        txn.amount / avg30 if avg30 > 0 else 1.0,
+        ratio,
+        float(prior_highs[_D7] + high),
+        float(prior_highs[_D14] + high),
     ]
 
 
@@ -174,16 +211,21 @@ def observe_card(state: CardState, txn: TransactionEvent) -> None:
     """Append ``txn`` to the card's history."""
     t = txn.ts_s
     u = _units(txn.amount)
+    prior_counts, prior_sums, _, _ = _windows(state, t)
+    avg30 = ((prior_sums[_D30] + u) / (prior_counts[_D30] + 1)) / AMOUNT_SCALE
+    high = 1 if _ratio(txn.amount, avg30) > HIGH_AMOUNT_RATIO else 0
     if t >= state.clock:
-        _advance_card(state, t)
         state.ts.append(t)
         state.units.append(u)
+        state.highs.append(high)
         for k in range(len(state.sums)):
             state.sums[k] += u
+            state.high_counts[k] += high
     else:
         pos = bisect_right(state.ts, t)
         state.ts.insert(pos, t)
         state.units.insert(pos, u)
+        state.highs.insert(pos, high)
         _rebuild_card(state)
     state.last_ts = t if state.last_ts is None else max(state.last_ts, t)
 
@@ -207,17 +249,19 @@ class TerminalState:
     frauds: list[int] = field(default_factory=lambda: [0] * len(TERMINAL_WINDOWS_DAYS))
 
     def to_bytes(self) -> bytes:
+        """Little-endian times and labels, then the NUL-separated UTF-8 transaction IDs."""
         head = self.starts[-1]
         ts = self.ts[head:]
-        ids = [t.encode() for t in self.txn_ids[head:]]
+        ids = "\x00".join(self.txn_ids[head:]).encode()
+        if ids.count(b"\x00") != max(len(ts) - 1, 0):
+            raise ValueError("transaction IDs must not contain NUL characters")
         header = struct.pack("<3sqqI", _TERMINAL_MAGIC, self.clock, self.delay_s, len(ts))
         return b"".join(
             (
                 header,
                 np.asarray(ts, dtype="<i8").tobytes(),
                 np.asarray(self.labels[head:], dtype="i1").tobytes(),
-                np.asarray([len(b) for b in ids], dtype="<u2").tobytes(),
-                *ids,
+                ids,
             )
         )
 
@@ -231,12 +275,9 @@ class TerminalState:
         off += 8 * n
         labels = np.frombuffer(data, dtype="i1", count=n, offset=off).tolist()
         off += n
-        lengths = np.frombuffer(data, dtype="<u2", count=n, offset=off).tolist()
-        off += 2 * n
-        ids: list[str] = []
-        for length in lengths:
-            ids.append(data[off : off + length].decode())
-            off += length
+        ids = data[off:].decode().split("\x00") if n else []
+        if len(ids) != n:
+            raise ValueError("corrupt TerminalState: transaction ID count differs")
         state = cls(delay_s=delay_s, ts=ts, txn_ids=ids, labels=labels, clock=clock)
         _rebuild_terminal(state)
         return state

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pandas as pd
 
 TXN_ID = "txn_id"
-CARD_TOKEN = "card_token"
+CARD_TOKEN = "card_token"  # noqa: S105 - a column name, not a secret
 TERMINAL_ID = "terminal_id"
 TS = "ts"
 AMOUNT = "amount"
@@ -23,7 +25,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (CHANNEL, COUNTRY, DEVICE, MCC)
 LABEL_COLUMNS: tuple[str, ...] = (IS_FRAUD, FRAUD_SCENARIO)
 STRING_COLUMNS: tuple[str, ...] = (TXN_ID, CARD_TOKEN, TERMINAL_ID, CURRENCY, *OPTIONAL_COLUMNS)
 
-TS_DTYPE = "datetime64[ns, UTC]"
+TS_DTYPE: Final = "datetime64[ns, UTC]"
 DEFAULT_CURRENCY = "EUR"
 
 TXN_PREFIX = "txn_"

@@ -35,6 +35,10 @@ class TreeArrays:
     leaf_value: np.ndarray
     depth: int
     base_margin: np.float32
+    # The same nodes with doubled ids: node n's children sit at 2n (left) and 2n + 1 (right).
+    feature2: np.ndarray
+    threshold2: np.ndarray
+    children2: np.ndarray
 
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> TreeArrays:
@@ -64,34 +68,48 @@ class TreeArrays:
             depth = max(depth, _tree_depth(left, right))
             offset += n
         threshold = np.concatenate(thr) if thr else np.zeros(0, dtype=np.float32)
+        feature = np.concatenate(feats) if feats else np.zeros(0, dtype=np.int64)
         left_all = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.int64)
+        right_all = np.concatenate(rights) if rights else np.zeros(0, dtype=np.int64)
+        children2 = np.empty(2 * len(left_all), dtype=np.int64)
+        children2[0::2] = 2 * left_all
+        children2[1::2] = 2 * right_all
         return cls(
             roots=np.asarray(roots, dtype=np.int64),
-            feature=np.concatenate(feats) if feats else np.zeros(0, dtype=np.int64),
+            feature=feature,
             threshold=threshold,
             left=left_all,
-            right=np.concatenate(rights) if rights else np.zeros(0, dtype=np.int64),
+            right=right_all,
             default_left=np.concatenate(dl) if dl else np.zeros(0, dtype=bool),
             # A leaf's value is stored in split_conditions; it is a leaf when it points to itself.
             leaf_value=threshold,
             depth=depth,
             base_margin=np.float32(np.log(base / (1.0 - base))),
+            feature2=np.repeat(feature, 2),
+            threshold2=np.repeat(threshold, 2),
+            children2=children2,
         )
 
     def margin(self, row: np.ndarray) -> float:
         """The raw margin of one float32 row."""
-        node = self.roots
-        feature, threshold = self.feature, self.threshold
+        if np.isnan(row).any():
+            return self._margin_with_missing(row)
+        # Node ids are doubled so a node's two children sit at 2n and 2n + 1: one gather a level.
+        node2 = self.roots * 2
+        feature2, threshold2, children2 = self.feature2, self.threshold2, self.children2
         for _ in range(self.depth):
-            x = row[feature[node]]
-            go_left = x < threshold[node]
-            nan = np.isnan(x)
-            if nan.any():
-                go_left = np.where(nan, self.default_left[node], go_left)
+            node2 = children2.take(node2 + (row.take(feature2.take(node2)) >= threshold2.take(node2)))
+        leaves = self.leaf_value.take(node2 >> 1)
+        return float(np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)[-1])
+
+    def _margin_with_missing(self, row: np.ndarray) -> float:
+        node = self.roots
+        for _ in range(self.depth):
+            x = row[self.feature[node]]
+            go_left = np.where(np.isnan(x), self.default_left[node], x < self.threshold[node])
             node = np.where(go_left, self.left[node], self.right[node])
         leaves = self.leaf_value[node]
-        acc = np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)
-        return float(acc[-1])
+        return float(np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)[-1])
 
 
 def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
@@ -118,8 +136,10 @@ class Scorer:
     @classmethod
     def from_bytes(cls, artifact: bytes, expected_sha256: str | None = None) -> Scorer:
         """Build from artifact bytes, verifying the SHA-256 when it is given."""
-        model = TrainedModel.from_bytes(artifact) if expected_sha256 is None else load_verified(
-            artifact, expected_sha256
+        model = (
+            TrainedModel.from_bytes(artifact)
+            if expected_sha256 is None
+            else load_verified(artifact, expected_sha256)
         )
         return cls(model)
 
@@ -149,7 +169,8 @@ class Scorer:
     def contributions(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
         """Per-feature SHAP contributions (margin space) followed by the bias term."""
         row = self._row(vector)[None, :]
-        return np.asarray(self.booster.predict(xgb.DMatrix(row, nthread=1), pred_contribs=True))[0]
+        contrib = self.booster.predict(xgb.DMatrix(row, nthread=1), pred_contribs=True)
+        return np.asarray(contrib[0], dtype=np.float32)
 
     def explain_one(self, vector: Sequence[float] | np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """The ``top_k`` features pushing this score up most, with their contributions."""

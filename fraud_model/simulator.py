@@ -117,7 +117,7 @@ def simulate(
     mean = cust.mean_amount[cust_idx]
     amount = rng.normal(mean, cust.std_amount[cust_idx])
     redraw = rng.uniform(0.0, 2.0 * mean)
-    amount = np.round(np.where(amount < 0, redraw, amount), 2)
+    amount = np.round(np.where(amount < 0, redraw, amount), 2).astype(np.float64)
     pick = rng.random(total)
     keep = (time_of_day > 0) & (time_of_day < DAY_S) & (n_avail[cust_idx] > 0)
 

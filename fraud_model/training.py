@@ -26,7 +26,8 @@ from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION
 
 ARTIFACT_MAGIC = b"FRAUDRAIL-MODEL\x00"
 ARTIFACT_FORMAT = 1
-DEFAULT_NTHREAD = 2
+# One thread: on a shared 2-core host OpenMP spin-waits made nthread=2 up to 15x slower (docs/model.md).
+DEFAULT_NTHREAD = 1
 DEFAULT_CALIBRATION_FRACTION = 0.2
 
 # Chosen on the handbook's validation weeks (before its test week); see docs/model.md.
@@ -217,13 +218,11 @@ def train_model(
         raise ValueError("calibration_fraction must be in (0, 1)")
     merged = {**DEFAULT_PARAMS, **(params or {})}
     xgb_params, rounds = _xgb_params(merged, seed, nthread)
-    cut = int(round(len(x) * (1.0 - calibration_fraction)))
+    cut = round(len(x) * (1.0 - calibration_fraction))
     first = xgb.train(xgb_params, xgb.DMatrix(x[:cut], label=y[:cut], nthread=nthread), rounds)
     held_margin = first.predict(xgb.DMatrix(x[cut:], nthread=nthread), output_margin=True)
     calibrator = fit_platt(held_margin, y[cut:])
-    final = (
-        xgb.train(xgb_params, xgb.DMatrix(x, label=y, nthread=nthread), rounds) if refit_full else first
-    )
+    final = xgb.train(xgb_params, xgb.DMatrix(x, label=y, nthread=nthread), rounds) if refit_full else first
     medians = np.median(x.astype(np.float64), axis=0) if len(x) else np.zeros(len(feature_names))
     return TrainedModel(
         booster_ubj=bytes(final.save_raw("ubj")),

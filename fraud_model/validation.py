@@ -211,12 +211,14 @@ def validate_dataset(
 
     if amount is not None:
         a = amount.to_numpy(dtype=np.float64)
-        bad_amount = ~np.isnan(a) & ((a <= 0) | (a > max_amount) | ~np.isfinite(a))
+        # Zero is allowed: zero-amount authorisations (card checks) are real, and the handbook's
+        # generator rounds a few amounts to 0.00.
+        bad_amount = ~np.isnan(a) & ((a < 0) | (a > max_amount) | ~np.isfinite(a))
         checks.append(
             Check(
                 "amount_range",
                 not bad_amount.any(),
-                f"{int(bad_amount.sum())} rows outside (0, {max_amount}]" if bad_amount.any() else "in range",
+                f"{int(bad_amount.sum())} rows outside [0, {max_amount}]" if bad_amount.any() else "in range",
                 _examples(df, bad_amount, [s.TXN_ID, s.AMOUNT]),
             )
         )
@@ -236,8 +238,10 @@ def validate_dataset(
                 not pan.any(),
                 f"{int(pan.sum())} card_token values look like raw card numbers" if pan.any() else "tokens",
                 # Never echo the suspected card number itself.
-                [{"row": int(p), s.TXN_ID: _jsonable(df[s.TXN_ID].iloc[p]) if s.TXN_ID in df else None}
-                 for p in np.flatnonzero(pan)[:MAX_EXAMPLES]],
+                [
+                    {"row": int(p), s.TXN_ID: _jsonable(df[s.TXN_ID].iloc[p]) if s.TXN_ID in df else None}
+                    for p in np.flatnonzero(pan)[:MAX_EXAMPLES]
+                ],
             )
         )
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from control_plane.db import make_engine
 from control_plane.migrate import upgrade
 from control_plane.models import Base
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def make_url_redis(url: str, db: int) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{db}"
 
 
 def _database_url(tmp_root: Path) -> str:
@@ -31,16 +37,23 @@ def _database_url(tmp_root: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database of this session's own (several pytest runs may share one server)."""
     url = _database_url(tmp_path_factory.mktemp("db"))
-    if url.startswith("postgresql"):
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    upgrade(url)
-    return url
+    if not url.startswith("postgresql"):
+        upgrade(url)
+        yield url
+        return
+    name = f"fraudrail_t{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    own = make_url(url).set(database=name).render_as_string(hide_password=False)
+    upgrade(own)
+    yield own
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +80,8 @@ def clean_db(db_engine: Engine) -> Iterator[None]:
 def redis_url() -> str:
     url = os.environ.get("FRAUDRAIL_TEST_REDIS_URL")
     if url:
-        return url
+        # Its own logical database per session, so parallel runs never flush each other's keys.
+        return str(make_url_redis(url, 1 + os.getpid() % 15))
     if IN_CI:
         raise RuntimeError("CI=true: Redis must be started by `make test` (FRAUDRAIL_TEST_REDIS_URL)")
     pytest.skip("no Redis: run `make test` (starts one on loopback)")

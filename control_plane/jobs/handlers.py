@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from control_plane.finops.jobs import finops_job_handlers
+from control_plane.finops.metering import MeteredRun
 from control_plane.jobs.worker import JobHandler
+from control_plane.rollouts.reconcile import ReconcileRollout
+from control_plane.rollouts.service import RECONCILE_JOB
 from control_plane.scoring.batch import BATCH_JOB, BatchScoring
 from control_plane.tenants.jobs import OffboardTenant, ProvisionTenant
 from control_plane.tenants.service import OFFBOARD_JOB, PROVISION_JOB
@@ -15,6 +19,8 @@ def job_handlers() -> Mapping[str, JobHandler]:
     return {
         PROVISION_JOB: ProvisionTenant(),
         OFFBOARD_JOB: OffboardTenant(),
-        TRAINING_JOB: TrainingRun(),
+        TRAINING_JOB: MeteredRun(TrainingRun()),  # adds billable_seconds to the result (FinOps)
         BATCH_JOB: BatchScoring(),
+        RECONCILE_JOB: ReconcileRollout(),
+        **finops_job_handlers(),
     }

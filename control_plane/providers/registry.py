@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.notifications.notifier import WebhookNotifier
 from control_plane.providers.local.event_bus import InProcessEventBus
 from control_plane.providers.local.feature_cache import MemoryFeatureCache
 from control_plane.providers.local.flagged_store import SqlFlaggedTransactionStore
@@ -13,13 +14,16 @@ from control_plane.providers.local.metrics import InMemoryMetrics
 from control_plane.providers.local.model_host import LocalModelHost
 from control_plane.providers.local.object_store import LocalObjectStore
 from control_plane.providers.local.provisioner import LocalProvisioner
+from control_plane.providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
 from control_plane.providers.ports import (
     EventBus,
     FeatureCache,
     FlaggedTransactionStore,
     ModelHost,
+    Notifier,
     ObjectStore,
     Provisioner,
+    RollbackLog,
 )
 from control_plane.settings import AppSettings
 
@@ -33,6 +37,9 @@ class Providers:
     event_bus: EventBus
     metrics: InMemoryMetrics
     provisioner: Provisioner
+    # Defaults keep builders that predate these ports working; they should pass durable ones.
+    rollback_log: RollbackLog = field(default_factory=MemoryRollbackLog)
+    notifier: Notifier = field(default_factory=WebhookNotifier)
 
 
 def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:
@@ -59,4 +66,6 @@ def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Pr
         event_bus=InProcessEventBus(),
         metrics=InMemoryMetrics(),
         provisioner=LocalProvisioner(store, cache, host, settings.home / "provisioner" / "ledger.jsonl"),
+        rollback_log=FileRollbackLog(settings.home / "rollback-log.jsonl"),
+        notifier=WebhookNotifier(),
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.auth.scopes import Scope
 from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.finops.guard import deployment_context
 from control_plane.registry import service
 from control_plane.registry.orm import ModelVersion
 from control_plane.tenancy import tenant_of
@@ -77,7 +78,10 @@ def promote_model(model_id: str, session: SessionDep, c: ContainerDep, principal
     """APPROVED → PRODUCTION at full traffic, behind the deployment policy (gate, integrity, tenant state)."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     tenant = tenants.get(session, tenant_id)
-    mv = service.promote(session, c.policy, c.providers.object_store, tenant, model_id, actor=principal.actor)
+    # 403 while budget-frozen; else the budget status and headroom for the deployment policy
+    budget = deployment_context(session, tenant, now=c.finops.now(), action="promote a model")
+    store, actor = c.providers.object_store, principal.actor
+    mv = service.promote(session, c.policy, store, tenant, model_id, actor=actor, policy_overrides=budget)
     session.commit()
     c.providers.event_bus.publish(service.SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "promoted"})
     return model_out(mv)

@@ -44,7 +44,7 @@ class BatchScoring:
         features = batch_features(frame, labels=no_labels)
         matrix = features.to_numpy(dtype=np.float32)
         ctx.progress("score", 40)
-        versions = [runtime.checker._route(tenant, str(card))[0] for card in frame[schema.CARD_TOKEN]]
+        versions = [runtime.checker.route(tenant, str(card))[0] for card in frame[schema.CARD_TOKEN]]
         scores = np.zeros(len(frame), dtype=np.float64)
         for version in set(versions):
             mask = np.array([v == version for v in versions])

@@ -52,8 +52,11 @@ async def fraud_check(
     """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes."""
     started = time.perf_counter()
     tenant_id = tenant_of(principal, {Scope.APP})
+    limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
     answer = c.scoring.checker.check(tenant_id, body, started=started)
-    return Response(orjson.dumps(answer), media_type="application/json")
+    c.finops.usage.fraud_check(tenant_id)  # counted in memory; the FinOps flusher writes it
+    headers = limit.headers if limit is not None else None
+    return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 
 @router.get("/v1/scoring-config", response_model=ScoringConfigOut)

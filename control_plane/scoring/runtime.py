@@ -12,6 +12,7 @@ from control_plane.review.contract import FLAGGED_TOPIC, LABEL_TOPIC
 from control_plane.scoring.service import TERMINAL_TTL_S, FraudChecker
 from control_plane.scoring.serving import ServingRegistry
 from control_plane.scoring.spool import FlaggedSpool, SpoolDrainer
+from control_plane.slo.recorder import RequestRecorder
 from fraud_model.online_features import TerminalState, apply_label
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class ScoringRuntime:
     checker: FraudChecker
     spool: FlaggedSpool
     drainer: SpoolDrainer
+    recorder: RequestRecorder
 
 
 def build_scoring(c: Container) -> ScoringRuntime:
@@ -49,5 +51,8 @@ def build_scoring(c: Container) -> ScoringRuntime:
 
     p.event_bus.subscribe(SERVING_TOPIC, serving.on_event)
     p.event_bus.subscribe(LABEL_TOPIC, on_label)
-    checker = FraudChecker(serving, p.feature_cache, p.model_host, spool, p.metrics)
-    return ScoringRuntime(serving=serving, checker=checker, spool=spool, drainer=SpoolDrainer(spool, deliver))
+    recorder = RequestRecorder(c.factory, bucket_s=c.settings.slo_bucket_s)
+    checker = FraudChecker(serving, p.feature_cache, p.model_host, spool, p.metrics, recorder)
+    return ScoringRuntime(
+        serving=serving, checker=checker, spool=spool, drainer=SpoolDrainer(spool, deliver), recorder=recorder
+    )

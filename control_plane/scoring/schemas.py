@@ -20,7 +20,7 @@ class FraudCheckRequest(BaseModel):
     )
     terminal_id: str = Field(min_length=1, max_length=64)
     timestamp: AwareDatetime = Field(description="When the transaction happened, with a timezone")
-    amount: Decimal = Field(gt=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
+    amount: Decimal = Field(ge=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     channel: str | None = Field(default=None, max_length=32)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")

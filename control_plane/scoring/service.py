@@ -3,6 +3,9 @@
 One cache round trip claims the idempotency key and reads the card's and terminal's state;
 a second writes the new states and the final answer. A cache that fails or exceeds its timeout
 degrades the check (features from empty history, ``degraded: true``) instead of failing it.
+During a rollout the card's traffic bucket picks the canary or the stable version; a canary
+that fails answers from the stable version (the failure is recorded against the canary, which
+is what its analysis sees), and in a shadow phase the candidate scores alongside the stable.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +30,8 @@ from control_plane.scoring.decision import LEGIT, list_hit, rules_score, thresho
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
 from control_plane.scoring.spool import FlaggedSpool
-from fraud_model.features import CARD_HORIZON_S, FEATURE_NAMES, terminal_horizon_s
+from control_plane.slo.recorder import RequestRecorder
+from fraud_model.features import FEATURE_NAMES, terminal_horizon_s
 from fraud_model.online_features import (
     CardState,
     TerminalState,
@@ -41,7 +44,6 @@ from guardrails.canary import in_canary, traffic_bucket
 
 IDEMPOTENCY_TTL_S = 7 * 86_400
 PENDING = b"pending:"
-CARD_TTL_S = CARD_HORIZON_S + 86_400
 TERMINAL_TTL_S = terminal_horizon_s() + 86_400
 
 
@@ -55,14 +57,6 @@ def flagged_id(tenant_id: str, txn_id: str) -> str:
     return "flg_" + hashlib.sha256(f"{tenant_id}\x00{txn_id}".encode()).hexdigest()[:24]
 
 
-@dataclass
-class FeatureRead:
-    vector: list[float]
-    card: CardState | None
-    terminal: TerminalState | None
-    degraded: list[str]
-
-
 class FraudChecker:
     def __init__(
         self,
@@ -71,6 +65,7 @@ class FraudChecker:
         host: ModelHost,
         spool: FlaggedSpool,
         metrics: MetricsSink,
+        recorder: RequestRecorder,
         *,
         explain_top_k: int = 3,
     ) -> None:
@@ -79,6 +74,7 @@ class FraudChecker:
         self.host = host
         self.spool = spool
         self.metrics = metrics
+        self.recorder = recorder
         self.top_k = explain_top_k
 
     def check(
@@ -116,14 +112,12 @@ class FraudChecker:
         if existing is not None:
             return self._replay(existing, digest, req.txn_id, t0)
         try:
-            answer = self._score(tenant, req, event, card_raw, term_raw, degraded)
+            answer, state = self._score(tenant, req, event, card_raw, term_raw, degraded, t0)
         except BaseException:
-            if not degraded:
+            if "feature_cache" not in degraded:
                 self._release(tenant_id, idem_key)
             raise
-        answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        if not degraded:
-            state = answer.pop("_state")
+        if "feature_cache" not in degraded:
             final = json.dumps({"h": digest, "r": answer}).encode()
             try:
                 # One write for both states and the final answer (the longest horizon's TTL covers all).
@@ -132,9 +126,8 @@ class FraudChecker:
                 )
             except ProviderError:
                 answer["degraded"] = True
-                answer["degraded_inputs"] = ["feature_cache"]
+                answer["degraded_inputs"] = [*answer["degraded_inputs"], "feature_cache"]
         else:
-            answer.pop("_state", None)
             self.metrics.increment("fraudrail_degraded_total", tenant=tenant_id, input="feature_cache")
         self.metrics.increment(
             "fraudrail_fraud_check_total",
@@ -168,6 +161,15 @@ class FraudChecker:
         with contextlib.suppress(ProviderError):
             self.cache.delete_many(tenant_id, [idem_key])
 
+    def _invoke(self, tenant_id: str, version: str, vector: list[float]) -> float:
+        try:
+            return self.host.invoke(tenant_id, version, [vector])[0]
+        except ArtifactIntegrityError as exc:
+            self.metrics.increment("fraudrail_integrity_failures_total", tenant=tenant_id)
+            raise ServiceUnavailable(str(exc)) from exc
+        except ProviderError as exc:
+            raise ServiceUnavailable(f"model {version} unavailable: {exc}") from exc
+
     def _score(
         self,
         tenant: TenantServing,
@@ -176,55 +178,99 @@ class FraudChecker:
         card_raw: bytes | None,
         term_raw: bytes | None,
         degraded: list[str],
-    ) -> dict[str, Any]:
+        t0: float,
+    ) -> tuple[dict[str, Any], tuple[bytes, bytes]]:
         card = CardState.from_bytes(card_raw) if card_raw else CardState()
         terminal = TerminalState.from_bytes(term_raw) if term_raw else TerminalState()
         vector = transaction_features(card, terminal, event)
         observe_card(card, event)
         observe_terminal(terminal, event)
         hit = list_hit(tenant.policy, req.card_token, req.terminal_id)
-        version, cohort = self._route(tenant, req.card_token)
+        version, cohort = self.route(tenant, req.card_token)
+        tid = tenant.tenant_id
         reasons: list[dict[str, Any]] | None = None
         if version is None:
             score, reasons = rules_score(dict(zip(FEATURE_NAMES, vector, strict=True)))
-            cohort = "rules"
+        elif cohort == "canary":
+            try:
+                score = self._invoke(tid, version, vector)
+            except ServiceUnavailable:
+                elapsed = (time.perf_counter() - t0) * 1000
+                self.recorder.record(tid, version, "canary", ok=False, latency_ms=elapsed)
+                assert tenant.production is not None
+                version, cohort = tenant.production.version_id, "stable"
+                degraded.append("canary_model")
+                score = self._invoke(tid, version, vector)
         else:
             try:
-                score = self.host.invoke(tenant.tenant_id, version, [vector])[0]
-            except ArtifactIntegrityError as exc:
-                self.metrics.increment("fraudrail_integrity_failures_total", tenant=tenant.tenant_id)
-                raise ServiceUnavailable(str(exc)) from exc
+                score = self._invoke(tid, version, vector)
+            except ServiceUnavailable:
+                self.recorder.record(
+                    tid, version, cohort, ok=False, latency_ms=(time.perf_counter() - t0) * 1000
+                )
+                raise
         decision = hit.decision or threshold_decision(score, tenant.policy)
         if reasons is None:
             # Contributions cost more than the score itself: explain only what a person will look at.
-            reasons = (
-                self.host.explain(tenant.tenant_id, version or "", vector, self.top_k)
-                if decision != LEGIT
-                else []
-            )
-        reasons = hit.reasons + reasons
+            reasons = self.host.explain(tid, version or "", vector, self.top_k) if decision != LEGIT else []
+        if tenant.shadow_version is not None and version is not None:
+            self._shadow(tenant, vector, decision)
         answer: dict[str, Any] = {
             "txn_id": req.txn_id,
             "decision": decision,
             "score": round(float(score), 6),
             "model_version": version,
             "cohort": cohort,
-            "reasons": [_public_reason(r) for r in reasons],
+            "reasons": [_public_reason(r) for r in hit.reasons + reasons],
             "degraded": bool(degraded),
             "degraded_inputs": list(degraded),
-            "_state": (card.to_bytes(), terminal.to_bytes()),
         }
         if decision != LEGIT:
             self.spool.append(
                 {
-                    "tenant_id": tenant.tenant_id,
-                    "flagged_id": flagged_id(tenant.tenant_id, req.txn_id),
-                    "payload": _flagged_payload(tenant.tenant_id, req, answer, vector),
+                    "tenant_id": tid,
+                    "flagged_id": flagged_id(tid, req.txn_id),
+                    "payload": _flagged_payload(tid, req, answer, vector),
                 }
             )
-        return answer
+        answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        if cohort != "canary" or "canary_model" not in degraded:
+            self.recorder.record(
+                tid,
+                version or "rules",
+                cohort,
+                ok=True,
+                latency_ms=answer["server_time_ms"],
+                score=float(score),
+                flagged=decision != LEGIT,
+            )
+        return answer, (card.to_bytes(), terminal.to_bytes())
 
-    def _route(self, tenant: TenantServing, card_token: str) -> tuple[str | None, str]:
+    def _shadow(self, tenant: TenantServing, vector: list[float], stable_decision: str) -> None:
+        """Score the candidate on the same features; record it and whether its decision would differ."""
+        shadow = tenant.shadow_version
+        assert shadow is not None
+        t = time.perf_counter()
+        try:
+            score = self.host.invoke(tenant.tenant_id, shadow, [vector])[0]
+        except (ProviderError, ArtifactIntegrityError):
+            self.recorder.record(
+                tenant.tenant_id, shadow, "shadow", ok=False, latency_ms=(time.perf_counter() - t) * 1000
+            )
+            return
+        decision = threshold_decision(score, tenant.policy)
+        self.recorder.record(
+            tenant.tenant_id,
+            shadow,
+            "shadow",
+            ok=True,
+            latency_ms=(time.perf_counter() - t) * 1000,
+            score=score,
+            flagged=decision != LEGIT,
+        )
+        self.recorder.record_pair(tenant.tenant_id, shadow, flipped=decision != stable_decision)
+
+    def route(self, tenant: TenantServing, card_token: str) -> tuple[str | None, str]:
         """The version that scores this card: stable, or canary when the card's bucket is under its weight."""
         if tenant.production is None:
             return None, "rules"
@@ -232,6 +278,10 @@ class FraudChecker:
         weights = self.host.weights(tenant.tenant_id)
         canaries = [(v, w) for v, w in weights.items() if v != stable and w > 0]
         if not canaries:
+            if weights and weights.get(stable, 0) == 0:
+                # The rollout promoted the candidate before the registry reload caught up.
+                only = max(weights, key=lambda v: weights[v])
+                return only, "stable"
             return stable, "stable"
         canary, weight = canaries[0]
         if in_canary(traffic_bucket(tenant.salt, card_token), weight):

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.providers.ports import HostedModel, ModelHost
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
+from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.decision import Policy
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.tenants.orm import Tenant
 
 log = logging.getLogger(__name__)
+ACTIVE_ROLLOUT = ("PROGRESSING", "PAUSED")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class TenantServing:
     production: HostedModel | None
     versions: Mapping[str, HostedModel] = field(default_factory=dict)
     salt: bytes = b""
+    shadow_version: str | None = None
 
 
 def default_policy(template: Mapping[str, Any]) -> Policy:
@@ -99,6 +102,9 @@ class ServingRegistry:
             )
             template = self._templates[tenant.tier]
             production = next((hosted(m) for m in live if m.stage == Stage.PRODUCTION.value), None)
+            rollout = session.scalar(
+                select(Rollout).where(Rollout.tenant_id == tenant_id, Rollout.state.in_(ACTIVE_ROLLOUT))
+            )
             entry = TenantServing(
                 tenant_id=tenant_id,
                 status=tenant.status,
@@ -106,7 +112,8 @@ class ServingRegistry:
                 policy=policy_from(config, template),
                 production=production,
                 versions={m.id: hosted(m) for m in live},
-                salt=tenant_id.encode(),
+                salt=(rollout.salt if rollout else tenant_id).encode(),
+                shadow_version=rollout.candidate_version if rollout and rollout.phase == "shadow" else None,
             )
         for model in entry.versions.values():
             self._host.deploy(model)

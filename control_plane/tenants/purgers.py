@@ -51,6 +51,11 @@ def default_purgers(c: Container) -> list[TenantDataPurger]:
             lambda t: [f"slot:{s.kind}" for s in p.model_host.slots(t)],
         ),
         FunctionPurger("flagged_transactions", p.flagged_store.purge_tenant, flagged_remaining),
+        FunctionPurger(
+            "rollback_log",
+            p.rollback_log.purge_tenant,
+            lambda t: [r.rollback_id for r in p.rollback_log.list(t)],
+        ),
         FunctionPurger("provisioned_resources", lambda t: 0, p.provisioner.list_resources),
         FunctionPurger("api_keys", lambda t: 0, active_keys),
     ]

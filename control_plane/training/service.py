@@ -17,6 +17,7 @@ from control_plane.audit import service as audit
 from control_plane.datasets import service as datasets
 from control_plane.db import unit_of_work
 from control_plane.errors import Conflict
+from control_plane.finops.guard import require_budget
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import JobContext, PermanentJobError
@@ -76,6 +77,7 @@ def start_run(
     tenant = tenants.get(session, tenant_id)
     if tenant.status != TenantStatus.ACTIVE.value:
         raise Conflict(f"tenant is {tenant.status}; training needs an ACTIVE tenant", field="status")
+    require_budget(session, tenant, action="start a training run", now=now)  # 403 while budget-frozen
     datasets.get(session, tenant_id, str(request["dataset_id"]))
     running = session.scalars(
         select(Job.id).where(

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from control_plane.providers.aws.bootstrap import ensure_platform_resources
@@ -110,18 +111,22 @@ def aws_settings(moto_url: str) -> AwsSettings:
     )
 
 
+@pytest.fixture(scope="session")
+def boto_session(moto_url: str) -> boto3.session.Session:
+    """One boto3 session: its loaded service models make each test's clients cheap."""
+    return boto3.session.Session(region_name=REGION)
+
+
 @pytest.fixture
-def clients(moto_url: str, aws_settings: AwsSettings) -> AwsClients:
-    """Fresh moto state (reset), the platform's bucket and tables, and clients to it."""
+def clients(moto_url: str, aws_settings: AwsSettings, boto_session: boto3.session.Session) -> AwsClients:
+    """Fresh moto state (reset), the platform's bucket and tables, and new clients to it."""
     moto_post(moto_url, "/moto-api/reset")
-    made = make_clients(aws_settings, max_attempts=2, timeout_s=5.0)
+    made = make_clients(aws_settings, max_attempts=2, timeout_s=5.0, session=boto_session)
     ensure_platform_resources(made, aws_settings)
     return made
 
 
 @pytest.fixture
-def kms_key_id(clients: AwsClients, aws_settings: AwsSettings) -> str:
-    import boto3
-
-    kms = boto3.client("kms", region_name=REGION, endpoint_url=aws_settings.endpoint_url)
+def kms_key_id(clients: AwsClients, aws_settings: AwsSettings, boto_session: boto3.session.Session) -> str:
+    kms = boto_session.client("kms", region_name=REGION, endpoint_url=aws_settings.endpoint_url)
     return str(kms.create_key(Description="fraudrail test key")["KeyMetadata"]["KeyId"])

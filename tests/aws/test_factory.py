@@ -13,6 +13,7 @@ from control_plane.providers.aws import (
     CloudFormationProvisioner,
     CloudWatchMetrics,
     DynamoFlaggedTransactionStore,
+    DynamoRollbackLog,
     S3ObjectStore,
     SageMakerModelHost,
     SnsEventBus,
@@ -61,6 +62,7 @@ def test_registry_builds_the_aws_providers_from_settings(
         assert isinstance(providers.event_bus, SnsEventBus)
         assert isinstance(providers.provisioner, CloudFormationProvisioner)
         assert isinstance(providers.feature_cache, RedisFeatureCache)
+        assert isinstance(providers.rollback_log, DynamoRollbackLog)
 
         providers.object_store.put("tenants/ten_f/a.bin", b"via settings")
         assert clients.s3.get_object(Bucket=aws_settings.bucket, Key="tenants/ten_f/a.bin")[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -42,23 +43,32 @@ def test_metrics_flush_counters_and_observations_to_cloudwatch(clients: AwsClien
     metrics.increment("scoring_requests_total", tenant_id="ten_a", outcome="approve")
     metrics.increment("scoring_requests_total", 2.0, tenant_id="ten_a", outcome="approve")
     metrics.increment("scoring_requests_total", tenant_id="ten_b", outcome="review")
-    for value in (3.0, 9.0, 6.0):
+    for value in (3.0, 9.0, 6.0, 3.0):
         metrics.observe("scoring_latency_ms", value, tenant_id="ten_a")
-    assert metrics.pending == 6
+    sent: list[dict[str, Any]] = []
+    clients.cloudwatch.meta.events.register(
+        "before-parameter-build.cloudwatch.PutMetricData", lambda params, **_: sent.append(params)
+    )
+    assert metrics.pending == 7
     assert metrics.flush() == 3  # three series, sent in two PutMetricData calls of at most two
+    assert len(sent) == 2
     assert metrics.pending == 0 and metrics.flush() == 0
 
     approve = [{"Name": "outcome", "Value": "approve"}, {"Name": "tenant_id", "Value": "ten_a"}]
     assert _stats(clients, "scoring_requests_total", approve)["Sum"] == 3.0
     latency = _stats(clients, "scoring_latency_ms", [{"Name": "tenant_id", "Value": "ten_a"}])
-    assert latency == {"Sum": 18.0, "SampleCount": 3.0, "Minimum": 3.0, "Maximum": 9.0}
+    assert latency == {"Sum": 21.0, "SampleCount": 4.0, "Minimum": 3.0, "Maximum": 9.0}
+    (datum,) = [d for call in sent for d in call["MetricData"] if d["MetricName"] == "scoring_latency_ms"]
+    # Values / Counts (not StatisticValues), so CloudWatch can compute percentiles.
+    assert datum["Values"] == [3.0, 6.0, 9.0] and datum["Counts"] == [2.0, 1.0, 1.0]
+    assert datum["Unit"] == "Milliseconds"
     listed = clients.cloudwatch.list_metrics(Namespace="Fraudrail")["Metrics"]
     assert {m["MetricName"] for m in listed} == {"scoring_requests_total", "scoring_latency_ms"}
 
     # /metrics keeps working: the process's own view in Prometheus text.
     text = metrics.render_prometheus()
     assert 'scoring_requests_total{outcome="approve",tenant_id="ten_a"} 3.0' in text
-    assert 'scoring_latency_ms_count{tenant_id="ten_a"} 3' in text
+    assert 'scoring_latency_ms_count{tenant_id="ten_a"} 4' in text
 
 
 def test_metrics_flush_in_the_background_past_the_threshold(clients: AwsClients) -> None:
@@ -87,3 +97,12 @@ def test_metrics_never_raise_when_cloudwatch_is_unreachable() -> None:
     assert metrics.dropped == 2
     assert metrics.counter("scoring_requests_total", tenant_id="ten_a") == 1.0
     metrics.close()
+
+
+def test_metrics_split_many_distinct_values_into_datums_of_150(clients: AwsClients) -> None:
+    metrics = CloudWatchMetrics(clients.cloudwatch, flush_interval_s=None, flush_threshold=10_000)
+    for i in range(400):
+        metrics.observe("fraudrail_fraud_check_seconds", 0.001 * (i + 1), tenant="ten_a")
+    assert metrics.flush() == 3  # 400 distinct values: 150 + 150 + 100
+    stats = _stats(clients, "fraudrail_fraud_check_seconds", [{"Name": "tenant", "Value": "ten_a"}])
+    assert stats["SampleCount"] == 400.0 and stats["Maximum"] == pytest.approx(0.4)

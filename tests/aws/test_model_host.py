@@ -9,6 +9,7 @@ parsing with canned bodies queued through moto's ``/moto-api/static/sagemaker/en
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from botocore.stub import Stubber
 from control_plane.providers.aws.factory import AwsClients
 from control_plane.providers.aws.model_host import SageMakerModelHost, csv_body, parse_scores
 from control_plane.providers.aws.object_store import S3ObjectStore
-from control_plane.providers.ports import ArtifactIntegrityError, ProviderError
+from control_plane.providers.ports import ArtifactIntegrityError, HostedModel, ProviderError
 from control_plane.settings import AwsSettings
 from tests.aws import contracts_extra
 from tests.aws.conftest import ACCOUNT, REGION, moto_post
@@ -42,9 +43,11 @@ class EndpointUpdates:
 
 
 @pytest.fixture
-def endpoint_updates(clients: AwsClients, aws_settings: AwsSettings) -> Iterator[EndpointUpdates]:
+def endpoint_updates(
+    clients: AwsClients, aws_settings: AwsSettings, boto_session: boto3.session.Session
+) -> Iterator[EndpointUpdates]:
     seen = EndpointUpdates()
-    raw = boto3.client("sagemaker", region_name=REGION, endpoint_url=aws_settings.endpoint_url)
+    raw = boto_session.client("sagemaker", region_name=REGION, endpoint_url=aws_settings.endpoint_url)
     events = clients.sagemaker.meta.events
     updating_once: list[str] = []
 
@@ -271,10 +274,6 @@ def test_pooled_slots_refuse_artifacts_outside_the_endpoint_prefix(
     host.ensure_slot(tenant, "pooled")
     data = b"model"
     store.put("elsewhere/model.tar.gz", data)
-    import hashlib
-
-    from control_plane.providers.ports import HostedModel
-
     with pytest.raises(ProviderError, match="outside the pooled endpoint"):
         host.deploy(HostedModel(tenant, "mv_1", "elsewhere/model.tar.gz", hashlib.sha256(data).hexdigest()))
     assert host.deployed(tenant) == []
@@ -308,7 +307,7 @@ def test_endpoint_failure_is_reported(
         "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}",
         "EndpointConfigName": "cfg",
         "EndpointStatus": "Failed",
-        "FailureReason": "The primary container for production variant mv-1 did not pass the ping health check.",
+        "FailureReason": "The primary container for variant mv-1 did not pass the ping health check.",
         "CreationTime": "2025-01-01T00:00:00Z",
         "LastModifiedTime": "2025-01-01T00:00:00Z",
     }
@@ -366,4 +365,4 @@ def test_misconfigured_host_says_what_is_missing(
     with pytest.raises(ProviderError, match="FRAUDRAIL_AWS_SAGEMAKER_ROLE_ARN"):
         host.deploy(contracts_extra.hosted(store, tenant, "mv_1"))
     with pytest.raises(ArtifactIntegrityError, match="missing"):
-        host.deploy(contracts_extra.HostedModel(tenant, "mv_2", "tenants/nope/model.tar.gz", "0" * 64))
+        host.deploy(HostedModel(tenant, "mv_2", "tenants/nope/model.tar.gz", "0" * 64))

@@ -204,7 +204,7 @@ def test_stack_cloudformation_rejects_surfaces_its_reason(
 ) -> None:
     provisioner = make(clients.cloudformation, policy, rejected_template)
     spec = spec_for(new_tenant())
-    with pytest.raises(PermanentJobError, match="Could not find model.*fraudrail-missing-model"):
+    with pytest.raises(PermanentJobError, match=r"Could not find model.*fraudrail-missing-model"):
         provisioner.apply(spec, provisioner.plan(spec)[0])
 
 

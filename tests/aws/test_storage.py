@@ -37,18 +37,27 @@ def test_s3_puts_with_sse_kms_when_a_key_is_given(
     ) in (None, "AES256")
 
 
-def test_s3_lists_and_deletes_more_than_one_page(clients: AwsClients, aws_settings: AwsSettings) -> None:
-    store = S3ObjectStore(clients.s3, aws_settings.bucket, None)
-    keys = [f"tenants/ten_big/rows/{i:05d}.bin" for i in range(1_205)]  # > 1,000: two pages, two batches
+def test_s3_lists_and_deletes_across_pages_and_batches(
+    clients: AwsClients, aws_settings: AwsSettings
+) -> None:
+    store = S3ObjectStore(clients.s3, aws_settings.bucket, None, page_size=40, delete_batch=50)
+    keys = [f"tenants/ten_big/rows/{i:05d}.bin" for i in range(121)]  # 4 pages, 3 DeleteObjects calls
     for key in keys:
         clients.s3.put_object(Bucket=aws_settings.bucket, Key=key, Body=b"")
     store.put("tenants/ten_big2/keep.bin", b"keep")
+    calls: list[int] = []
+    clients.s3.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.append(0))
+    clients.s3.meta.events.register("before-call.s3.DeleteObjects", lambda **_: calls.append(1))
     assert store.list("tenants/ten_big/") == keys
+    assert calls.count(0) == 4
     assert store.delete_prefix("tenants/ten_big/") == len(keys)
+    assert calls.count(1) == 3
     assert store.list("tenants/ten_big/") == []
     assert store.exists("tenants/ten_big2/keep.bin")
     with pytest.raises(ValueError):
         store.delete_prefix("")
+    with pytest.raises(ValueError):
+        S3ObjectStore(clients.s3, aws_settings.bucket, None, delete_batch=1001)
 
 
 def test_s3_errors_other_than_missing_keys_are_provider_errors(clients: AwsClients) -> None:

@@ -70,6 +70,10 @@ def tenant_body(slug: str = "acme-pay", tier: str = "standard", **overrides: Any
             "slack_webhook_url": "https://hooks.slack.com/services/T/B/X",
         },
     }
+    if tier == "trial":
+        body["budget"] = {"amount": "400.00", "currency": "USD"}
+    if tier == "premium":
+        body["encryption"] = {"at_rest": True, "kms_key_alias": f"alias/{slug}-data"}
     body.update(overrides)
     return body
 

@@ -1,13 +1,18 @@
-"""Shared fixtures: small simulator runs (module-cached so the suite stays fast)."""
+"""Shared fixtures: small simulator runs, cached for the session so the suite stays fast."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fraud_model.simulator import simulate
+
+Simulated = Callable[..., pd.DataFrame]
 
 
 @cache
@@ -15,18 +20,44 @@ def _simulated(n_customers: int, n_terminals: int, n_days: int, seed: int) -> pd
     return simulate(n_customers, n_terminals, n_days, seed=seed)
 
 
-def simulated(n_customers: int, n_terminals: int, n_days: int, seed: int = 0) -> pd.DataFrame:
-    """A fresh copy of a cached simulator run."""
-    return _simulated(n_customers, n_terminals, n_days, seed).copy()
+@pytest.fixture(scope="session")
+def sim() -> Simulated:
+    """``sim(n_customers, n_terminals, n_days, seed=0)``: a fresh copy of a cached simulator run."""
+
+    def make(n_customers: int, n_terminals: int, n_days: int, seed: int = 0) -> pd.DataFrame:
+        return _simulated(n_customers, n_terminals, n_days, seed).copy()
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def small_stream() -> pd.DataFrame:
+def small_stream(sim: Simulated) -> pd.DataFrame:
     """300 cards, 600 terminals, 60 days: the replay-equality stream."""
-    return simulated(300, 600, 60, seed=7)
+    return sim(300, 600, 60, seed=7)
 
 
 @pytest.fixture(scope="session")
-def canonical_frame() -> pd.DataFrame:
+def canonical_frame(sim: Simulated) -> pd.DataFrame:
     """A tiny valid frame in our schema."""
-    return simulated(40, 80, 10, seed=1)
+    return sim(40, 80, 10, seed=1)
+
+
+HANDBOOK_DIR = Path(
+    os.environ.get(
+        "FRAUDRAIL_HANDBOOK_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "handbook"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def handbook_dir() -> Path:
+    """The handbook's reference data; absent outside CI it skips, in CI (CI=true) it fails."""
+    present = any(HANDBOOK_DIR.glob("simulated_raw_*.parquet")) and any(
+        HANDBOOK_DIR.glob("simulated_transformed_*.parquet")
+    )
+    if not present:
+        message = f"handbook data not found in {HANDBOOK_DIR}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: this test must run)")
+        pytest.skip(message)
+    return HANDBOOK_DIR

@@ -106,14 +106,14 @@ def test_out_of_order_rows_are_counted_and_fail_when_sorting_is_required() -> No
     assert not strict.passed and strict.example_rows[0]["row"] == 3
 
 
-def test_amount_range_rejects_zero_negative_and_too_large() -> None:
+def test_amount_range_rejects_negative_and_too_large_but_allows_zero() -> None:
     df = _frame()
     df.loc[0, s.AMOUNT] = 0.0
     df.loc[2, s.AMOUNT] = -5.0
     df.loc[5, s.AMOUNT] = 2_000.0
     check = validate_dataset(df, max_amount=1_000.0, require_labels=False).check("amount_range")
     assert not check.passed
-    assert [r["row"] for r in check.example_rows] == [0, 2, 5]
+    assert [r["row"] for r in check.example_rows] == [2, 5]
 
 
 def test_labels_outside_0_1_fail() -> None:

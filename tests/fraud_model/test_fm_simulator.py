@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import simulated
 
 from fraud_model import schema as s
 from fraud_model.simulator import (
@@ -23,8 +24,8 @@ def test_same_seed_same_frame_and_other_seed_differs() -> None:
     assert not a[s.AMOUNT].equals(c[s.AMOUNT])
 
 
-def test_output_is_in_our_schema_and_sorted() -> None:
-    df = simulated(200, 400, 30)
+def test_output_is_in_our_schema_and_sorted(sim: Callable[..., pd.DataFrame]) -> None:
+    df = sim(200, 400, 30)
     assert list(df.columns) == [*s.REQUIRED_COLUMNS, *s.LABEL_COLUMNS]
     assert str(df[s.TS].dtype) == s.TS_DTYPE
     assert df[s.TS].is_monotonic_increasing
@@ -37,8 +38,8 @@ def test_output_is_in_our_schema_and_sorted() -> None:
     assert last < pd.Timestamp("2018-04-01", tz="UTC") + pd.Timedelta(days=30)
 
 
-def test_scenario_facts() -> None:
-    df = simulated(500, 1000, 60)
+def test_scenario_facts(sim: Callable[..., pd.DataFrame]) -> None:
+    df = sim(500, 1000, 60)
     scenario = df[s.FRAUD_SCENARIO]
     assert set(scenario.unique()) == {0, 1, 2, 3}
     assert (df[s.IS_FRAUD] == (scenario > 0).astype(int)).all()
@@ -68,8 +69,8 @@ def test_handbook_sized_fraud_rate_is_near_the_handbooks() -> None:
     assert per_card_day.mean() < 6
 
 
-def test_amounts_positive_rounded_and_times_inside_the_day() -> None:
-    df = simulated(200, 400, 30)
+def test_amounts_positive_rounded_and_times_inside_the_day(sim: Callable[..., pd.DataFrame]) -> None:
+    df = sim(200, 400, 30)
     clean = df[df[s.FRAUD_SCENARIO] != 3][s.AMOUNT].to_numpy()
     assert (df[s.AMOUNT] >= 0).all()
     assert np.allclose(clean, np.round(clean, 2))
@@ -88,8 +89,8 @@ def test_terminals_are_within_radius() -> None:
         assert sorted(mine.tolist()) == np.flatnonzero(d < 5.0).tolist()
 
 
-def test_cards_only_use_terminals_in_their_radius() -> None:
-    df = simulated(200, 400, 30)
+def test_cards_only_use_terminals_in_their_radius(sim: Callable[..., pd.DataFrame]) -> None:
+    df = sim(200, 400, 30)
     per_card = df.groupby(s.CARD_TOKEN)[s.TERMINAL_ID].nunique()
     # With radius 5 on a 100x100 grid a card reaches ~0.8% of 400 terminals: a handful.
     assert per_card.max() <= 15

@@ -74,7 +74,7 @@ class FakeOpa:
             interpreter.add_data(self.data)
             for pid, module in self.policies.items():
                 interpreter.add_module(pid, module)
-        interpreter.set_input(regopy.Input(input_doc))
+        interpreter.set_input_term(json.dumps(input_doc, ensure_ascii=False))
         output = interpreter.query("data." + ".".join(path))
         if not output.ok():
             raise RuntimeError(str(output))

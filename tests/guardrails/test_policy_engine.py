@@ -264,6 +264,14 @@ def test_load_tier_templates_rejects_mismatched_or_incomplete_files(tmp_path: Pa
     assert set(load_tier_templates(TEMPLATES_DIR)) == {"trial", "standard", "premium"}
 
 
+@pytest.mark.parametrize("value", ["\\", "x\\", 'a"b', "new\nline", "\x00", "é€😀", "\u2028"])
+def test_escape_characters_in_input_yield_violations_not_errors(engine: RegoPolicyEngine, value: str) -> None:
+    # Found by the fuzz test: regopy.Input() with a trailing backslash corrupted the output.
+    doc = tenant_with(slug=value, contacts={"slack_webhook_url": value, "teams_webhook_url": None})
+    decision = engine.evaluate(ONBOARDING, doc)
+    assert {"slug_invalid", "webhook_url_insecure"} <= decision.rules
+
+
 # --- fuzz: caller-supplied text must never break the engine or leak into messages unsafely --
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=60))

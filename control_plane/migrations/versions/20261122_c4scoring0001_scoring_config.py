@@ -12,7 +12,6 @@ from alembic import op
 
 import control_plane.orm_base
 
-
 revision: str = "c4scoring0001"
 down_revision: str | None = "b3models0001"
 branch_labels: str | Sequence[str] | None = None

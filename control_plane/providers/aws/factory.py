@@ -70,9 +70,18 @@ class AwsClients:
     cloudwatch: CloudWatchClient
 
 
-def make_clients(aws: AwsSettings, *, max_attempts: int = 5, timeout_s: float = 10.0) -> AwsClients:
-    """boto3 clients from the default credential chain, in ``aws.region`` (and ``aws.endpoint_url``)."""
-    session = boto3.session.Session(region_name=aws.region)
+def make_clients(
+    aws: AwsSettings,
+    *,
+    max_attempts: int = 5,
+    timeout_s: float = 10.0,
+    session: boto3.session.Session | None = None,
+) -> AwsClients:
+    """boto3 clients from the default credential chain, in ``aws.region`` (and ``aws.endpoint_url``).
+
+    Pass a ``session`` to reuse its loaded service models (creating clients is then ~10x faster).
+    """
+    session = session or boto3.session.Session(region_name=aws.region)
     config = Config(
         retries={"max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=timeout_s,
@@ -161,7 +170,11 @@ def build_aws_providers(
     )
     bus: EventBus
     if settings.bus_backend == "sns":
-        topics = {"alarms": aws.alarm_topic_arn} if aws.alarm_topic_arn else {}
+        topics = (
+            {"rollout.alarm": aws.alarm_topic_arn, "alarms": aws.alarm_topic_arn}
+            if aws.alarm_topic_arn
+            else {}
+        )
         create = rt.create_topics if rt.create_topics is not None else bool(aws.endpoint_url)
         bus = SnsEventBus(c.sns, topics, create, advertise_url=rt.receiver_advertise_url)
     else:
@@ -184,10 +197,11 @@ def build_aws_providers(
         event_bus=bus,
         metrics=metrics,
         provisioner=provisioner,
+        rollback_log=DynamoRollbackLog(c.dynamodb, aws.rollback_table),
     )
 
 
 def build_rollback_log(aws: AwsSettings, clients: AwsClients | None = None) -> DynamoRollbackLog:
-    """The rollback log on DynamoDB (``Providers`` has no field for it yet)."""
+    """The rollback log on DynamoDB, on its own (``build_aws_providers`` includes it)."""
     c = clients or make_clients(aws)
     return DynamoRollbackLog(c.dynamodb, aws.rollback_table)

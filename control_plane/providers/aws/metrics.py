@@ -2,16 +2,17 @@
 
 ``CloudWatchMetrics`` is an ``InMemoryMetrics`` too, so the app's ``/metrics`` keeps rendering
 the process's own counters (``render_prometheus``) and the ``Providers.metrics`` type holds.
-Counters become one ``Count`` datum per series and flush; observations one ``StatisticValues``
-datum (count, sum, min, max). A flush never raises into the caller: failures are logged and
-the lost data counted in ``dropped``.
+Counters become one ``Count`` datum per series and flush. Observations are sent as
+``Values``/``Counts`` arrays (values rounded to 4 significant digits, at most 150 distinct values
+a datum), so CloudWatch can compute percentiles (it cannot from ``StatisticValues``). A flush
+never raises into the caller: failures are logged and the lost data counted in ``dropped``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,20 +26,20 @@ log = logging.getLogger(__name__)
 
 _SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 _MAX_DIMENSIONS = 30
+_MAX_VALUES = 150  # distinct values in one datum's Values / Counts
+_UNITS = (
+    ("_seconds", "Seconds"),
+    ("_ms", "Milliseconds"),
+    ("_bytes", "Bytes"),
+    ("_total", "Count"),
+)
 
 
-@dataclass
-class _Stats:
-    count: int
-    total: float
-    low: float
-    high: float
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
+def _unit(name: str) -> str:
+    for suffix, unit in _UNITS:
+        if name.endswith(suffix):
+            return unit
+    return "None"
 
 
 class CloudWatchMetrics(InMemoryMetrics):
@@ -62,7 +63,7 @@ class CloudWatchMetrics(InMemoryMetrics):
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._counts: dict[_SeriesKey, float] = {}
-        self._stats: dict[_SeriesKey, _Stats] = {}
+        self._observed: dict[_SeriesKey, Counter[float]] = {}
         self._pending = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -86,12 +87,9 @@ class CloudWatchMetrics(InMemoryMetrics):
     def observe(self, name: str, value: float, **labels: str) -> None:
         super().observe(name, value, **labels)
         key = (name, tuple(sorted(labels.items())))
+        rounded = float(f"{value:.4g}")
         with self._buffer_lock:
-            stats = self._stats.get(key)
-            if stats is None:
-                self._stats[key] = _Stats(1, value, value, value)
-            else:
-                stats.add(value)
+            self._observed.setdefault(key, Counter())[rounded] += 1
             self._pending += 1
             full = self._pending >= self._flush_threshold
         if full:
@@ -109,11 +107,11 @@ class CloudWatchMetrics(InMemoryMetrics):
         """Send what is buffered; returns the number of data sent. Never raises."""
         with self._flush_lock:
             with self._buffer_lock:
-                counts, stats = self._counts, self._stats
-                self._counts, self._stats, self._pending = {}, {}, 0
-            if not counts and not stats:
+                counts, observed = self._counts, self._observed
+                self._counts, self._observed, self._pending = {}, {}, 0
+            if not counts and not observed:
                 return 0
-            data = self._data(counts, stats)
+            data = self._data(counts, observed)
             sent = 0
             for start in range(0, len(data), self._batch_size):
                 batch = data[start : start + self._batch_size]
@@ -129,7 +127,7 @@ class CloudWatchMetrics(InMemoryMetrics):
             return sent
 
     def _data(
-        self, counts: dict[_SeriesKey, float], stats: dict[_SeriesKey, _Stats]
+        self, counts: dict[_SeriesKey, float], observed: dict[_SeriesKey, Counter[float]]
     ) -> list[MetricDatumTypeDef]:
         now = datetime.now(UTC)
         data: list[MetricDatumTypeDef] = []
@@ -143,21 +141,20 @@ class CloudWatchMetrics(InMemoryMetrics):
                     "Unit": "Count",
                 }
             )
-        for (name, labels), s in stats.items():
-            data.append(
-                {
-                    "MetricName": name,
-                    "Dimensions": _dimensions(labels),
-                    "Timestamp": now,
-                    "StatisticValues": {
-                        "SampleCount": float(s.count),
-                        "Sum": s.total,
-                        "Minimum": s.low,
-                        "Maximum": s.high,
-                    },
-                    "Unit": "None",
-                }
-            )
+        for (name, labels), histogram in observed.items():
+            items = sorted(histogram.items())
+            for start in range(0, len(items), _MAX_VALUES):
+                chunk = items[start : start + _MAX_VALUES]
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": _dimensions(labels),
+                        "Timestamp": now,
+                        "Values": [v for v, _ in chunk],
+                        "Counts": [float(c) for _, c in chunk],
+                        "Unit": _unit(name),  # type: ignore[typeddict-item]
+                    }
+                )
         return data
 
     def _flush_soon(self) -> None:

@@ -24,10 +24,22 @@ _DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 
 
 class S3ObjectStore:
-    def __init__(self, client: S3Client, bucket: str, kms_key_id: str | None) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        kms_key_id: str | None,
+        *,
+        page_size: int = 1000,
+        delete_batch: int = _DELETE_BATCH,
+    ) -> None:
+        if not 1 <= delete_batch <= _DELETE_BATCH:
+            raise ValueError(f"delete_batch must be 1..{_DELETE_BATCH} (DeleteObjects' limit)")
         self._s3 = client
         self._bucket = bucket
         self._kms_key_id = kms_key_id
+        self._page_size = page_size
+        self._delete_batch = delete_batch
 
     @property
     def bucket(self) -> str:
@@ -67,7 +79,10 @@ class S3ObjectStore:
         keys: list[str] = []
         try:
             paginator = self._s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            pages = paginator.paginate(
+                Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": self._page_size}
+            )
+            for page in pages:
                 keys.extend(obj["Key"] for obj in page.get("Contents", []) if "Key" in obj)
         except AwsError as exc:
             raise provider_error(f"s3 list {prefix}", exc) from exc
@@ -78,8 +93,8 @@ class S3ObjectStore:
             raise ValueError("refusing to delete the whole bucket (empty prefix)")
         keys = self.list(prefix)
         deleted = 0
-        for start in range(0, len(keys), _DELETE_BATCH):
-            batch = keys[start : start + _DELETE_BATCH]
+        for start in range(0, len(keys), self._delete_batch):
+            batch = keys[start : start + self._delete_batch]
             try:
                 response = self._s3.delete_objects(
                     Bucket=self._bucket,

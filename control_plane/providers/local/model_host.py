@@ -8,6 +8,7 @@ verifies its SHA-256, so a tampered artifact refuses to load.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ class LocalModelHost:
         self._loaded: OrderedDict[tuple[str, str], Scorer] = OrderedDict()
         self.loads = 0
         self.evictions = 0
+        self._faults: dict[tuple[str, str], tuple[bool, float]] = {}
 
     # slots -------------------------------------------------------------------------------
     def ensure_slot(self, tenant_id: str, kind: str) -> bool:
@@ -128,7 +130,25 @@ class LocalModelHost:
         with self._lock:
             return list(self._loaded)
 
+    def inject_fault(
+        self, tenant_id: str, version_id: str, *, error: bool = False, delay_ms: float = 0.0
+    ) -> None:
+        """Chaos testing: make one version fail or slow down (the SLO and canary analysis must notice)."""
+        with self._lock:
+            self._faults[(tenant_id, version_id)] = (error, delay_ms)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def invoke(self, tenant_id: str, version_id: str, rows: Sequence[Sequence[float]]) -> list[float]:
+        fault = self._faults.get((tenant_id, version_id))
+        if fault is not None:
+            error, delay_ms = fault
+            if delay_ms:
+                time.sleep(delay_ms / 1000.0)
+            if error:
+                raise ProviderError(f"injected fault: model {version_id} returns errors")
         scorer = self.scorer(tenant_id, version_id)
         if len(rows) == 1:
             return [scorer.score_one(rows[0])]

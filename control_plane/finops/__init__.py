@@ -1,0 +1,1 @@
+"""FinOps guardrails: metering, costs and forecasts, budgets (notify / freeze / throttle), rate limits."""

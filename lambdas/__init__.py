@@ -1,0 +1,1 @@
+"""Thin AWS Lambda handlers (they run in-process locally, as event-bus subscribers)."""
