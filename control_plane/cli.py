@@ -170,30 +170,35 @@ def replay(
     key: Annotated[str, typer.Option(envvar="FRAUDRAIL_APP_KEY", help="The tenant's app key")],
     url: Annotated[str, typer.Option()] = "http://127.0.0.1:8000",
     limit: Annotated[int, typer.Option(min=1)] = 1000,
+    skip: Annotated[int, typer.Option(min=0, help="Rows to skip first (send later traffic)")] = 0,
     prefix: Annotated[
         str, typer.Option(help="Prepended to txn ids, so a replay is not an idempotent retry")
     ] = "",
 ) -> None:
-    """Send transactions to POST /v1/fraud-check, like a tenant's app would, and count the decisions."""
+    """Send transactions to POST /v1/fraud-check like a tenant's app would (honouring 429 Retry-After)."""
+    import time
     from collections import Counter
 
     import httpx
     import pandas as pd
 
-    frame = pd.read_csv(file, nrows=limit)
+    rows = pd.read_csv(file, skiprows=range(1, skip + 1), nrows=limit).to_dict("records")
     counts: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
-        for row in frame.itertuples(index=False):
+        for row in rows:
             body = {
-                "txn_id": f"{prefix}{row.txn_id}",
-                "card_token": str(row.card_token),
-                "terminal_id": str(row.terminal_id),
-                "timestamp": pd.Timestamp(row.ts).isoformat(),
-                "amount": f"{float(row.amount):.2f}",
-                "currency": str(getattr(row, "currency", "EUR")),
+                "txn_id": f"{prefix}{row['txn_id']}",
+                "card_token": str(row["card_token"]),
+                "terminal_id": str(row["terminal_id"]),
+                "timestamp": str(pd.Timestamp(str(row["ts"])).isoformat()),
+                "amount": f"{float(str(row['amount'])):.2f}",
+                "currency": str(row.get("currency", "EUR")),
             }
             resp = http.post("/v1/fraud-check", json=body)
+            while resp.status_code == 429:
+                time.sleep(float(resp.headers.get("retry-after", "1")))
+                resp = http.post("/v1/fraud-check", json=body)
             if resp.status_code != 200:
                 counts[f"HTTP {resp.status_code}"] += 1
                 continue

@@ -8,7 +8,9 @@ trap stop_services EXIT
 start=$(date +%s)
 start_services
 
-echo "== ruff"; $BIN/ruff check . && $BIN/ruff format --check .
+echo "== ruff"
+$BIN/ruff check .
+$BIN/ruff format --check .
 echo "== mypy"; $BIN/mypy
 echo "== rego tests"; $BIN/python -m guardrails.rego_testing policies/rego
 echo "== alembic check (PostgreSQL)"

@@ -272,3 +272,19 @@ def test_batch_features_reproduce_the_handbooks_transformed_file(handbook_dir: P
         unexplained = mismatch & ~allowed
         assert unexplained.sum() == 0, f"{hb_name}: {int(unexplained.sum())} unexplained mismatches"
         assert mismatch.mean() < 1e-4, hb_name
+
+
+def test_event_from_mapping_accepts_datetimes_strings_and_seconds() -> None:
+    base = {s.TXN_ID: "x", s.CARD_TOKEN: "c", s.TERMINAL_ID: "t", s.AMOUNT: "12.5"}
+    naive = TransactionEvent.from_mapping({**base, s.TS: "2026-03-02T00:00:07"})
+    aware = TransactionEvent.from_mapping({**base, s.TS: pd.Timestamp("2026-03-02 01:00:07+01:00")})
+    seconds = TransactionEvent.from_mapping({**base, s.TS: T0 + 7})
+    assert naive == aware == seconds
+    assert naive.ts_s == T0 + 7 and naive.amount == 12.5
+
+
+def test_terminal_ids_with_nul_cannot_be_serialised() -> None:
+    state = TerminalState()
+    observe_terminal(state, TransactionEvent("a\x00b", "k", "t", T0, 1.0))
+    with pytest.raises(ValueError, match="NUL"):
+        state.to_bytes()
