@@ -113,7 +113,9 @@ class ReconcileRollout:
             cohort="stable",
         )
         bake_end = start + timedelta(seconds=rollout.bake_s)
-        early = self._early_failure(session, rollout, objective, now, cohort, canary.requests)
+        early = self._early_failure(
+            session, rollout, objective, now, cohort, canary.requests, c.scoring.recorder.bucket_s
+        )
         if now < bake_end and early is None:
             tick = min(max(rollout.bake_s / 6.0, 0.5), 5.0)
             service.schedule(session, rollout, at=min(bake_end, now + timedelta(seconds=tick)))
@@ -174,11 +176,12 @@ class ReconcileRollout:
         now: datetime,
         cohort: str,
         canary_requests: int,
+        bucket_s: int,
     ) -> AnalysisResult | None:
         """The workbook's page rules, scaled to the bake time, on the canary cohort alone."""
         if canary_requests < EARLY_CHECK_MIN_REQUESTS:
             return None
-        rules = scaled_windows(float(rollout.bake_s))
+        rules = scaled_windows(float(rollout.bake_s), min_window_s=float(bucket_s))
         alerts, _ratios = slo.burn_alerts(
             session,
             rollout.tenant_id,
@@ -187,6 +190,7 @@ class ReconcileRollout:
             rules=rules,
             version=rollout.candidate_version,
             cohort=cohort,
+            bucket_s=bucket_s,
         )
         if not alerts:
             return None

@@ -98,6 +98,7 @@ def burn_alerts(
     rules: Sequence[BurnRateRule] = DEFAULT_BURN_RATE_RULES,
     version: str | None = None,
     cohort: str | None = None,
+    bucket_s: float = 0.0,
 ) -> tuple[list[Any], dict[float, float]]:
     windows = sorted({w for r in rules for w in (r.long_window_s, r.short_window_s)})
     ratios: dict[float, float] = {}

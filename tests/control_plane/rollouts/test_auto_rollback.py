@@ -121,3 +121,35 @@ def test_emergency_rollback_skips_analysis(
     assert resp.status_code == 200 and resp.json()["state"] == "ROLLED_BACK"
     assert container.providers.model_host.weights(t["id"]) == {t["model"]: 10000, t["candidate"]: 0}
     assert "fraud spike" in str(sink.wait_for(1, path="/slack")[0].json)
+
+
+def test_burning_canary_is_caught_before_its_bake_time_ends(
+    client: TestClient,
+    canary_setup: dict[str, Any],
+    worker: Worker,
+    container: Container,
+    clock: Clock,
+    traffic: TrafficFn,
+) -> None:
+    t = canary_setup
+    host = container.providers.model_host
+    assert isinstance(host, LocalModelHost)
+    host.inject_fault(t["id"], t["candidate"], error=True)
+    ro = client.post(
+        "/v1/rollouts",
+        json={
+            "candidate_version": t["candidate"],
+            "steps": [5000, 10000],
+            "bake_s": 600,
+            "min_requests": 500,
+        },
+        headers=auth(t["admin"]),
+    ).json()
+    worker.drain()
+    assert set(traffic(t, 80, "burn")) == {200}
+    container.scoring.recorder.flush()
+    clock.advance(5)  # far inside the 600 s bake: only the scaled page rule can act this early
+    worker.drain()
+    got = client.get(f"/v1/rollouts/{ro['id']}", headers=auth(t["sre"])).json()
+    assert got["state"] == "ROLLED_BACK", got
+    assert got["analyses"][-1]["checks"][0]["metric"].startswith("burn_rate_")
