@@ -70,10 +70,13 @@ def trained_artifact() -> bytes:
     """A model trained with fraud_model's defaults on simulated data; cached in var/bench-cache."""
     import xgboost
 
-    from fraud_model.features import FEATURE_SET_VERSION
+    from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION
     from fraud_model.training import DEFAULT_PARAMS
 
-    tag = json.dumps([SIM_ARGS, DEFAULT_PARAMS, FEATURE_SET_VERSION, xgboost.__version__], sort_keys=True)
+    # Keyed by everything the artifact depends on (the feature list changes without a version bump).
+    tag = json.dumps(
+        [SIM_ARGS, DEFAULT_PARAMS, FEATURE_SET_VERSION, FEATURE_NAMES, xgboost.__version__], sort_keys=True
+    )
     path = CACHE_DIR / f"model-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.frm"
     if path.is_file():
         log(f"model: cached artifact {path.relative_to(REPO)}")
