@@ -386,7 +386,7 @@ class LoadResult:
 
     @property
     def latency_ms(self) -> np.ndarray:
-        return (self.t_recv - self.t_send) * 1000.0
+        return np.asarray((self.t_recv - self.t_send) * 1000.0)
 
     @property
     def rps(self) -> float:
@@ -430,7 +430,7 @@ class _Conn(asyncio.Protocol):
             w.set_exception(ConnectionError(f"connection lost: {exc}"))
 
 
-async def _load(spec: LoadSpec, pipe: Any) -> dict[str, Any]:
+async def _load(spec: LoadSpec, pipe: Any, stop: Any) -> dict[str, Any]:
     import orjson
 
     loop = asyncio.get_running_loop()
@@ -454,14 +454,21 @@ async def _load(spec: LoadSpec, pipe: Any) -> dict[str, Any]:
 
     conns = [await connect() for _ in range(spec.concurrency)]
     t_start = time.monotonic()
-    t_measure, t_end = t_start + spec.warmup_s, t_start + spec.warmup_s + spec.duration_s
+    t_measure = t_start + spec.warmup_s
+    t_end = [t_measure + spec.duration_s]  # moved earlier when the parent sets ``stop``
     pipe.send(("started", t_start))
+
+    async def watch() -> None:
+        while time.monotonic() < t_end[0]:
+            if stop.is_set():
+                t_end[0] = time.monotonic()
+                return
+            await asyncio.sleep(0.05)
 
     async def worker(conn: _Conn) -> None:
         nonlocal sent
         while True:
-            now = time.monotonic()
-            if now >= t_end:
+            if time.monotonic() >= t_end[0]:
                 return
             tenant = pick.choice(cold) if cold and pick.random() < spec.cold_fraction else pick.choice(hot)
             body = bodies.next()
@@ -490,20 +497,22 @@ async def _load(spec: LoadSpec, pipe: Any) -> dict[str, Any]:
             rows["de"].append(answer.get("decision"))
             rows["dg"].append(",".join(answer.get("degraded_inputs") or ()))
 
-    await asyncio.gather(*(worker(c) for c in conns))
+    await asyncio.gather(watch(), *(worker(c) for c in conns))
     for c in conns:
         if c.transport is not None:
             c.transport.close()
-    return {"rows": rows, "errors": errors[:20], "sent": sent, "t_start": t_start}
+    out = {"rows": rows, "errors": errors[:20], "sent": sent, "t_start": t_start}
+    out["duration_s"] = max(1e-9, min(t_end[0], time.monotonic()) - t_measure)
+    return out
 
 
-def _load_process(spec: LoadSpec, pipe: Any) -> None:
+def _load_process(spec: LoadSpec, pipe: Any, stop: Any) -> None:
     try:
         import uvloop
 
-        out = uvloop.run(_load(spec, pipe))
+        out = uvloop.run(_load(spec, pipe, stop))
     except ImportError:
-        out = asyncio.run(_load(spec, pipe))
+        out = asyncio.run(_load(spec, pipe, stop))
     pipe.send(("done", out))
 
 
@@ -514,7 +523,8 @@ class Load:
         self.spec = spec
         ctx = mp.get_context("spawn")
         self._parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_load_process, args=(spec, child), daemon=True)
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_load_process, args=(spec, child, self._stop), daemon=True)
         self.t_start: float | None = None
 
     def start(self) -> Load:
@@ -527,6 +537,10 @@ class Load:
             assert kind == "started", kind
             self.t_start = float(value)
         return self.t_start
+
+    def stop(self) -> None:
+        """End the run now (before ``duration_s``); the throughput uses the time actually run."""
+        self._stop.set()
 
     def result(self) -> LoadResult:
         self.wait_started()
@@ -543,7 +557,7 @@ class Load:
             cohort=r["co"],
             decision=r["de"],
             degraded=r["dg"],
-            duration_s=self.spec.duration_s,
+            duration_s=float(out["duration_s"]),
             sent_total=int(out["sent"]),
             t_start=float(out["t_start"]),
             errors=list(out["errors"]),

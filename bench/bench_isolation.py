@@ -169,7 +169,7 @@ def main() -> int:
     upgrade(url)
     admin = ensure_admin_key(make_session_factory(make_engine(url)))
     assert admin is not None
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    server = subprocess.Popen(
         [sys.executable, "-c", "from control_plane.cli import app; app()", "serve", "--port", str(port)],
         env=env,
         cwd=REPO,

@@ -54,6 +54,31 @@ COLD_FRACTION = 0.002  # 1 request in 500 goes to one of the 990 cold tenants
 GOAL_RATIO, GOAL_P99_MS, GOAL_TENANT_RATIO = 0.60, 15.0, 1.2
 
 
+def md_head(*cols: str) -> str:
+    return "| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols)
+
+
+TABLE_HEAD = md_head(
+    "cache",
+    "concurrency",
+    "fraud-check req/s",
+    "p50 / p95 / p99",
+    "floor req/s",
+    "p50 / p95 / p99",
+    "ratio",
+    "non-200",
+    "flagged",
+    "degraded",
+)
+TENANT_HEAD = md_head(
+    "hosted", "hot tenants' req/s", "hot p50 / p95 / p99", "cold requests", "cold p50 / p99"
+)
+
+
+def ms3(s: dict[str, Any]) -> str:
+    return f"{s['p50']:.2f} / {s['p95']:.2f} / {s['p99']:.2f}"
+
+
 class Clock:
     """The simulated transaction clock, continued from run to run (per-card histories stay ordered)."""
 
@@ -72,7 +97,7 @@ class Clock:
 def describe(name: str, r: LoadResult, mask: np.ndarray | None = None) -> dict[str, Any]:
     m = np.ones(len(r.t_send), dtype=bool) if mask is None else mask
     ok = m & (r.status == 200)
-    s = summary(r.latency_ms[m], int(m.sum()), r.duration_s)
+    s: dict[str, Any] = dict(summary(r.latency_ms[m], int(m.sum()), r.duration_s))
     s["name"] = name
     s["failed"] = int((m & (r.status != 200)).sum())
     decisions = [d for d, k in zip(r.decision, m, strict=True) if k and d is not None]
@@ -81,7 +106,8 @@ def describe(name: str, r: LoadResult, mask: np.ndarray | None = None) -> dict[s
     codes = sorted({int(c) for c in r.status[m] if c != 200})
     s["codes"] = ",".join(map(str, codes))
     log(
-        f"  {name:<34} {s['rps']:8.0f} req/s  p50 {s['p50']:7.2f}  p95 {s['p95']:7.2f}  p99 {s['p99']:8.2f} ms"
+        f"  {name:<34} {s['rps']:8.0f} req/s  p50 {s['p50']:7.2f}  p95 {s['p95']:7.2f}"
+        f"  p99 {s['p99']:8.2f} ms"
         f"  n={s['n']:,}  non-200={s['failed']}{' (' + s['codes'] + ')' if codes else ''}"
         f"  flagged={s['flagged']:.1%}  degraded={s['degraded']:.1%}"
     )
@@ -248,9 +274,8 @@ def report(res: dict[str, dict[str, Any]], env: dict[str, str], elapsed: float) 
             fc, fl = res[f"{cache}-{c}"], res[f"floor-{cache}-{c}"]
             ratio = fc["rps"] / fl["rps"]
             rows.append(
-                f"| {cache} | {c} | {fc['rps']:,.0f} | {fc['p50']:.2f} / {fc['p95']:.2f} / {fc['p99']:.2f} "
-                f"| {fl['rps']:,.0f} | {fl['p50']:.2f} / {fl['p95']:.2f} / {fl['p99']:.2f} | {ratio:.2f} "
-                f"| {fc['failed']} | {fc['flagged']:.1%} | {fc['degraded']:.1%} |"
+                f"| {cache} | {c} | {fc['rps']:,.0f} | {ms3(fc)} | {fl['rps']:,.0f} | {ms3(fl)} "
+                f"| {ratio:.2f} | {fc['failed']} | {fc['flagged']:.1%} | {fc['degraded']:.1%} |"
             )
             if c == 16:
                 for line in (
@@ -264,7 +289,8 @@ def report(res: dict[str, dict[str, Any]], env: dict[str, str], elapsed: float) 
     one, hot, cold = res["memory-16"], res["many-hot"], res["many-cold"]
     tenant_ratio = hot["p99"] / one["p99"]
     line = (
-        f"hot tenants' p99 with {TENANTS:,} tenants hosted {hot['p99']:.2f} ms vs 1 tenant {one['p99']:.2f} ms: "
+        f"hot tenants' p99 with {TENANTS:,} tenants hosted {hot['p99']:.2f} ms "
+        f"vs 1 tenant {one['p99']:.2f} ms: "
         f"x{tenant_ratio:.2f} (goal <= {GOAL_TENANT_RATIO}): {met(tenant_ratio <= GOAL_TENANT_RATIO)}"
     )
     log("  " + line)
@@ -293,8 +319,7 @@ measured right before each fraud-check row. The tier templates are copied with t
 raised (standard allows 200 req/s; the limiter still runs on every request), so the figures are
 serving capacity, not the quota. Latencies are client-side, in ms.
 
-| cache | concurrency | fraud-check req/s | p50 / p95 / p99 | floor req/s | p50 / p95 / p99 | ratio | non-200 | flagged | degraded |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{TABLE_HEAD}
 {table}
 
 Multi-tenant hosting ({TENANTS:,} tenants, `FRAUDRAIL_MODEL_CACHE_SIZE={MODEL_CACHE_SIZE}`, concurrency 16):
@@ -306,10 +331,9 @@ tenants (the API-onboarded one and 9 others) get {1 - COLD_FRACTION:.1%} of the 
 the model cache of {MODEL_CACHE_SIZE}: a cold request loads and verifies the artifact). The baseline is
 the in-process, concurrency-16 row above (1 tenant hosted, same cache size), measured just before.
 
-| hosted | hot tenants' req/s | hot p50 / p95 / p99 | cold requests | cold p50 / p99 |
-| --- | --- | --- | --- | --- |
-| 1 tenant | {one["rps"]:,.0f} | {one["p50"]:.2f} / {one["p95"]:.2f} / {one["p99"]:.2f} | - | - |
-| {TENANTS:,} tenants | {hot["rps"]:,.0f} | {hot["p50"]:.2f} / {hot["p95"]:.2f} / {hot["p99"]:.2f} | {cold["n"]} | {cold["p50"]:.1f} / {cold["p99"]:.1f} |
+{TENANT_HEAD}
+| 1 tenant | {one["rps"]:,.0f} | {ms3(one)} | - | - |
+| {TENANTS:,} tenants | {hot["rps"]:,.0f} | {ms3(hot)} | {cold["n"]} | {cold["p50"]:.1f} / {cold["p99"]:.1f} |
 
 Goals:
 
