@@ -13,6 +13,8 @@ are then exact only while the history it needs is still inside the horizon.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ _COMPACT_MIN = 32
 _CARD_MAGIC = b"FC1"
 _TERMINAL_MAGIC = b"FT1"
 _NO_TS = -(2**62)
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,22 @@ class TransactionEvent:
         return cls(
             str(row[s.TXN_ID]), str(row[s.CARD_TOKEN]), str(row[s.TERMINAL_ID]), ts_s, float(row[s.AMOUNT])
         )
+
+
+def _pack(code: str, values: list[int]) -> bytes:
+    """Little-endian packing of small int lists (the stdlib array beats numpy at these sizes)."""
+    packed = array(code, values)
+    if _BIG_ENDIAN and packed.itemsize > 1:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(code: str, data: bytes, offset: int, count: int) -> list[int]:
+    unpacked = array(code)
+    unpacked.frombytes(data[offset : offset + count * unpacked.itemsize])
+    if _BIG_ENDIAN and unpacked.itemsize > 1:
+        unpacked.byteswap()
+    return unpacked.tolist()
 
 
 def _units(amount: float) -> int:
@@ -103,9 +122,9 @@ class CardState:
         return b"".join(
             (
                 struct.pack("<3sqqI", _CARD_MAGIC, self.clock, last, n),
-                np.asarray(self.ts[head:], dtype="<i8").tobytes(),
-                np.asarray(self.units[head:], dtype="<i8").tobytes(),
-                np.asarray(self.highs[head:], dtype="i1").tobytes(),
+                _pack("q", self.ts[head:]),
+                _pack("q", self.units[head:]),
+                _pack("b", self.highs[head:]),
             )
         )
 
@@ -118,9 +137,9 @@ class CardState:
         if len(data) != off + 17 * n:
             raise ValueError("corrupt CardState: length differs")
         state = cls(
-            ts=np.frombuffer(data, dtype="<i8", count=n, offset=off).tolist(),
-            units=np.frombuffer(data, dtype="<i8", count=n, offset=off + 8 * n).tolist(),
-            highs=np.frombuffer(data, dtype="i1", count=n, offset=off + 16 * n).tolist(),
+            ts=_unpack("q", data, off, n),
+            units=_unpack("q", data, off + 8 * n, n),
+            highs=_unpack("b", data, off + 16 * n, n),
             clock=clock,
             last_ts=None if last == _NO_TS else last,
         )
@@ -259,8 +278,8 @@ class TerminalState:
         return b"".join(
             (
                 header,
-                np.asarray(ts, dtype="<i8").tobytes(),
-                np.asarray(self.labels[head:], dtype="i1").tobytes(),
+                _pack("q", ts),
+                _pack("b", self.labels[head:]),
                 ids,
             )
         )
@@ -271,9 +290,9 @@ class TerminalState:
         if magic != _TERMINAL_MAGIC:
             raise ValueError("not a serialised TerminalState")
         off = struct.calcsize("<3sqqI")
-        ts = np.frombuffer(data, dtype="<i8", count=n, offset=off).tolist()
+        ts = _unpack("q", data, off, n)
         off += 8 * n
-        labels = np.frombuffer(data, dtype="i1", count=n, offset=off).tolist()
+        labels = _unpack("b", data, off, n)
         off += n
         ids = data[off:].decode().split("\x00") if n else []
         if len(ids) != n:

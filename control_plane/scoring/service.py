@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
 from control_plane.providers.ports import (
@@ -43,14 +44,28 @@ from fraud_model.online_features import (
 from guardrails.canary import in_canary, traffic_bucket
 
 IDEMPOTENCY_TTL_S = 7 * 86_400
+CENT = Decimal("0.01")
 PENDING = b"pending:"
 TERMINAL_TTL_S = terminal_horizon_s() + 86_400
 
 
 def request_hash(req: FraudCheckRequest) -> str:
-    body = req.model_dump(mode="json")
-    body["amount"] = str(req.amount.quantize(Decimal("0.01")))
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+    """A digest of the request's meaning (same instant and amount however they were written)."""
+    canonical = "\x1f".join(
+        (
+            req.txn_id,
+            req.card_token,
+            req.terminal_id,
+            str(req.timestamp.timestamp()),
+            str(req.amount.quantize(CENT)),
+            req.currency,
+            req.channel or "",
+            req.country or "",
+            req.device or "",
+            req.mcc or "",
+        )
+    )
+    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
 
 def flagged_id(tenant_id: str, txn_id: str) -> str:
@@ -118,7 +133,7 @@ class FraudChecker:
                 self._release(tenant_id, idem_key)
             raise
         if "feature_cache" not in degraded:
-            final = json.dumps({"h": digest, "r": answer}).encode()
+            final = orjson.dumps({"h": digest, "r": answer})
             try:
                 # One write for both states and the final answer (the longest horizon's TTL covers all).
                 self.cache.set_many(
@@ -149,7 +164,7 @@ class FraudChecker:
                 else f"txn_id {txn_id} was already used with a different body",
                 field="txn_id",
             )
-        stored = json.loads(existing)
+        stored = orjson.loads(existing)
         if stored["h"] != digest:
             raise Conflict(f"txn_id {txn_id} was already checked with a different body", field="txn_id")
         answer: dict[str, Any] = dict(stored["r"])
