@@ -52,9 +52,10 @@ PUBLISHED = [
     ("handbook best after model selection", 0.872, 0.694, 0.304),
 ]
 GRID: list[dict[str, Any]] = [
-    {"max_depth": d, "eta": eta, "num_boost_round": rounds}
-    for d in (3, 4, 6)
-    for eta, rounds in ((0.1, 200), (0.05, 400), (0.3, 50))
+    {"max_depth": d, "eta": eta, "num_boost_round": rounds, "colsample_bytree": col, "min_child_weight": 5.0}
+    for d in (2, 3, 4)
+    for eta, rounds in ((0.05, 400), (0.025, 800))
+    for col in (1.0, 0.7)
 ]
 CP = "card_precision_at_100"
 
