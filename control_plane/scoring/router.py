@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from fastapi.responses import Response
@@ -52,8 +53,22 @@ async def fraud_check(
     """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes."""
     started = time.perf_counter()
     tenant_id = tenant_of(principal, {Scope.APP})
-    limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
-    answer = c.scoring.checker.check(tenant_id, body, started=started)
+    checker = c.scoring.checker
+    cold = checker.cold_versions(tenant_id)
+    if cold:
+        # Loading and verifying an artifact takes tens of ms: never on the event loop, where it
+        # would stall every other tenant's checks.
+        await anyio.to_thread.run_sync(checker.warm, tenant_id, cold)
+
+    def limited_check() -> tuple[dict[str, Any], Any]:
+        limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
+        return checker.check(tenant_id, body, started=started), limit
+
+    if checker.blocking_io:
+        # A network cache (Redis) blocks while it waits: wait in a worker thread, not on the loop.
+        answer, limit = await anyio.to_thread.run_sync(limited_check)
+    else:
+        answer, limit = limited_check()
     c.finops.usage.fraud_check(tenant_id)  # counted in memory; the FinOps flusher writes it
     headers = limit.headers if limit is not None else None
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)

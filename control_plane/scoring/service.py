@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
+from control_plane.providers.local.feature_cache import MemoryFeatureCache
 from control_plane.providers.ports import (
     ArtifactIntegrityError,
     FeatureCache,
@@ -91,6 +92,31 @@ class FraudChecker:
         self.metrics = metrics
         self.recorder = recorder
         self.top_k = explain_top_k
+
+    @property
+    def blocking_io(self) -> bool:
+        """The in-process cache never waits on a network; any other adapter may."""
+        return not isinstance(self.cache, MemoryFeatureCache)
+
+    def cold_versions(self, tenant_id: str) -> list[str]:
+        """Versions this tenant's checks may need that the host has not loaded yet."""
+        is_loaded = getattr(self.host, "is_loaded", None)
+        tenant = self.serving.get(tenant_id)
+        if is_loaded is None or tenant is None or tenant.production is None:
+            return []
+        needed = {tenant.production.version_id, *self.host.weights(tenant_id)}
+        if tenant.shadow_version:
+            needed.add(tenant.shadow_version)
+        return [v for v in needed if not is_loaded(tenant_id, v)]
+
+    def warm(self, tenant_id: str, versions: list[str]) -> None:
+        """Load (and verify) models ahead of scoring; a failure surfaces when the check scores."""
+        load = getattr(self.host, "scorer", None)
+        if load is None:
+            return
+        for version in versions:
+            with contextlib.suppress(ProviderError, ArtifactIntegrityError):
+                load(tenant_id, version)
 
     def check(
         self, tenant_id: str, req: FraudCheckRequest, *, started: float | None = None

@@ -126,6 +126,9 @@ class LocalModelHost:
                 self.evictions += 1
         return scorer
 
+    def is_loaded(self, tenant_id: str, version_id: str) -> bool:
+        return (tenant_id, version_id) in self._loaded
+
     def loaded(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._loaded)
