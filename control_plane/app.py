@@ -110,6 +110,14 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
     ):
         app.include_router(router)
 
+    # The fraud-check hot path skips FastAPI's routing and dependency solving; the FastAPI route
+    # of the same path stays for the OpenAPI document.
+    from starlette.routing import Route
+
+    from control_plane.scoring.router import fraud_check_fast
+
+    app.router.routes.insert(0, Route("/v1/fraud-check", fraud_check_fast, methods=["POST"]))
+
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -11,14 +11,23 @@ from typing import Annotated, Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from control_plane.audit import service as audit
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.container import Container
 from control_plane.datasets.service import detect_format
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep, get_container, get_principal
+from control_plane.deps import (
+    ContainerDep,
+    PrincipalDep,
+    SessionDep,
+    get_container,
+    get_principal,
+    token_from_headers,
+)
 from control_plane.errors import InvalidInput, NotFound
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
@@ -50,8 +59,29 @@ async def fraud_check(
     c: Annotated[Container, Depends(get_container)],
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> Response:
-    """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes."""
+    """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes.
+
+    Served by ``fraud_check_fast`` (mounted in front of the router); this route documents it.
+    """
+    return await answer_check(c, principal, body, time.perf_counter())
+
+
+async def fraud_check_fast(request: Request) -> Response:
+    """The hot path without FastAPI's routing and dependency solving (about 40% of a request's CPU):
+    the same key check, body validation (errors as 422 naming the field) and answer."""
     started = time.perf_counter()
+    c: Container = request.app.state.container
+    principal = c.verifier.verify(token_from_headers(request))
+    try:
+        body = FraudCheckRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    return await answer_check(c, principal, body, started)
+
+
+async def answer_check(
+    c: Container, principal: Principal, body: FraudCheckRequest, started: float
+) -> Response:
     tenant_id = tenant_of(principal, {Scope.APP})
     checker = c.scoring.checker
     cold = checker.cold_versions(tenant_id)
@@ -59,16 +89,8 @@ async def fraud_check(
         # Loading and verifying an artifact takes tens of ms: never on the event loop, where it
         # would stall every other tenant's checks.
         await anyio.to_thread.run_sync(checker.warm, tenant_id, cold)
-
-    def limited_check() -> tuple[dict[str, Any], Any]:
-        limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
-        return checker.check(tenant_id, body, started=started), limit
-
-    if checker.blocking_io:
-        # A network cache (Redis) blocks while it waits: wait in a worker thread, not on the loop.
-        answer, limit = await anyio.to_thread.run_sync(limited_check)
-    else:
-        answer, limit = limited_check()
+    limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
+    answer = checker.check(tenant_id, body, started=started)
     c.finops.usage.fraud_check(tenant_id)  # counted in memory; the FinOps flusher writes it
     headers = limit.headers if limit is not None else None
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)

@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
-from control_plane.providers.local.feature_cache import MemoryFeatureCache
 from control_plane.providers.ports import (
     ArtifactIntegrityError,
     FeatureCache,
@@ -92,11 +91,6 @@ class FraudChecker:
         self.metrics = metrics
         self.recorder = recorder
         self.top_k = explain_top_k
-
-    @property
-    def blocking_io(self) -> bool:
-        """The in-process cache never waits on a network; any other adapter may."""
-        return not isinstance(self.cache, MemoryFeatureCache)
 
     def cold_versions(self, tenant_id: str) -> list[str]:
         """Versions this tenant's checks may need that the host has not loaded yet."""
