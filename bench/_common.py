@@ -96,6 +96,16 @@ def trained_artifact() -> bytes:
     return data
 
 
+def describe_model(artifact: bytes) -> str:
+    """ "800 trees, depth 3, 22 features" (what the default parameters produced)."""
+    from fraud_model.scoring import Scorer
+    from fraud_model.training import DEFAULT_PARAMS
+
+    scorer = Scorer.from_bytes(artifact)
+    trees = scorer.booster.num_boosted_rounds()
+    return f"{trees} trees, depth {DEFAULT_PARAMS.get('max_depth')}, {len(scorer.feature_names)} features"
+
+
 # --- servers -----------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from _common import (
     admin_key,
     auth,
     control_plane,
+    describe_model,
     free_port,
     log,
     machine,
@@ -259,6 +260,8 @@ def main() -> None:
     env = machine()
     log(f"bench-rollback: {env['cores']} cores, load average {env['load']}, {env['date']}")
     artifact = trained_artifact()
+    model = describe_model(artifact)
+    log(f"model: {model}")
     tmp = Path(tempfile.mkdtemp(prefix="fraudrail-bench-rollback-"))
     home, port = tmp / "home", free_port()
     server = control_plane(home, port, log_name="server.log")
@@ -297,11 +300,16 @@ def main() -> None:
     finally:
         server.stop()
         sink.close()
-    report(trials, auto, env, sink.posts, time.monotonic() - t_begin)
+    report(trials, auto, env, model, sink.posts, time.monotonic() - t_begin)
 
 
 def report(
-    trials: list[dict[str, Any]], auto: dict[str, Any] | None, env: dict[str, str], posts: int, elapsed: float
+    trials: list[dict[str, Any]],
+    auto: dict[str, Any] | None,
+    env: dict[str, str],
+    model: str,
+    posts: int,
+    elapsed: float,
 ) -> None:
     worst = max(tr["rollback_s"] for tr in trials)
     failed = sum(tr["failed"] for tr in trials)
@@ -351,15 +359,18 @@ Measured {env["date"]} on {env["cores"]} cores (load average {env["load"]} befor
 with `make bench-rollback` (`.venv/bin/python bench/bench_rollback.py`, {elapsed:.0f} s).
 
 Method: the real control plane (`python -m control_plane.cli serve`, in-process cache and bus,
-SQLite), a standard tenant onboarded through the API with a PRODUCTION model and an APPROVED
-candidate (the same artifact), its Slack contact pointed at a local receiver. Each trial starts a
-canary rollout (`POST /v1/rollouts`, steps [5000, 10000], `bake_s` 3600 so it never advances by
-itself), waits until the canary answers, runs {CONCURRENCY} closed-loop connections with unique
-`txn_id`s ({WARMUP_S:.0f} s warm-up, {BEFORE_S + AFTER_S:.0f} s measured) and, {BEFORE_S:.0f} s in, sends the
-alert: `POST /v1/rollouts/{{id}}/rollback`, which publishes the `rollout.alarm` event the automatic
-path publishes; `lambdas/rollback/handler.py` runs on it as a bus subscriber. Rollback time = from
+SQLite), a standard tenant onboarded through the API with a PRODUCTION model ({model}, trained
+with `fraud_model`'s defaults) and an APPROVED candidate (the same artifact), its Slack contact
+pointed at a local receiver. Each trial starts a canary rollout (`POST /v1/rollouts`, steps
+[5000, 10000], `bake_s` 3600 so it never advances by itself), waits until the canary answers, runs
+{CONCURRENCY} closed-loop connections with unique `txn_id`s ({WARMUP_S:.0f} s warm-up,
+{BEFORE_S + AFTER_S:.0f} s measured) and, {BEFORE_S:.0f} s in, sends the alert:
+`POST /v1/rollouts/{{id}}/rollback`, which publishes the `rollout.alarm` event the automatic path
+publishes; `lambdas/rollback/handler.py` runs on it as a bus subscriber. Rollback time = from
 sending the alert until the last answer whose `model_version` is the canary (every later answer is
 the stable version: {stray} exceptions); failed = non-200 answers over the whole measured window.
+The alert request itself returns after the handler has also written the rollback log, the audit
+ledger and notified Slack.
 
 {head}
 {rows}

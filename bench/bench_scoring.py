@@ -27,6 +27,7 @@ from _common import (
     admin_key,
     auth,
     control_plane,
+    describe_model,
     floor_server,
     free_port,
     log,
@@ -188,10 +189,10 @@ def main() -> None:
     env = machine()
     log(f"bench-scoring: {env['cores']} cores, load average {env['load']}, {env['date']}")
     artifact = trained_artifact()
-    from fraud_model.scoring import Scorer
     from fraud_model.training import sha256
 
-    log(f"model: {Scorer.from_bytes(artifact).booster.num_boosted_rounds()} trees, {len(artifact):,} bytes")
+    model = describe_model(artifact)
+    log(f"model: {model}, {len(artifact):,} bytes")
     tmp = Path(tempfile.mkdtemp(prefix="fraudrail-bench-scoring-"))
     home = tmp / "home"
     port, floor_port = free_port(), free_port()
@@ -260,10 +261,10 @@ def main() -> None:
             server.stop()
         floor.stop()
 
-    report(results, env, time.monotonic() - t_begin)
+    report(results, env, model, time.monotonic() - t_begin)
 
 
-def report(res: dict[str, dict[str, Any]], env: dict[str, str], elapsed: float) -> None:
+def report(res: dict[str, dict[str, Any]], env: dict[str, str], model: str, elapsed: float) -> None:
     after = os.getloadavg()
     load_after = f"{after[0]:.2f}, {after[1]:.2f}, {after[2]:.2f}"
     log("\nGoals (concurrency 16):")
@@ -307,7 +308,7 @@ other work shared the machine), with `make bench-scoring`
 
 Method: the real control plane (`python -m control_plane.cli serve`: uvicorn, 1 worker, uvloop +
 httptools, SQLite, fresh `FRAUDRAIL_HOME`), a standard-tier tenant onboarded through the API, an app
-key, a model trained with `fraud_model`'s default parameters (200 trees, depth 4) on
+key, a model trained with `fraud_model`'s default parameters ({model}) on
 `simulate{(2000, 4000, 60)}`, registered APPROVED and promoted through `POST /v1/models/{{id}}/promote`.
 The floor (`bench/floor_app.py`) is FastAPI parsing the same `FraudCheckRequest` and answering a
 constant JSON of the same shape with orjson, served by uvicorn the same way. Load: a closed-loop
