@@ -42,11 +42,16 @@ def canonical_frame(sim: Simulated) -> pd.DataFrame:
     return sim(40, 80, 10, seed=1)
 
 
-HANDBOOK_DIR = Path(
-    os.environ.get(
-        "FRAUDRAIL_HANDBOOK_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "handbook"
-    )
-)
+def _handbook_dir() -> Path:
+    """FRAUDRAIL_HANDBOOK_DIR, else ``../shared/data/handbook`` beside the clone, else the lab's copy."""
+    if os.environ.get("FRAUDRAIL_HANDBOOK_DIR"):
+        return Path(os.environ["FRAUDRAIL_HANDBOOK_DIR"])
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data" / "handbook"
+    lab = Path("/work/shared/data/handbook")
+    return beside if beside.is_dir() or not lab.is_dir() else lab
+
+
+HANDBOOK_DIR = _handbook_dir()
 
 
 @pytest.fixture(scope="session")
