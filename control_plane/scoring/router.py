@@ -63,7 +63,9 @@ async def fraud_check(
 
     Served by ``fraud_check_fast`` (mounted in front of the router); this route documents it.
     """
-    return await answer_check(c, principal, body, time.perf_counter())
+    started = time.perf_counter()
+    limit = c.finops.limiter.check(tenant_of(principal, {Scope.APP}))
+    return await answer_check(c, principal, body, started, limit=limit)
 
 
 async def fraud_check_fast(request: Request) -> Response:
@@ -72,15 +74,18 @@ async def fraud_check_fast(request: Request) -> Response:
     started = time.perf_counter()
     c: Container = request.app.state.container
     principal = c.verifier.verify(token_from_headers(request))
+    # The rate limit comes before the body is parsed: a tenant flooding past its quota then costs
+    # the others as little as possible.
+    limit = c.finops.limiter.check(tenant_of(principal, {Scope.APP}))
     try:
         body = FraudCheckRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    return await answer_check(c, principal, body, started)
+    return await answer_check(c, principal, body, started, limit=limit)
 
 
 async def answer_check(
-    c: Container, principal: Principal, body: FraudCheckRequest, started: float
+    c: Container, principal: Principal, body: FraudCheckRequest, started: float, *, limit: Any
 ) -> Response:
     tenant_id = tenant_of(principal, {Scope.APP})
     checker = c.scoring.checker
@@ -89,7 +94,6 @@ async def answer_check(
         # Loading and verifying an artifact takes tens of ms: never on the event loop, where it
         # would stall every other tenant's checks.
         await anyio.to_thread.run_sync(checker.warm, tenant_id, cold)
-    limit = c.finops.limiter.check(tenant_id)  # 429 with Retry-After / RateLimit-* past the tier's rate
     answer = checker.check(tenant_id, body, started=started)
     c.finops.usage.fraud_check(tenant_id)  # counted in memory; the FinOps flusher writes it
     headers = limit.headers if limit is not None else None
