@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.container import Container
 from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.errors import Conflict
 from control_plane.orm_base import utcnow
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.rollouts import service
@@ -162,8 +163,6 @@ def emergency_rollback(
     tenant_id = tenant_of(principal, OPERATORS)
     rollout = service.get(session, tenant_id, rollout_id)
     if RolloutState(rollout.state) not in (RolloutState.PROGRESSING, RolloutState.PAUSED):
-        from control_plane.errors import Conflict
-
         raise Conflict(f"a {rollout.state} rollout cannot be rolled back", field="state")
     alarm = service.alarm_message(
         rollout,

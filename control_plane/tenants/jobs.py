@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from control_plane.auth.service import list_keys
 from control_plane.db import unit_of_work
 from control_plane.faults import crash_point
 from control_plane.jobs.worker import JobContext
@@ -101,8 +102,6 @@ class OffboardTenant:
             if tenant.status == TenantStatus.DELETED.value:
                 return dict(tenant.provisioning.get("deletion_report", {}))
             spec = service.spec_for(tenant, c.template(tenant.tier))
-            from control_plane.auth.service import list_keys
-
             key_ids = [k.id for k in list_keys(session, tenant_id)]
         c.verifier.forget(key_ids)
         purged = {purger.name: purger.purge(tenant_id) for purger in c.purgers}

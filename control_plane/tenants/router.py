@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 
 from control_plane.auth.scopes import Scope
 from control_plane.auth.service import authorize
+from control_plane.db import unit_of_work
 from control_plane.deps import ContainerDep, PlatformAdminDep, PrincipalDep, SessionDep
+from control_plane.errors import NotFound
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
 from control_plane.registry.service import SERVING_TOPIC
@@ -129,8 +131,6 @@ def offboard_tenant(tenant_id: str, c: ContainerDep, admin: PlatformAdminDep) ->
     """Offboard: revoke keys, purge every store, and answer with a deletion report that re-lists each."""
     # Two boundaries on purpose: the OFFBOARDING state and revoked keys are committed before any
     # store is purged, so a crash mid-purge leaves a tenant the worker (or a repeated DELETE) finishes.
-    from control_plane.db import unit_of_work
-
     with unit_of_work(c.factory) as session:
         job = service.request_offboarding(session, tenant_id, actor=admin.actor, now=utcnow())
         job_id = job.id
@@ -149,8 +149,6 @@ def offboard_tenant(tenant_id: str, c: ContainerDep, admin: PlatformAdminDep) ->
 
 @router.get("/{tenant_id}/deletion-report", response_model=DeletionReport)
 def deletion_report(tenant_id: str, session: SessionDep, _: PlatformAdminDep) -> DeletionReport:
-    from control_plane.errors import NotFound
-
     tenant = repository.get(session, tenant_id)
     report = tenant.provisioning.get("deletion_report")
     if not report:
