@@ -9,14 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
-from control_plane.errors import NotFound, PolicyDenied, ServiceUnavailable
+from control_plane.errors import NotFound
 from control_plane.orm_base import utcnow
+from control_plane.policy_gate import enforce
 from control_plane.providers.ports import ObjectStore
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage, check_stage
 from control_plane.tenants.orm import Tenant
 from fraud_model.training import sha256
-from guardrails.policy import PolicyEngine, PolicyEngineError
+from guardrails.policy import PolicyEngine
 
 SERVING_TOPIC = "serving.changed"
 
@@ -124,17 +125,7 @@ def deployment_input(
 
 def check_deployment(engine: PolicyEngine, document: Mapping[str, Any]) -> None:
     """Raise 422 with every violated rule when the deployment policy denies."""
-    try:
-        decision = engine.evaluate("fraudrail.deployment", document)
-    except PolicyEngineError as exc:
-        raise ServiceUnavailable(f"policy engine unavailable: {exc}") from exc
-    if not decision.allowed:
-        violations = [{"rule": v.rule, "field": v.field, "message": v.message} for v in decision.violations]
-        raise PolicyDenied(
-            "; ".join(v.message for v in decision.violations),
-            field=violations[0]["field"],
-            extra={"violations": violations},
-        )
+    enforce(engine, "fraudrail.deployment", document)
 
 
 def promote(

@@ -75,10 +75,12 @@ class ReconcileRollout:
         return outcome
 
     def _apply(self, c: Container, tenant_id: str, desired: Mapping[str, int]) -> None:
+        host = c.providers.model_host
+        if host.weights(tenant_id) == dict(desired):
+            return  # already applied: no reload, no weight change
         # Every process reloads the tenant (this one synchronously): both versions get deployed
         # on the model host before the weights reference them.
         c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "rollout"})
-        host = c.providers.model_host
         if host.weights(tenant_id) != dict(desired):
             host.set_weights(tenant_id, desired)
 

@@ -12,16 +12,17 @@ from sqlalchemy.orm import Session
 from control_plane.audit import service as audit
 from control_plane.auth import service as keys
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.errors import Conflict, PolicyDenied, ServiceUnavailable
+from control_plane.errors import Conflict
 from control_plane.ids import new_id
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
+from control_plane.policy_gate import enforce
 from control_plane.providers.ports import TenantSpec
 from control_plane.tenants import repository
 from control_plane.tenants.lifecycle import SuspensionReason, TenantStatus, check_transition
 from control_plane.tenants.orm import Tenant
 from control_plane.tenants.schemas import TenantCreate
-from guardrails.policy import PolicyEngine, PolicyEngineError
+from guardrails.policy import PolicyEngine
 
 PROVISION_JOB = "tenant.provision"
 OFFBOARD_JOB = "tenant.offboard"
@@ -60,20 +61,7 @@ def _api_field(policy_field: str | None) -> str | None:
 
 
 def check_onboarding_policy(engine: PolicyEngine, request: TenantCreate) -> None:
-    try:
-        decision = engine.evaluate("fraudrail.onboarding", policy_input(request))
-    except PolicyEngineError as exc:
-        # Fail closed: nothing is onboarded when the policy cannot be evaluated.
-        raise ServiceUnavailable(f"policy engine unavailable: {exc}") from exc
-    if not decision.allowed:
-        violations = [
-            {"rule": v.rule, "field": _api_field(v.field), "message": v.message} for v in decision.violations
-        ]
-        raise PolicyDenied(
-            "; ".join(v.message for v in decision.violations),
-            field=violations[0]["field"],
-            extra={"violations": violations},
-        )
+    enforce(engine, "fraudrail.onboarding", policy_input(request), api_field=_api_field)
 
 
 def onboard(

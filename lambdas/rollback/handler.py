@@ -351,30 +351,19 @@ def deps_from_env() -> RollbackDeps:
     from control_plane.providers.aws import (
         AwsRuntimeSettings,
         S3ObjectStore,
-        SageMakerModelHost,
         build_rollback_log,
         make_clients,
     )
+    from control_plane.providers.aws.factory import build_model_host
     from control_plane.settings import AwsSettings
 
     aws = AwsSettings()
     rt = AwsRuntimeSettings()
     clients = make_clients(aws, max_attempts=rt.max_attempts)
     store = S3ObjectStore(clients.s3, aws.bucket, rt.kms_key_id)
-    host = SageMakerModelHost(
-        clients.sagemaker,
-        clients.sagemaker_runtime,
-        store,
-        execution_role_arn=rt.sagemaker_role_arn,
-        image_uri=rt.inference_image_uri,
-        pooled_endpoint=aws.pooled_endpoint,
-        bucket=aws.bucket,
-        instance_type=rt.dedicated_instance_type,
-        kms_key_id=rt.endpoint_kms_key_id,
-        poll_s=rt.endpoint_poll_s,
-        # set_weights waits for InService; stay inside Lambda's 15-minute ceiling.
-        endpoint_timeout_s=float(os.environ.get("FRAUDRAIL_ROLLBACK_ENDPOINT_TIMEOUT_S", "600")),
-    )
+    # set_weights waits for InService; stay inside Lambda's 15-minute ceiling.
+    timeout_s = float(os.environ.get("FRAUDRAIL_ROLLBACK_ENDPOINT_TIMEOUT_S", "600"))
+    host = build_model_host(clients, aws, rt, store, endpoint_timeout_s=timeout_s)
     on_rolled_back: Callable[[Alarm, RollbackRecord], None] = _noop_rolled_back
     topic_arn = os.environ.get("FRAUDRAIL_ROLLBACK_EVENTS_TOPIC_ARN")
     if topic_arn:

@@ -156,18 +156,7 @@ def build_aws_providers(
     c = clients or make_clients(aws, max_attempts=rt.max_attempts)
     templates = load_tier_templates(settings.tenant_templates_dir)
     store = S3ObjectStore(c.s3, aws.bucket, rt.kms_key_id)
-    host = SageMakerModelHost(
-        c.sagemaker,
-        c.sagemaker_runtime,
-        store,
-        execution_role_arn=rt.sagemaker_role_arn,
-        image_uri=rt.inference_image_uri,
-        pooled_endpoint=aws.pooled_endpoint,
-        bucket=aws.bucket,
-        instance_type=rt.dedicated_instance_type,
-        kms_key_id=rt.endpoint_kms_key_id,
-        poll_s=rt.endpoint_poll_s,
-    )
+    host = build_model_host(c, aws, rt, store)
     bus: EventBus
     if settings.bus_backend == "sns":
         topics = (
@@ -198,6 +187,30 @@ def build_aws_providers(
         metrics=metrics,
         provisioner=provisioner,
         rollback_log=DynamoRollbackLog(c.dynamodb, aws.rollback_table),
+    )
+
+
+def build_model_host(
+    clients: AwsClients,
+    aws: AwsSettings,
+    rt: AwsRuntimeSettings,
+    store: S3ObjectStore,
+    *,
+    endpoint_timeout_s: float = 3600.0,
+) -> SageMakerModelHost:
+    """The SageMaker model host as the settings describe it (control plane and rollback Lambda)."""
+    return SageMakerModelHost(
+        clients.sagemaker,
+        clients.sagemaker_runtime,
+        store,
+        execution_role_arn=rt.sagemaker_role_arn,
+        image_uri=rt.inference_image_uri,
+        pooled_endpoint=aws.pooled_endpoint,
+        bucket=aws.bucket,
+        instance_type=rt.dedicated_instance_type,
+        kms_key_id=rt.endpoint_kms_key_id,
+        poll_s=rt.endpoint_poll_s,
+        endpoint_timeout_s=endpoint_timeout_s,
     )
 
 
