@@ -16,6 +16,8 @@ def test_slo_reports_budget_and_burn_rates(
     client: TestClient, canary_setup: dict[str, Any], clock: Clock, traffic: TrafficFn, container: Container
 ) -> None:
     t = canary_setup
+    # Load the model first: on a busy machine the first check's load can exceed the latency SLO.
+    container.scoring.checker.warm(t["id"], [t["model"]])
     traffic(t, 30, "ok")
     body = client.get("/v1/slo", headers=auth(t["sre"])).json()
     assert body["objectives"]["availability"] == 0.999
