@@ -15,7 +15,6 @@ import uvicorn
 from control_plane.app import create_app
 from control_plane.container import Container
 from control_plane.settings import REPO_ROOT, AppSettings
-from tests.conftest import IN_CI
 from tests.control_plane.conftest import admin_key, client, container, onboard, settings, worker  # noqa: F401
 from tests.control_plane.review.conftest import ingest, labels_seen  # noqa: F401
 from tests.helpers import wait_until
@@ -68,9 +67,7 @@ def browser() -> Iterator[Browser]:
     except ImportError as exc:  # pragma: no cover - playwright is a dev dependency
         problem = f"playwright is not installed: {exc}"
     if problem is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true: the browser tests need Chromium: {problem}")
-        pytest.skip(problem)
+        pytest.fail(f"the browser tests need Chromium ({problem}); `make test` installs it")
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
