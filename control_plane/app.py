@@ -16,6 +16,7 @@ from control_plane.chaos.router import router as chaos_router
 from control_plane.container import Container, build_container
 from control_plane.datasets.router import router as datasets_router
 from control_plane.finops.router import install_finops
+from control_plane.finops.shedding import ShedRefusedTenants
 from control_plane.http import BodySizeLimit, install_error_handlers
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
@@ -93,6 +94,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         upload_max_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
+    # Outermost: a tenant the rate limiter is refusing gets its 429 before anything else runs.
+    app.add_middleware(ShedRefusedTenants)
     for router in (
         tenants_router,
         keys_router,

@@ -59,11 +59,17 @@ def require_token(token: str | None) -> str:
 
 def token_from_headers(request: Request) -> str:
     """The API key of a request, read without FastAPI's dependency machinery (hot path)."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
+    return require_token(
+        bearer_or_api_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    )
+
+
+def bearer_or_api_key(authorization: str | None, api_key: str | None) -> str | None:
+    """``Authorization: Bearer <key>`` first, else ``X-API-Key``; None when neither carries a key."""
+    scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return credentials.strip()
-    return require_token(request.headers.get("x-api-key"))
+    return api_key
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, *, field: str | None = None, **extra: Any) -> JSONResponse:
+def problem_body(
+    status: int, title: str, detail: str, *, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://fraudrail.dev/problems/{status}",
         "title": title,
@@ -27,6 +29,11 @@ def problem(status: int, title: str, detail: str, *, field: str | None = None, *
     if field is not None:
         body["field"] = field
     body.update(extra)
+    return body
+
+
+def problem(status: int, title: str, detail: str, *, field: str | None = None, **extra: Any) -> JSONResponse:
+    body = problem_body(status, title, detail, field=field, **extra)
     headers = {"Retry-After": str(extra["retry_after_s"])} if "retry_after_s" in extra else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 

@@ -4,6 +4,12 @@ The math is ``guardrails.budget.take``; the state lives next to the feature cach
 behind the memory cache's lock, or in Redis behind one atomic Lua script that repeats the same
 float operations in the same order (so both give the same decisions on the same timestamps).
 Tier limits are held in memory and refreshed when a tenant changes: a check costs no SQL.
+
+A refusal also opens a *refusal window*: until the next token can exist (or midnight, for the daily
+quota; at most ``max_window_s``) the limiter answers from memory without touching the bucket, and
+``control_plane.finops.shedding`` answers those requests before routing. No request inside the
+window could have been allowed (refused requests take no tokens; other processes only take more),
+so the decisions are the bucket's own; a flooding tenant then costs a dictionary lookup a request.
 """
 
 from __future__ import annotations
@@ -79,6 +85,17 @@ class RateLimited(TooManyRequests):
             },
         )
         self.headers = decision.headers
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A refusal remembered until ``until`` (limiter clock): the bucket state it was decided on."""
+
+    at: float
+    until: float
+    tokens: float
+    limits: Limits
+    reason: str  # "rate" | "daily"
 
 
 class RawTake(NamedTuple):
@@ -237,12 +254,15 @@ class RateLimiter:
         *,
         metrics: MetricsSink | None = None,
         clock: Callable[[], float] = time.time,
+        max_window_s: float = 1.0,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.max_window_s = max_window_s  # bounds how long another process's reset goes unseen
         self._resolve = resolve
         self._metrics = metrics
         self._limits: dict[str, Limits] = {}
+        self._windows: dict[str, _Window] = {}
 
     def limits(self, tenant_id: str) -> Limits | None:
         found = self._limits.get(tenant_id)
@@ -257,6 +277,7 @@ class RateLimiter:
         starts the bucket full at the new size, so a lifted tenant is not held back by the floor."""
         before = self._limits.get(tenant_id)
         self._limits[tenant_id] = limits
+        self._windows.pop(tenant_id, None)
         if before is not None and before.throttled != limits.throttled:
             try:
                 self.store.reset(tenant_id)
@@ -266,9 +287,30 @@ class RateLimiter:
     def forget(self, tenant_id: str) -> None:
         """A deleted tenant: drop its limits (a later request resolves them again, or nothing)."""
         self._limits.pop(tenant_id, None)
+        self._windows.pop(tenant_id, None)
+
+    def refusal(self, tenant_id: str) -> RateDecision | None:
+        """The refusal for a tenant inside an open refusal window (no bucket call); None otherwise."""
+        window = self._windows.get(tenant_id)
+        if window is None:
+            return None
+        now = self.clock()
+        if not window.at <= now < window.until:
+            self._windows.pop(tenant_id, None)
+            return None
+        limits = window.limits
+        if window.reason == "daily":
+            return _daily_refusal(limits, now)
+        tokens = min(limits.burst, window.tokens + (now - window.at) * limits.rate)
+        full_in = math.ceil(max(0.0, limits.burst - tokens) / limits.rate)
+        retry = max(1, math.ceil((1.0 - tokens) / limits.rate - _TOKEN_EPSILON))
+        return RateDecision(False, int(limits.burst), 0, full_in, retry, "rate")
 
     def decide(self, tenant_id: str) -> RateDecision | None:
         """The decision for one request; None when the tenant is unknown here (nothing to limit)."""
+        refused = self.refusal(tenant_id)
+        if refused is not None:
+            return refused
         limits = self.limits(tenant_id)
         if limits is None:
             return None
@@ -283,19 +325,29 @@ class RateLimiter:
             return None
         burst = int(limits.burst)
         full_in = math.ceil(max(0.0, limits.burst - raw.tokens) / limits.rate)
-        if raw.reason == "daily":
-            reset = int(DAY_S - (now % DAY_S)) or DAY_S
-            return RateDecision(False, int(limits.daily or 0), 0, reset, reset, "daily")
         if raw.allowed:
             return RateDecision(True, burst, int(raw.tokens + _TOKEN_EPSILON), full_in, 0, None)
-        retry = max(1, math.ceil(raw.retry_after_s - _TOKEN_EPSILON))
-        return RateDecision(False, burst, 0, full_in, retry, "rate")
+        if raw.reason == "daily":
+            decision = _daily_refusal(limits, now)
+            open_for = float(decision.reset_s)
+        else:
+            retry = max(1, math.ceil(raw.retry_after_s - _TOKEN_EPSILON))
+            decision = RateDecision(False, burst, 0, full_in, retry, "rate")
+            # The bucket allows once available + epsilon >= 1: the window ends at that instant.
+            open_for = raw.retry_after_s - _TOKEN_EPSILON / limits.rate
+        until = now + min(open_for, self.max_window_s)
+        self._windows[tenant_id] = _Window(now, until, raw.tokens, limits, raw.reason)
+        return decision
 
     def check(self, tenant_id: str) -> RateDecision | None:
         """Allow or raise ``RateLimited`` (429 with Retry-After and RateLimit-* headers)."""
         decision = self.decide(tenant_id)
         if decision is None or decision.allowed:
             return decision
+        raise self.refused(tenant_id, decision)
+
+    def refused(self, tenant_id: str, decision: RateDecision) -> RateLimited:
+        """The 429 for a refusal (counted in ``fraudrail_rate_limited_total``)."""
         if self._metrics is not None:
             self._metrics.increment(
                 "fraudrail_rate_limited_total", tenant=tenant_id, reason=str(decision.reason)
@@ -317,7 +369,12 @@ class RateLimiter:
                 f"rate limit of {rate} requests/s (burst {decision.limit}) exceeded; "
                 f"retry in {decision.retry_after_s} s"
             )
-        raise RateLimited(detail, decision)
+        return RateLimited(detail, decision)
+
+
+def _daily_refusal(limits: Limits, now: float) -> RateDecision:
+    reset = int(DAY_S - (now % DAY_S)) or DAY_S
+    return RateDecision(False, int(limits.daily or 0), 0, reset, reset, "daily")
 
 
 def headers_of(decision: RateDecision | None) -> dict[str, str] | None:

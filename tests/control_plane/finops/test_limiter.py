@@ -13,7 +13,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from control_plane.container import Container
-from control_plane.finops.limiter import DAY_S, Limits, MemoryBuckets, RateLimiter, RawTake, RedisBuckets
+from control_plane.finops.limiter import DAY_S, Limits, MemoryBuckets, RawTake, RedisBuckets
 from tests.control_plane.conftest import auth
 from tests.control_plane.finops.conftest import FakeClock
 from tests.control_plane.scoring.conftest import LiveFn, txn
@@ -153,8 +153,12 @@ def test_a_limiter_on_redis_refuses_over_http_too(
         redis.Redis.from_url(redis_url).delete(*RedisBuckets.keys(t["id"], limiter_clock.now))
 
 
-def test_a_check_costs_microseconds_and_no_sql(container: Container) -> None:
-    limiter = RateLimiter(MemoryBuckets(), lambda _t: Limits(rate=1e9, burst=1e9, daily=None))
+def test_a_check_runs_no_sql(container: Container, live_tenant: LiveFn) -> None:
+    """Limits are resolved once from the serving registry, then held in memory: the hot path's
+    limit check never queries the database (its speed is in bench/bench_isolation.py)."""
+    t = live_tenant("no-sql-co")
+    limiter = container.finops.limiter
+    limiter.forget(t["id"])
     queries: list[str] = []
     from sqlalchemy import event
 
@@ -163,15 +167,12 @@ def test_a_check_costs_microseconds_and_no_sql(container: Container) -> None:
 
     event.listen(container.engine, "before_cursor_execute", count)
     try:
-        limiter.check("ten_hot")
-        started = time.perf_counter()
-        for _ in range(20_000):
-            limiter.check("ten_hot")
-        per_check_us = (time.perf_counter() - started) / 20_000 * 1e6
+        decisions = [limiter.check(t["id"]) for _ in range(100)]
     finally:
         event.remove(container.engine, "before_cursor_execute", count)
     assert queries == []
-    assert per_check_us < 50, f"{per_check_us:.1f} µs per check"
+    assert all(d is not None and d.allowed for d in decisions)
+    assert limiter.limits(t["id"]) is not None
 
 
 def test_one_tenant_flooding_is_refused_while_another_is_never_limited(
