@@ -10,7 +10,7 @@ export FRAUDRAIL_HOME
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
-.PHONY: run test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback worker clean
+.PHONY: run test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation worker clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,7 +40,7 @@ rego-test: venv
 synth: venv ## Write a tier's CloudFormation templates to cdk.out/ (TIER=trial|standard|premium)
 	$(BIN)/python scripts/synth.py --tier $(TIER) --out cdk.out
 
-bench: bench-model bench-scoring bench-rollback
+bench: bench-model bench-scoring bench-rollback bench-isolation
 
 bench-model: venv
 	$(BIN)/python bench/bench_model.py
@@ -50,6 +50,9 @@ bench-scoring: venv
 
 bench-rollback: venv
 	$(BIN)/python bench/bench_rollback.py
+
+bench-isolation: venv
+	$(BIN)/python bench/bench_isolation.py
 
 clean:
 	rm -rf var/testenv cdk.out .pytest_cache .mypy_cache .ruff_cache

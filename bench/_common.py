@@ -165,12 +165,16 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def control_plane(home: Path, port: int, *, log_name: str, **settings: str) -> Server:
-    """``fraudrail serve`` (python -m control_plane.cli serve) with FRAUDRAIL_* settings."""
+def control_plane(
+    home: Path, port: int, *, log_name: str, real_quotas: bool = False, **settings: str
+) -> Server:
+    """``fraudrail serve`` (python -m control_plane.cli serve) with FRAUDRAIL_* settings; the tiers'
+    rate limits lifted unless ``real_quotas``."""
+    templates = REPO / "tenant_templates" if real_quotas else bench_templates(home)
     env = {
         "FRAUDRAIL_HOME": str(home),
         "FRAUDRAIL_PORT": str(port),
-        "FRAUDRAIL_TENANT_TEMPLATES_DIR": str(bench_templates(home)),
+        "FRAUDRAIL_TENANT_TEMPLATES_DIR": str(templates),
     }
     env.update({f"FRAUDRAIL_{k.upper()}": v for k, v in settings.items()})
     cmd = [PY, "-m", "control_plane.cli", "serve"]
@@ -224,14 +228,14 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def onboard(base: str, admin: str, slug: str) -> dict[str, str]:
-    """POST /v1/tenants (standard tier), wait until the worker made it ACTIVE, create an app key."""
+def onboard(base: str, admin: str, slug: str, tier: str = "standard") -> dict[str, str]:
+    """POST /v1/tenants, wait until the worker made it ACTIVE, create an app key."""
     body = {
         "name": f"{slug} Ltd",
         "slug": slug,
-        "tier": "standard",
+        "tier": tier,
         "region": "eu-west-1",
-        "budget": {"amount": "2500.00", "currency": "USD"},
+        "budget": {"amount": "2500.00" if tier != "trial" else "400.00", "currency": "USD"},
         "contacts": {
             "email": "ops@example.com",
             "slack_webhook_url": "https://hooks.slack.com/services/T/B/X",
@@ -408,6 +412,7 @@ class _Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.transport: asyncio.Transport | None = None
+        self.lost = False  # the server closed it (e.g. uvicorn's keep-alive timeout on an idle one)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -435,6 +440,7 @@ class _Conn(asyncio.Protocol):
         w.set_result((int(head[9:12]), body))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         w = self.waiter
         if w is not None and not w.done():
             w.set_exception(ConnectionError(f"connection lost: {exc}"))
@@ -576,6 +582,114 @@ class Load:
 
 def run_load(spec: LoadSpec) -> LoadResult:
     return Load(spec).start().result()
+
+
+# --- an open-loop probe ------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeSpec:
+    """One tenant's steady traffic: a request every 1/rate s whatever the answers, on as many
+    keep-alive connections as that needs (no coordinated omission)."""
+
+    port: int
+    key: str
+    rate: float
+    label: str = "probe"
+    sim_t0: float = 0.0
+    seed: int = 7
+
+
+async def _probe(spec: ProbeSpec, pipe: Any, stop: Any) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    bodies = Bodies(f"{spec.label}-{uuid.uuid4().hex[:8]}", spec.sim_t0, spec.seed)
+    head = (
+        f"POST /v1/fraud-check HTTP/1.1\r\nHost: 127.0.0.1:{spec.port}\r\n"
+        f"Authorization: Bearer {spec.key}\r\nContent-Type: application/json\r\nContent-Length: "
+    ).encode()
+
+    async def connect() -> _Conn:
+        _, proto = await loop.create_connection(_Conn, "127.0.0.1", spec.port)
+        return proto
+
+    idle = [await connect() for _ in range(4)]
+    rows: list[tuple[float, float, int]] = []
+    opened = len(idle)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(conn: _Conn, body: bytes) -> None:
+        nonlocal opened
+        if conn.lost:
+            conn = await connect()
+            opened += 1
+        fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        conn.waiter = fut
+        assert conn.transport is not None
+        t0 = time.monotonic()
+        conn.transport.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        try:
+            status, _ = await fut
+        except ConnectionError:
+            status = 0
+            conn = await connect()
+        rows.append((t0, time.monotonic(), status))
+        idle.append(conn)
+
+    start = time.monotonic() + 0.1
+    pipe.send(("started", start))
+    k = 0
+    while not stop.is_set():
+        due = start + k / spec.rate
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not idle:
+            idle.append(await connect())
+            opened += 1
+        task = loop.create_task(one(idle.pop(), bodies.next()))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        k += 1
+    if tasks:
+        await asyncio.gather(*tasks)
+    for conn in idle:
+        if conn.transport is not None:
+            conn.transport.close()
+    return {"rows": rows, "connections": opened}
+
+
+def _probe_process(spec: ProbeSpec, pipe: Any, stop: Any) -> None:
+    try:
+        import uvloop
+
+        out = uvloop.run(_probe(spec, pipe, stop))
+    except ImportError:
+        out = asyncio.run(_probe(spec, pipe, stop))
+    pipe.send(("done", out))
+
+
+class Probe:
+    """``start()``; ``stop()`` returns (t_send, t_recv, status) arrays on time.monotonic()."""
+
+    def __init__(self, spec: ProbeSpec) -> None:
+        ctx = mp.get_context("spawn")
+        self._parent, child = ctx.Pipe()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_probe_process, args=(spec, child, self._stop), daemon=True)
+
+    def start(self) -> float:
+        self._proc.start()
+        kind, value = self._parent.recv()
+        assert kind == "started", kind
+        return float(value)
+
+    def stop(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        self._stop.set()
+        kind, out = self._parent.recv()
+        assert kind == "done", kind
+        self._proc.join(timeout=30)
+        rows = np.asarray(out["rows"], dtype=np.float64).reshape(-1, 3)
+        return rows[:, 0], rows[:, 1], rows[:, 2].astype(np.int64), int(out["connections"])
 
 
 # --- figures -----------------------------------------------------------------------------------

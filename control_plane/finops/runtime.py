@@ -223,7 +223,10 @@ def build_finops(c: Container, settings: FinOpsSettings | None = None) -> FinOps
     p = c.providers
     holder: dict[str, FinOpsRuntime] = {}
     limiter = RateLimiter(
-        buckets_for(p.feature_cache), lambda tid: holder["rt"].resolve_limits(tid), metrics=p.metrics
+        buckets_for(p.feature_cache),
+        lambda tid: holder["rt"].resolve_limits(tid),
+        metrics=p.metrics,
+        max_window_s=settings.refusal_window_s,
     )
     rt = FinOpsRuntime(
         container=c,

@@ -29,6 +29,25 @@ class FinOpsSettings(BaseSettings):
     freeze_grace_s: float = Field(
         default=86_400.0, ge=0, description="Time a frozen tenant keeps its tier rate before the floor rate."
     )
+    refusal_window_s: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Longest a rate-limit refusal is answered from memory (before routing) without asking the "
+            "bucket again; 0 asks the bucket on every request."
+        ),
+    )
+    refusal_hold_s: float = Field(
+        default=0.25,
+        ge=0,
+        description=(
+            "A request that arrives inside its tenant's refusal window (the client ignored a 429) gets "
+            "its 429 after this long; 0 answers at once."
+        ),
+    )
+    refusal_hold_max_requests: int = Field(
+        default=1024, ge=0, description="Requests held at once in a process; beyond that, answered at once."
+    )
     floor_rps: float = Field(default=1.0, gt=0, description="Rate of a throttled tenant (requests/s).")
     floor_burst: float = Field(default=1.0, ge=1)
     anomaly_threshold: Decimal = Field(default=Decimal("3.5"), gt=0, description="Robust z-score cut-off.")

@@ -8,10 +8,22 @@ lookup, no bucket call) and answers the same problem+json 429 with the same head
 routing, without the exception machinery and without reading the body. Anything else (no key, a bad
 key, a tenant not being refused, another path) goes on to the application unchanged, so the answer
 a client gets never depends on which of the two paths gave it.
+
+Only a client that ignored a 429 reaches this path (the first refusal of a window comes from the
+route). Its 429 is held for ``refusal_hold_s`` ± 50 % (0.25 s; the decision is the one taken on
+arrival): a client retrying in a tight loop then sends about four requests a second per connection
+instead of thousands, the way a delaying rate limiter in a gateway slows abusers. The jitter keeps a
+flooder's connections out of step: released together (at a window's end, or after equal holds),
+their next requests would be scored back to back and queue other tenants' checks behind them.
+A client that honours ``Retry-After`` never waits. At most
+``refusal_hold_max_requests`` are held at once; past that, 429s go out at once.
 """
 
 from __future__ import annotations
 
+import random
+
+import anyio
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,22 +32,33 @@ from control_plane.deps import bearer_or_api_key
 from control_plane.errors import DomainError
 from control_plane.http import PROBLEM, problem_body
 
+_sleep = anyio.sleep  # module-level so a test can record the holds instead of waiting them out
+_jitter = random.Random()  # spreads retries; guards nothing
+
 
 class ShedRefusedTenants:
     def __init__(self, app: ASGIApp, path: str = "/v1/fraud-check") -> None:
         self.app = app
         self.path = path
+        self.held = 0  # requests waiting for their window's end right now (one event loop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
             answer = self._refusal(scope)
             if answer is not None:
-                await send(answer[0])
-                await send(answer[1])
+                start, body, hold_s = answer
+                if hold_s > 0:
+                    self.held += 1
+                    try:
+                        await _sleep(hold_s)
+                    finally:
+                        self.held -= 1
+                await send(start)
+                await send(body)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[dict[str, object], dict[str, object]] | None:
+    def _refusal(self, scope: Scope) -> tuple[dict[str, object], dict[str, object], float] | None:
         state = getattr(scope["app"].state, "container", None)
         if state is None:
             return None
@@ -66,4 +89,12 @@ class ShedRefusedTenants:
             *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
         ]
         start = {"type": "http.response.start", "status": exc.status, "headers": headers}
-        return start, {"type": "http.response.body", "body": body}
+        settings = state.finops.settings
+        hold_s = 0.0
+        if self.held < settings.refusal_hold_max_requests:
+            # Jitter (±50 %) keeps a flooder's connections from coming back in step: released
+            # together, their allowed requests would be scored back to back, others queued behind.
+            hold_s = settings.refusal_hold_s * (0.5 + _jitter.random())
+        if hold_s > 0:
+            state.providers.metrics.increment("fraudrail_rate_limit_held_total", tenant=principal.tenant_id)
+        return start, {"type": "http.response.body", "body": body}, hold_s

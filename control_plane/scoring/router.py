@@ -52,7 +52,16 @@ router = APIRouter(tags=["fraud-check"])
 @router.post(
     "/v1/fraud-check",
     response_model=FraudCheckResponse,
-    responses={409: {"description": "No PRODUCTION model, tenant not active, or txn_id reused"}},
+    responses={
+        409: {"description": "No PRODUCTION model, tenant not active, or txn_id reused"},
+        429: {
+            "description": (
+                "Rate limit or daily quota exceeded (problem+json with Retry-After and RateLimit-* "
+                "headers). A request sent inside the refusal window, ignoring an earlier 429, gets its "
+                "429 after FRAUDRAIL_FINOPS_REFUSAL_HOLD_S (0.25 s)."
+            )
+        },
+    },
 )
 async def fraud_check(
     body: FraudCheckRequest,

@@ -178,8 +178,9 @@ def test_a_check_runs_no_sql(container: Container, live_tenant: LiveFn) -> None:
 def test_one_tenant_flooding_is_refused_while_another_is_never_limited(
     client: TestClient, live_tenant: LiveFn, container: Container
 ) -> None:
-    """The p99 comparison under load lives in bench/bench_isolation.py (2 cores are too noisy for a
-    20 % bound in a test); here: the flood is refused and the other tenant never is."""
+    """The flood is refused, mostly before routing and held until its windows end; the other tenant
+    is never limited nor held. (The p99 comparison under load is bench/bench_isolation.py: timing
+    bounds in tests on 2 shared cores would be noise.)"""
     a, b = live_tenant("flood-a"), live_tenant("calm-b")
     container.finops.limiter.set_limits(a["id"], Limits(rate=20.0, burst=20.0, daily=None))
     stop = threading.Event()
@@ -210,3 +211,7 @@ def test_one_tenant_flooding_is_refused_while_another_is_never_limited(
             thread.join(timeout=30)
     assert set(b_codes) == {200}
     assert a_codes.count(429) > 0 and set(a_codes) <= {200, 429}
+    metrics = container.providers.metrics
+    assert metrics.counter("fraudrail_rate_limit_held_total", tenant=a["id"]) > 0
+    assert metrics.counter("fraudrail_rate_limit_held_total", tenant=b["id"]) == 0
+    assert metrics.counter("fraudrail_rate_limited_total", tenant=b["id"], reason="rate") == 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from control_plane.container import Container
+from control_plane.finops import shedding
 from control_plane.finops.limiter import DAY_S, Limits, MemoryBuckets, RateDecision, RateLimiter, RawTake
 from tests.control_plane.conftest import auth
 from tests.control_plane.finops.conftest import FakeClock
@@ -116,6 +118,7 @@ def test_a_refused_tenant_is_answered_before_routing_with_the_routes_own_answer(
     store = CountingBuckets()
     limiter = container.finops.limiter
     limiter.store = store
+    container.finops.settings.refusal_hold_s = 0.0  # the fake clock never reaches the window's end
     limiter.set_limits(a["id"], Limits(rate=2.0, burst=3.0, daily=None))
     parsed: list[str] = []
     real_check = container.scoring.checker.check
@@ -172,3 +175,42 @@ def test_inside_a_window_a_revoked_or_wrong_key_is_still_refused_as_such(
     revoked = client.delete(f"/v1/tenants/{a['id']}/keys/{key_id}", headers=auth(a["admin"]))
     assert revoked.status_code == 200, revoked.text
     assert client.post("/v1/fraud-check", json=txn("k-z"), headers=auth(a["app"])).status_code == 401
+
+
+def test_a_client_that_ignores_its_429s_gets_the_next_ones_late(
+    client: TestClient,
+    live_tenant: LiveFn,
+    container: Container,
+    limiter_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    holds: list[float] = []
+
+    async def record(seconds: float) -> None:
+        holds.append(seconds)
+
+    monkeypatch.setattr(shedding, "_sleep", record)
+    a = live_tenant("hold-a")
+    limiter = container.finops.limiter
+    limiter.set_limits(a["id"], Limits(rate=2.0, burst=1.0, daily=None))
+    settings = container.finops.settings
+    assert settings.refusal_hold_s == 0.25  # the default
+
+    def post(i: int) -> int:
+        return client.post("/v1/fraud-check", json=txn(f"h{i}"), headers=auth(a["app"])).status_code
+
+    assert [post(0), post(1)] == [200, 429]
+    assert holds == []  # the refusal that opens a window is answered at once, by the route
+
+    assert post(2) == 429
+    limiter_clock.advance(0.4)
+    assert post(3) == 429  # still inside the window (0.5 s for one token at 2/s)
+    assert len(holds) == 2 and all(0.125 <= h <= 0.375 for h in holds)  # 0.25 s ± 50 %
+
+    settings.refusal_hold_max_requests = 0  # nothing may be held: answered at once
+    assert post(4) == 429 and len(holds) == 2
+    settings.refusal_hold_max_requests, settings.refusal_hold_s = 1024, 0.0
+    assert post(5) == 429 and len(holds) == 2
+
+    limiter_clock.advance(0.1)  # one token: the bucket is asked and allows
+    assert post(6) == 200
