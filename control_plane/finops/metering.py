@@ -212,14 +212,6 @@ def hosted_hours(day: date, created_at: datetime) -> Decimal:
     return (Decimal((end - begin) // timedelta(seconds=1)) / Decimal(3600)).quantize(Decimal("0.000001"))
 
 
-def stored_bytes(store: ObjectStore, prefix: str) -> int:
-    size = getattr(store, "size", None)
-    total = 0
-    for key in store.list(prefix):
-        total += int(size(key)) if callable(size) else len(store.get(key))
-    return total
-
-
 def meter_day(
     factory: sessionmaker[Session],
     prices: PriceTable,
@@ -238,7 +230,7 @@ def meter_day(
         hours = hosted_hours(day, created_at)
         if hours <= 0:
             continue
-        gb = Decimal(stored_bytes(store, f"tenants/{tenant_id}/")) / GB
+        gb = Decimal(store.total_bytes(f"tenants/{tenant_id}/")) / GB
         gb_days = (gb * hours / Decimal(24)).quantize(Decimal("0.000001"))
         template = templates[tier]
         with unit_of_work(factory) as session:

@@ -75,18 +75,26 @@ class S3ObjectStore:
             raise provider_error(f"s3 head {key}", exc) from exc
         return True
 
-    def list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _objects(self, prefix: str) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
         try:
             paginator = self._s3.get_paginator("list_objects_v2")
             pages = paginator.paginate(
                 Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": self._page_size}
             )
             for page in pages:
-                keys.extend(obj["Key"] for obj in page.get("Contents", []) if "Key" in obj)
+                found.extend(
+                    (obj["Key"], int(obj.get("Size", 0))) for obj in page.get("Contents", []) if "Key" in obj
+                )
         except AwsError as exc:
             raise provider_error(f"s3 list {prefix}", exc) from exc
-        return sorted(keys)
+        return sorted(found)
+
+    def list(self, prefix: str) -> list[str]:
+        return [key for key, _ in self._objects(prefix)]
+
+    def total_bytes(self, prefix: str) -> int:
+        return sum(size for _, size in self._objects(prefix))
 
     def delete_prefix(self, prefix: str) -> int:
         if not prefix:

@@ -38,18 +38,30 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str) -> list[str]:
+    def _files(self, prefix: str) -> list[tuple[str, Path]]:
         base = self._root / prefix
         start = base if base.is_dir() else base.parent
         if not start.exists():
             return []
-        keys = []
+        found = []
         for path in start.rglob("*"):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 key = path.relative_to(self._root).as_posix()
                 if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+                    found.append((key, path))
+        return sorted(found)
+
+    def list(self, prefix: str) -> list[str]:
+        return [key for key, _ in self._files(prefix)]
+
+    def total_bytes(self, prefix: str) -> int:
+        total = 0
+        for _, path in self._files(prefix):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:  # deleted since the listing
+                continue
+        return total
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list(prefix)

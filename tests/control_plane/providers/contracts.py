@@ -39,7 +39,10 @@ def check_object_store(store: ObjectStore) -> None:
     store.put(f"{t10}/c.bin", b"three")
     assert store.get(f"{t1}/a/1.bin") == b"one"
     assert store.list(f"{t1}/") == [f"{t1}/a/1.bin", f"{t1}/b.bin"]
+    assert store.total_bytes(f"{t1}/") == len(b"one") + len(b"two")  # not t10's, a sibling prefix
+    assert store.total_bytes(f"{t10}/") == 5 and store.total_bytes(f"{t1}/missing/") == 0
     assert store.delete_prefix(f"{t1}/") == 2
+    assert store.total_bytes(f"{t1}/") == 0
     assert store.list(f"{t1}/") == []
     assert store.exists(f"{t10}/c.bin") and not store.exists(f"{t1}/b.bin")
     with pytest.raises(KeyError):
