@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from control_plane.audit.router import router as audit_router
@@ -17,7 +17,7 @@ from control_plane.container import Container, build_container
 from control_plane.datasets.router import router as datasets_router
 from control_plane.finops.router import install_finops
 from control_plane.finops.shedding import ShedRefusedTenants
-from control_plane.http import BodySizeLimit, install_error_handlers
+from control_plane.http import BodySizeLimit, install_error_handlers, reject_nul_characters
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
 from control_plane.registry.router import router as models_router
@@ -85,6 +85,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
             "Multi-tenant fraud detection with guardrails. Authenticate with `Authorization: Bearer <key>`."
         ),
         lifespan=lifespan,
+        # PostgreSQL cannot store NUL: refuse it in any input with a 422 before a handler runs.
+        dependencies=[Depends(reject_nul_characters)],
     )
     install_error_handlers(app)
     install_finops(app)  # routes, and 429s with Retry-After / RateLimit-* headers

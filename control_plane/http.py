@@ -1,8 +1,10 @@
-"""Problem responses (RFC 9457 ``application/problem+json``) and the request-size guard."""
+"""Problem responses (RFC 9457 ``application/problem+json``), the request-size guard and the NUL guard."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -72,6 +74,70 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+NUL = "\x00"
+NUL_MESSAGE = "must not contain NUL (U+0000) characters"
+_JSON_TYPES = ("application/json",)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def nul_locations(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    """Where ``value`` (a decoded JSON document or a string) holds a NUL: in a string or a key.
+
+    Iterative, so a deeply nested document cannot exhaust the stack."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, loc)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if NUL in node:
+                yield where
+        elif isinstance(node, dict):
+            for key, item in reversed(node.items()):  # reversed onto the stack: found in document order
+                stack += [(item, (*where, key)), (key, (*where, key))]
+        elif isinstance(node, list):
+            stack.extend((item, (*where, i)) for i, item in reversed(list(enumerate(node))))
+
+
+def nul_error(locs: list[tuple[str | int, ...]]) -> RequestValidationError:
+    """The 422 for inputs holding NUL: PostgreSQL text (and JSON) cannot store it."""
+    return RequestValidationError(
+        [{"type": "string_nul", "loc": loc, "msg": f"Value {NUL_MESSAGE}", "input": None} for loc in locs]
+    )
+
+
+def reject_nul_in_json(raw: bytes) -> None:
+    """422 when a JSON body decodes to a string (or key) with NUL; invalid JSON is left to the parser."""
+    if b"\\u0000" not in raw:  # the only way JSON can spell NUL (a raw 0x00 is invalid JSON)
+        return
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return
+    locs = list(dict.fromkeys(nul_locations(doc, ("body",))))  # a key and its value: named once
+    if locs:
+        raise nul_error(locs)
+
+
+async def reject_nul_characters(request: Request) -> None:
+    """App-wide dependency: no path, query, JSON or form input may contain NUL (422 naming the field).
+
+    A NUL would otherwise reach the database, where PostgreSQL refuses it with an error (a 500).
+    A body is checked only on routes that read one (FastAPI has parsed and cached it by now).
+    """
+    locs: list[tuple[str | int, ...]] = [
+        ("path", name) for name, value in request.path_params.items() if NUL in str(value)
+    ]
+    locs += [("query", name) for name, value in request.query_params.multi_items() if NUL in name + value]
+    reads_body = getattr(request.scope.get("route"), "body_field", None) is not None
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if reads_body and content_type in _FORM_TYPES:
+        form = await request.form()
+        locs += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
+    if locs:
+        raise nul_error(locs)
+    if reads_body and (content_type in _JSON_TYPES or content_type.endswith("+json")):
+        reject_nul_in_json(await request.body())
 
 
 class BodySizeLimit:

@@ -38,6 +38,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_representable(value: datetime) -> datetime:
+    """``value`` unchanged if a UTC column can store it; ValueError (a 422 in a model) otherwise.
+
+    An aware time near year 1 or 9999 (``9999-12-31T23:59:59-12:00``) has no UTC equivalent.
+    """
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from exc
+    return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

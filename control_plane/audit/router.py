@@ -31,7 +31,8 @@ class AuditOut(BaseModel):
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-After = Annotated[int, Query(ge=0)]
+MAX_SEQ = 2**63 - 1  # the largest value a BIGINT (and SQLite INTEGER) sequence holds
+After = Annotated[int, Query(ge=0, le=MAX_SEQ)]
 Action = Annotated[str | None, Query(max_length=80)]
 
 

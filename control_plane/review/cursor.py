@@ -10,14 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from control_plane.errors import InvalidInput
+from control_plane.orm_base import utc_representable
 from control_plane.review.orm import ReviewItem
 
 SortValue = float | Decimal | datetime
+MAX_ID = 40  # review_items.id is String(40)
+MAX_AMOUNT = Decimal(10) ** 14  # review_items.amount is Numeric(18, 4)
 
 
 @dataclass(frozen=True)
@@ -57,15 +61,22 @@ def decode(token: str, sort: str, order: str) -> Cursor:
         doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(doc, dict) or not isinstance(doc.get("i"), str):
             raise ValueError("not a cursor")
+        if len(doc["i"]) > MAX_ID or "\x00" in doc["i"]:
+            raise ValueError("not an item id")
         value: SortValue
         if doc["k"] == "score":
             value = float(doc["v"])
+            if not math.isfinite(value):
+                raise ValueError("score out of range")
         elif doc["k"] == "amount":
             value = Decimal(str(doc["v"]))
+            if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+                raise ValueError("amount out of range")
         elif doc["k"] == "age":
             value = datetime.fromisoformat(str(doc["v"]))
             if value.tzinfo is None:
                 raise ValueError("naive time")
+            utc_representable(value)
         else:
             raise ValueError("unknown sort")
     except (ValueError, KeyError, TypeError, InvalidOperation, binascii.Error, UnicodeDecodeError) as exc:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from control_plane.orm_base import utc_representable
+
 Decision = Literal["REVIEW", "SUSPICIOUS"]
 StatusFilter = Literal["open", "claimed", "decided"]
 Verdict = Literal["fraud", "legit", "escalate"]
@@ -43,6 +45,11 @@ class ReviewFilter(BaseModel):
     until: AwareDatetime | None = Field(default=None, description="Transaction time, exclusive")
     card_token: str | None = Field(default=None, min_length=1, max_length=128)
     terminal_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc_representable(value)
 
     @field_validator("score_max")
     @classmethod

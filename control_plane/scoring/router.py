@@ -29,6 +29,7 @@ from control_plane.deps import (
     token_from_headers,
 )
 from control_plane.errors import InvalidInput, NotFound
+from control_plane.http import reject_nul_in_json
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
 from control_plane.registry.service import SERVING_TOPIC
@@ -86,8 +87,10 @@ async def fraud_check_fast(request: Request) -> Response:
     # The rate limit comes before the body is parsed: a tenant flooding past its quota then costs
     # the others as little as possible.
     limit = c.finops.limiter.check(tenant_of(principal, {Scope.APP}))
+    raw = await request.body()
+    reject_nul_in_json(raw)  # the app-wide NUL guard is a FastAPI dependency, which this route skips
     try:
-        body = FraudCheckRequest.model_validate_json(await request.body())
+        body = FraudCheckRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     return await answer_check(c, principal, body, started, limit=limit)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from control_plane.orm_base import utc_representable
 from fraud_model.validation import looks_like_pan
 
 
@@ -26,6 +27,11 @@ class FraudCheckRequest(BaseModel):
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     device: str | None = Field(default=None, max_length=128)
     mcc: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_utc_range(cls, value: datetime) -> datetime:
+        return utc_representable(value)
 
     @field_validator("card_token")
     @classmethod

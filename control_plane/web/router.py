@@ -251,11 +251,11 @@ class QueueForm:
 def _day_start(text: str, field: str, errors: list[str], *, next_day: bool = False) -> str | None:
     try:
         day = date.fromisoformat(text)
-    except ValueError:
+        if next_day:
+            day += timedelta(days=1)
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         errors.append(f"{field}: use a date such as 2026-11-22")
         return None
-    if next_day:
-        day += timedelta(days=1)
     return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
 
 
