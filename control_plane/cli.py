@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from control_plane.settings import AppSettings
+
+if TYPE_CHECKING:
+    from control_plane.scoring.spool import FlaggedSpool
 
 app = typer.Typer(help="Fraudrail control plane.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
+spool_app = typer.Typer(help="The flagged-transaction spool.", no_args_is_help=True)
+app.add_typer(spool_app, name="spool")
 
 
 def _settings(**overrides: object) -> AppSettings:
@@ -235,3 +240,30 @@ def webhook_sink(port: Annotated[int, typer.Option()] = 9999) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+def _spool() -> FlaggedSpool:
+    from control_plane.scoring.spool import FlaggedSpool
+
+    settings = _settings()
+    return FlaggedSpool(settings.home / settings.spool_dir_name)
+
+
+@spool_app.command("status")
+def spool_status() -> None:
+    """Records waiting for the flagged store and the review queue, and dead letters."""
+    spool = _spool()
+    dead = spool.dead_letters()
+    typer.echo(json.dumps({"pending": spool.pending(), "dead_letters": len(dead)}))
+    for entry in dead:
+        record = entry.get("record", {})
+        typer.echo(f"dead: {record.get('tenant_id')} {record.get('flagged_id')}: {entry.get('error')}")
+    spool.close()
+
+
+@spool_app.command("replay-dead")
+def spool_replay_dead() -> None:
+    """Put dead-lettered flagged records back in the spool (a running server delivers them)."""
+    spool = _spool()
+    typer.echo(f"requeued {spool.requeue_dead()} record(s)")
+    spool.close()

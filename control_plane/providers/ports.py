@@ -15,6 +15,16 @@ class ProviderError(Exception):
     """An adapter could not reach or use its backend."""
 
 
+class DeliveryFailed(ProviderError):
+    """``publish(..., require_delivery=True)``: a subscriber failed; the publisher should retry later
+    (subscribers are idempotent: delivery is at least once)."""
+
+    def __init__(self, topic: str, errors: list[Exception]) -> None:
+        super().__init__(f"{len(errors)} subscriber(s) of {topic} failed: {errors[0]!r}")
+        self.topic = topic
+        self.errors = errors
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
@@ -133,7 +143,12 @@ Handler = Callable[[str, Mapping[str, Any]], None]
 
 @runtime_checkable
 class EventBus(Protocol):
-    def publish(self, topic: str, message: Mapping[str, Any]) -> None: ...
+    def publish(self, topic: str, message: Mapping[str, Any], *, require_delivery: bool = False) -> None:
+        """Fan ``message`` out to the topic's subscribers. With ``require_delivery`` a subscriber's
+        failure raises ``DeliveryFailed`` (in process: after every subscriber ran); without it, it is
+        logged. A remote bus is durable by itself: its receiver answers 5xx so the broker retries."""
+        ...
+
     def subscribe(self, topic: str, handler: Handler) -> None: ...
 
 

@@ -35,7 +35,10 @@ def build_scoring(c: Container) -> ScoringRuntime:
 
     def deliver(record: Mapping[str, Any]) -> None:
         p.flagged_store.put(FlaggedRecord(record["tenant_id"], record["flagged_id"], record["payload"]))
-        p.event_bus.publish(FLAGGED_TOPIC, {**record["payload"], "tenant_id": record["tenant_id"]})
+        # Delivered once the review queue has it: a failing subscriber keeps the record in the spool.
+        p.event_bus.publish(
+            FLAGGED_TOPIC, {**record["payload"], "tenant_id": record["tenant_id"]}, require_delivery=True
+        )
 
     def on_label(_topic: str, message: Mapping[str, Any]) -> None:
         """Analyst verdicts feed the terminal-risk windows (used once older than the label delay)."""

@@ -5,6 +5,13 @@ answer, so a process crash loses nothing; the OS page cache holds it). A drainer
 spool in order into the flagged-transaction store; it advances a persisted offset only after
 the store accepted a record, so a store outage just leaves records waiting, and a crash replays
 them into a store whose writes are idempotent (none arrive twice).
+
+Delivery includes the ``flagged.stored`` subscribers (the review queue): a record counts as
+delivered only once they ran. A failure that looks like an outage (a provider, connection or
+database-availability error) is retried for as long as it lasts; any other failure of the same
+record ``poison_attempts`` times in a row is a poison record: it moves to ``dead-letter.jsonl``
+with its error, so it cannot hold up every record behind it, and ``requeue_dead()``
+(``fraudrail spool replay-dead``) puts it back once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -18,17 +25,37 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
+from sqlalchemy import exc as sa_exc
+
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Mapping[str, Any]], None]
 SEGMENT_BYTES = 8 * 1024 * 1024
+DEAD_LETTERS = "dead-letter.jsonl"
+POISON_ATTEMPTS = 3
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for failures that say a backend is unavailable (retry as long as it takes)."""
+    from control_plane.providers.ports import DeliveryFailed, ProviderError
+
+    if isinstance(exc, DeliveryFailed):
+        return all(is_outage(e) for e in exc.errors)
+    if isinstance(exc, ProviderError | OSError | TimeoutError | redis.exceptions.ConnectionError):
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
 
 
 class FlaggedSpool:
-    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES, poison_attempts: int = POISON_ATTEMPTS
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._segment_bytes = segment_bytes
+        self._poison_attempts = poison_attempts
+        self._failures: tuple[str, int, int] | None = None  # (segment, offset, consecutive failures)
         self._lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._name = f"seg-{time.time_ns():020d}-{os.getpid()}.jsonl"
@@ -79,13 +106,18 @@ class FlaggedSpool:
                         try:
                             sink(json.loads(line))
                         except Exception as exc:
-                            _write_offset(seg, offset)
-                            log.warning(
-                                "flagged store unavailable; %d record(s) wait in the spool: %s",
-                                self.pending(),
-                                exc,
-                            )
-                            raise
+                            if not self._poisoned(seg, offset, line, exc):
+                                _write_offset(seg, offset)
+                                log.warning(
+                                    "flagged record not delivered; %d record(s) wait in the spool: %s",
+                                    self.pending(),
+                                    exc,
+                                )
+                                raise
+                            offset += len(line)
+                            _write_offset(seg, offset)  # past the dead letter for good
+                            continue
+                        self._failures = None
                         offset += len(line)
                         delivered += 1
                         if delivered % 64 == 0:
@@ -100,6 +132,48 @@ class FlaggedSpool:
                     seg.unlink(missing_ok=True)
                     _offset_path(seg).unlink(missing_ok=True)
         return delivered
+
+    def _poisoned(self, seg: Path, offset: int, line: bytes, exc: Exception) -> bool:
+        """Count a failure of the record at (seg, offset); True once it moved to the dead letters."""
+        if is_outage(exc):
+            self._failures = None
+            return False
+        seen = self._failures
+        count = seen[2] + 1 if seen is not None and seen[:2] == (seg.name, offset) else 1
+        self._failures = (seg.name, offset, count)
+        if count < self._poison_attempts:
+            return False
+        entry = {"record": json.loads(line), "error": repr(exc), "failures": count, "at": time.time()}
+        with (self.dir / DEAD_LETTERS).open("ab") as fh:
+            fh.write(json.dumps(entry, separators=(",", ":"), default=str).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.error("flagged record moved to %s after %d failures: %r", DEAD_LETTERS, count, exc)
+        self._failures = None
+        return True
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        path = self.dir / DEAD_LETTERS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+    def requeue_dead(self) -> int:
+        """Append the dead letters' records to the spool again (in their order). The file is renamed
+        first, so a record dead-lettered meanwhile (by a server draining the same directory) starts
+        a new file instead of being lost."""
+        path = self.dir / DEAD_LETTERS
+        taken = path.with_name(f"{DEAD_LETTERS}.{time.time_ns()}-{os.getpid()}.requeue")
+        try:
+            os.replace(path, taken)
+        except FileNotFoundError:
+            return 0
+        lines = [line for line in taken.read_bytes().splitlines() if line.strip()]
+        for line in lines:
+            self.append(json.loads(line)["record"])
+        self.fsync()
+        taken.unlink()
+        return len(lines)
 
     def close(self) -> None:
         with self._lock:

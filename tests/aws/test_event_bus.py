@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -120,3 +121,30 @@ def test_sns_receiver_confirms_subscriptions_with_the_token_and_ignores_stranger
     assert got == []
     assert post({"Type": "Notification", "TopicArn": arn, "Message": json.dumps({"n": 2})}) == 200
     assert got == [{"n": 2}]
+
+
+def test_sns_receiver_answers_500_when_a_subscriber_fails_so_sns_retries(bus: SnsEventBus) -> None:
+    got: list[dict[str, Any]] = []
+    failures = [RuntimeError("database is down")]
+
+    def flaky(_: str, msg: Any) -> None:
+        if failures:
+            raise failures.pop()
+        got.append(dict(msg))
+
+    bus.subscribe("flagged.stored", flaky)
+    arn = bus.topic_arn("flagged.stored")
+    envelope = {"Type": "Notification", "TopicArn": arn, "Message": json.dumps({"flagged_id": "flg_1"})}
+
+    def post() -> int:
+        request = urllib.request.Request(
+            f"{bus.receiver_url}/sns/flagged.stored", data=json.dumps(envelope).encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    assert post() == 500 and got == []  # SNS delivers it again (its HTTP delivery retry policy)
+    assert post() == 200 and got == [{"flagged_id": "flg_1"}]

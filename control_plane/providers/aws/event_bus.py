@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from control_plane.providers.aws._util import AwsError, provider_error
-from control_plane.providers.ports import Handler, ProviderError
+from control_plane.providers.local.event_bus import run_handlers
+from control_plane.providers.ports import DeliveryFailed, Handler, ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -84,7 +85,9 @@ class SnsEventBus:
             self._arns.setdefault(topic, arn)
             return self._arns[topic]
 
-    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+    def publish(self, topic: str, message: Mapping[str, Any], *, require_delivery: bool = False) -> None:
+        # require_delivery needs nothing more here: SNS keeps the message, and a receiver whose
+        # subscriber failed answers 500 so SNS delivers it again (its HTTP retry policy).
         arn = self.topic_arn(topic)
         if arn is None:
             if topic not in self._warned:
@@ -181,14 +184,13 @@ class SnsEventBus:
         with self._lock:
             handlers = list(self._handlers.get(topic, ()))
             self.delivered += 1
-        for handler in handlers:
-            try:
-                handler(topic, message)
-            except Exception:
-                log.exception("subscriber of %s failed", topic)
+        errors = run_handlers(handlers, topic, message)
+        if errors:
+            raise DeliveryFailed(topic, errors)
 
     def handle_envelope(self, topic: str, envelope: Mapping[str, Any]) -> None:
-        """Process one SNS HTTP envelope (what the receiver does with each POST)."""
+        """Process one SNS HTTP envelope (what the receiver does with each POST); ``DeliveryFailed``
+        when a subscriber failed (the receiver then answers 500 and SNS retries)."""
         kind = envelope.get("Type")
         if kind == "Notification":
             self._deliver(topic, envelope)
@@ -242,7 +244,11 @@ def _make_handler(bus: SnsEventBus) -> type[BaseHTTPRequestHandler]:
             if not isinstance(envelope, dict):
                 self._answer(400)
                 return
-            bus.handle_envelope(topic, envelope)
+            try:
+                bus.handle_envelope(topic, envelope)
+            except DeliveryFailed:
+                self._answer(500)  # SNS retries the delivery; subscribers are idempotent
+                return
             self._answer(200)
 
         def _answer(self, status: int) -> None:

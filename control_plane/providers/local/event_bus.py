@@ -1,14 +1,15 @@
-"""In-process event bus: synchronous fan-out; a failing subscriber never breaks the publisher."""
+"""In-process event bus: synchronous fan-out; a failing subscriber never stops the others, and
+breaks the publisher only when it asks for delivery (``require_delivery``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from control_plane.providers.ports import Handler
+from control_plane.providers.ports import DeliveryFailed, Handler
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,21 @@ class InProcessEventBus:
         with self._lock:
             self._subscribers[topic].append(handler)
 
-    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+    def publish(self, topic: str, message: Mapping[str, Any], *, require_delivery: bool = False) -> None:
         with self._lock:
             handlers = list(self._subscribers.get(topic, ()))
-        for handler in handlers:
-            try:
-                handler(topic, message)
-            except Exception:
-                log.exception("subscriber of %s failed", topic)
+        errors = run_handlers(handlers, topic, message)
+        if errors and require_delivery:
+            raise DeliveryFailed(topic, errors)
+
+
+def run_handlers(handlers: Sequence[Handler], topic: str, message: Mapping[str, Any]) -> list[Exception]:
+    """Call every handler; a failure is logged and returned, never stops the others."""
+    errors: list[Exception] = []
+    for handler in handlers:
+        try:
+            handler(topic, message)
+        except Exception as exc:
+            log.exception("subscriber of %s failed", topic)
+            errors.append(exc)
+    return errors

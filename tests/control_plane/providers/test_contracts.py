@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from control_plane.container import Container
 from control_plane.providers.local.event_bus import InProcessEventBus
 from control_plane.providers.local.feature_cache import MemoryFeatureCache
 from control_plane.providers.local.object_store import LocalObjectStore
-from control_plane.providers.ports import ProviderError
+from control_plane.providers.ports import DeliveryFailed, ProviderError
 from control_plane.providers.redis_cache import RedisFeatureCache
 from tests.control_plane.providers import contracts
 
@@ -59,3 +60,20 @@ def test_in_process_bus_contract_and_failing_subscriber_isolation() -> None:
 
     bus.subscribe("alarms", broken)
     contracts.check_event_bus(bus)
+
+
+def test_in_process_bus_raises_for_a_failed_subscriber_only_when_delivery_is_required() -> None:
+    bus = InProcessEventBus()
+    seen: list[str] = []
+
+    def broken(_: str, __: Mapping[str, Any]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe("t", broken)
+    bus.subscribe("t", lambda topic, _m: seen.append(topic))
+    bus.publish("t", {"n": 1})  # logged; the publisher goes on
+    with pytest.raises(DeliveryFailed) as failed:
+        bus.publish("t", {"n": 2}, require_delivery=True)
+    assert seen == ["t", "t"]  # the healthy subscriber ran both times
+    assert failed.value.topic == "t" and [str(e) for e in failed.value.errors] == ["subscriber bug"]
+    bus.publish("other", {"n": 3}, require_delivery=True)  # no subscriber: nothing failed

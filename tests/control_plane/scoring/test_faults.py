@@ -121,6 +121,84 @@ def test_spool_survives_a_restart(tmp_path: Path) -> None:
     assert second.pending() == 0
 
 
+def test_a_poison_record_is_dead_lettered_while_an_outage_is_waited_out(tmp_path: Path) -> None:
+    spool = FlaggedSpool(tmp_path / "spool", poison_attempts=3)
+    for i in range(4):
+        spool.append({"tenant_id": "ten_a", "flagged_id": f"flg_{i}", "payload": {"i": i}})
+    delivered: list[str] = []
+    outage = [True]
+
+    def sink(record: Mapping[str, Any]) -> None:
+        if outage[0]:
+            raise ProviderError("dynamodb: endpoint unreachable")
+        if record["flagged_id"] == "flg_1":
+            raise ValueError("this record can never be stored")
+        delivered.append(record["flagged_id"])
+
+    for _ in range(10):  # however long the outage lasts, nothing is given up
+        with pytest.raises(ProviderError):
+            spool.drain(sink)
+    assert spool.pending() == 4 and spool.dead_letters() == []
+
+    outage[0] = False
+    for _ in range(2):  # the poison record holds the line for its first attempts...
+        with pytest.raises(ValueError):
+            spool.drain(sink)
+        assert delivered == ["flg_0"]
+    assert spool.drain(sink) == 2  # ...then moves aside, and the records behind it go through
+    assert delivered == ["flg_0", "flg_2", "flg_3"] and spool.pending() == 0
+    dead = spool.dead_letters()
+    assert [d["record"]["flagged_id"] for d in dead] == ["flg_1"] and "never be stored" in dead[0]["error"]
+
+    assert spool.requeue_dead() == 1 and spool.dead_letters() == [] and spool.pending() == 1
+    with pytest.raises(ValueError):
+        spool.drain(sink)
+    delivered_fixed: list[str] = []
+    assert spool.drain(lambda r: delivered_fixed.append(r["flagged_id"])) == 1  # cause fixed: delivered
+    assert delivered_fixed == ["flg_1"]
+
+
+def test_a_review_queue_failure_keeps_the_flagged_transaction_until_it_is_queued(
+    client: TestClient, live_tenant: LiveFn, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flagged store took the record but the review subscriber's database call failed: the
+    record stays in the spool (it used to be logged and lost) and reaches the queue afterwards."""
+    from sqlalchemy.exc import OperationalError
+
+    from control_plane.review import service as review_service
+
+    t = live_tenant()
+    client.put(
+        "/v1/scoring-config",
+        json={"review_threshold": "0.5", "suspicious_threshold": "0.8", "block_cards": ["card_bad"]},
+        headers=auth(t["admin"]),
+    )
+    spool, sink = container.scoring.spool, container.scoring.drainer.sink
+    real_ingest = review_service.ingest
+    down = [True]
+
+    def ingest(*args: Any, **kwargs: Any) -> Any:
+        if down[0]:
+            raise OperationalError("INSERT INTO review_items", {}, Exception("server closed the connection"))
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(review_service, "ingest", ingest)
+    container.scoring.drainer.stop()  # drained by hand below
+    answer = client.post("/v1/fraud-check", json=txn("tx_rq", card_token="card_bad"), headers=auth(t["app"]))
+    assert answer.json()["decision"] == "SUSPICIOUS"
+    for _ in range(5):
+        with pytest.raises(ProviderError):
+            spool.drain(sink)
+    assert spool.pending() == 1 and spool.dead_letters() == []
+    assert container.providers.flagged_store.count(t["id"]) == 1  # stored once, not yet queued
+
+    down[0] = False
+    assert spool.drain(sink) == 1 and spool.pending() == 0
+    queue = client.get("/v1/reviews", headers=auth(t["analyst"])).json()
+    assert [item["txn_id"] for item in queue["items"]] == ["tx_rq"]
+    assert container.providers.flagged_store.count(t["id"]) == 1
+
+
 def test_lru_evicts_least_recent_and_reloads_on_use(
     client: TestClient, live_tenant: LiveFn, container: Container
 ) -> None:
@@ -177,3 +255,30 @@ def test_redis_hot_path_is_idempotent(
         assert conflict.status_code == 409
     finally:
         cache.client.flushdb()
+
+
+def test_spool_cli_lists_dead_letters_and_requeues_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from control_plane.cli import app
+
+    monkeypatch.setenv("FRAUDRAIL_HOME", str(tmp_path))
+    spool = FlaggedSpool(tmp_path / "spool", poison_attempts=1)
+    spool.append({"tenant_id": "ten_a", "flagged_id": "flg_9", "payload": {}})
+
+    def broken(_: Mapping[str, Any]) -> None:
+        raise KeyError("payload.score")
+
+    assert spool.drain(broken) == 0 and spool.pending() == 0
+    runner = CliRunner()
+    status = runner.invoke(app, ["spool", "status"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output.splitlines()[0]) == {"pending": 0, "dead_letters": 1}
+    assert "dead: ten_a flg_9: KeyError('payload.score')" in status.output
+    replay = runner.invoke(app, ["spool", "replay-dead"])
+    assert replay.exit_code == 0 and "requeued 1 record(s)" in replay.output
+    got: list[str] = []
+    assert spool.drain(lambda r: got.append(r["flagged_id"])) == 1 and got == ["flg_9"]
+    assert spool.dead_letters() == []
