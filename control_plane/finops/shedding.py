@@ -36,6 +36,9 @@ _sleep = anyio.sleep  # module-level so a test can record the holds instead of w
 _jitter = random.Random()  # spreads retries; guards nothing
 
 
+PRINCIPAL_KEY = "fraudrail.principal"  # the ASGI scope key of a key this middleware verified
+
+
 class ShedRefusedTenants:
     def __init__(self, app: ASGIApp, path: str = "/v1/fraud-check") -> None:
         self.app = app
@@ -75,6 +78,7 @@ class ShedRefusedTenants:
             principal = state.verifier.verify(token)
         except DomainError:
             return None  # the route answers 401 with its own message
+        scope[PRINCIPAL_KEY] = principal  # the route takes it from here instead of verifying again
         if principal.scope is not KeyScope.APP or principal.tenant_id is None:
             return None
         limiter = state.finops.limiter
