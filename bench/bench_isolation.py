@@ -260,10 +260,10 @@ default server ({default["ratio"]:.2f}). Once the bucket refuses A, the limiter 
 next token can exist (at most 1 s) and `ShedRefusedTenants` answers A's 429 before routing, from the
 raw headers and the key cache, without reading the body or asking the bucket; a request that
 ignored an earlier 429 gets its own after 0.25 s ± 50 %, so A's closed loop slows to a few requests
-a second per connection. The second row answers from memory but never holds (A's refusals, ~140 µs
+a second per connection. The second row answers from memory but never holds (A's refusals, ~130 µs
 each, then take the whole core); the third sends every request of A through the route and the
 bucket. The ratio moves by about ±0.15 from run to run on this shared machine (the default server's
-earlier runs: 1.22, 1.02, 0.95); `docs/finops.md` describes the mechanism.
+earlier runs: 1.22, 1.02, 0.95, 1.00); `docs/finops.md` describes the mechanism.
 """
 
 
