@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.auth.scopes import Scope
 from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.errors import Conflict
 from control_plane.finops.guard import deployment_context
 from control_plane.registry import service
 from control_plane.registry.orm import ModelVersion
+from control_plane.rollouts import service as rollouts
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
 
@@ -68,6 +70,24 @@ def approve_model(
     """CANDIDATE → APPROVED (a tenant-admin's decision, audited). A REJECTED model never deploys."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     mv = service.approve(
+        session, tenant_id, model_id, actor=principal.actor, note=body.note if body else None
+    )
+    return model_out(mv)
+
+
+@router.post("/{model_id}/archive", response_model=ModelOut)
+def archive_model(
+    model_id: str, session: SessionDep, principal: PrincipalDep, body: ApproveBody | None = None
+) -> ModelOut:
+    """CANDIDATE / APPROVED → ARCHIVED: frees one of the tier's ``models_hosted`` slots (audited).
+    409 for the PRODUCTION version or the candidate of an active rollout."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    rollout = rollouts.active_for(session, tenant_id)
+    if rollout is not None and rollout.candidate_version == model_id:
+        raise Conflict(
+            f"{model_id} is the candidate of rollout {rollout.id}; abort or finish it first", field="model_id"
+        )
+    mv = service.archive(
         session, tenant_id, model_id, actor=principal.actor, note=body.note if body else None
     )
     return model_out(mv)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
-from control_plane.errors import NotFound
+from control_plane.errors import Conflict, NotFound
 from control_plane.orm_base import utcnow
 from control_plane.policy_gate import enforce
 from control_plane.providers.ports import ObjectStore
@@ -72,6 +72,32 @@ def set_stage(
         after={"stage": target.value},
         evidence=evidence,
     )
+
+
+LIVE_STAGES = (Stage.CANDIDATE.value, Stage.APPROVED.value, Stage.PRODUCTION.value)
+
+
+def live_count(session: Session, tenant_id: str) -> int:
+    """Versions the platform keeps ready to serve for a tenant (the tier's ``models_hosted`` quota)."""
+    stmt = select(func.count()).where(
+        ModelVersion.tenant_id == tenant_id, ModelVersion.stage.in_(LIVE_STAGES)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def archive(
+    session: Session, tenant_id: str, version_id: str, *, actor: str, note: str | None
+) -> ModelVersion:
+    """CANDIDATE / APPROVED → ARCHIVED (frees a ``models_hosted`` slot). PRODUCTION is archived only
+    by promoting its replacement, so a tenant is never left without a model."""
+    mv = get(session, tenant_id, version_id, for_update=True)
+    if mv.stage == Stage.PRODUCTION.value:
+        raise Conflict(
+            f"{version_id} serves production traffic; promote or roll out its replacement instead",
+            field="model_id",
+        )
+    set_stage(session, mv, Stage.ARCHIVED, actor=actor, reason=note or "archived")
+    return mv
 
 
 def approve(

@@ -63,6 +63,7 @@ def start_training(
         actor=principal.actor,
         now=utcnow(),
         max_concurrent=int(c.template(tenant.tier)["quotas"]["concurrent_training_runs"]),
+        max_models=int(c.template(tenant.tier)["quotas"]["models_hosted"]),
     )
     session.flush()
     c.on_enqueue()

@@ -21,6 +21,7 @@ from control_plane.finops.guard import require_budget
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import JobContext, PermanentJobError
+from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
 from control_plane.settings import REPO_ROOT
@@ -72,6 +73,7 @@ def start_run(
     actor: str,
     now: datetime,
     max_concurrent: int,
+    max_models: int,
 ) -> Job:
     """Queue a run after checking the dataset exists and the tenant may train."""
     tenant = tenants.get(session, tenant_id)
@@ -91,6 +93,15 @@ def start_run(
             f"{len(running)} training run(s) already in progress; the tier allows {max_concurrent}",
             field="dataset_id",
             extra={"running": list(running)},
+        )
+    live = registry.live_count(session, tenant_id)
+    if live + len(running) >= max_models:
+        raise Conflict(
+            f"the tier keeps at most {max_models} live model version(s) (CANDIDATE, APPROVED or "
+            f"PRODUCTION); {live} are live and {len(running)} being trained. Archive one first "
+            "(POST /v1/models/{id}/archive)",
+            field="models_hosted",
+            extra={"live_models": live, "running": list(running), "models_hosted": max_models},
         )
     job = queue.enqueue(
         session,

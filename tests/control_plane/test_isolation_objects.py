@@ -30,6 +30,7 @@ OBJECT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/datasets/{dataset_id}", None, "app"),
     ("GET", "/v1/models/{model_id}", None, "app"),
     ("POST", "/v1/models/{model_id}/approve", None, "sre"),
+    ("POST", "/v1/models/{model_id}/archive", None, "analyst"),
     ("POST", "/v1/models/{model_id}/promote", None, "analyst"),
     ("GET", "/v1/training-runs/{run_id}", None, "app"),
     ("GET", "/v1/batch-scoring/{job_id}", None, "app"),

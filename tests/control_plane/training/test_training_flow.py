@@ -14,6 +14,7 @@ from control_plane.review import service as review
 from control_plane.review.contract import example_payload
 from fraud_model.simulator import simulate
 from tests.control_plane.conftest import OnboardFn, auth
+from tests.control_plane.scoring.conftest import register_model, sim_frame, trained_artifact  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +198,47 @@ def test_a_bad_file_is_refused_with_the_failing_checks_and_nothing_is_stored(
         headers=auth(t["admin"]),
     )
     assert wrong_type.status_code == 422 and wrong_type.json()["field"] == "format"
+
+
+def test_the_models_hosted_quota_refuses_a_run_until_a_version_is_archived(
+    client: TestClient,
+    onboard: OnboardFn,
+    container: Container,
+    trained_artifact: bytes,  # noqa: F811  (the shared fixture)
+    dataset_csv: tuple[pd.DataFrame, bytes],
+) -> None:
+    t = onboard("quota-co", tier="trial", scopes=("analyst",))  # trial: models_hosted 2
+    dataset_id = upload(client, t, dataset_csv[1]).json()["id"]
+    production = register_model(container, t["id"], trained_artifact)
+    assert client.post(f"/v1/models/{production}/promote", headers=auth(t["admin"])).status_code == 200
+    candidate = register_model(container, t["id"], trained_artifact, stage="CANDIDATE")
+    register_model(container, t["id"], trained_artifact, stage="REJECTED")  # never counts
+
+    body = {"dataset_id": dataset_id, "params": {"n_estimators": 40, "max_depth": 4}}
+    refused = client.post("/v1/training-runs", json=body, headers=auth(t["admin"]))
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["field"] == "models_hosted" and (problem["live_models"], problem["models_hosted"]) == (
+        2,
+        2,
+    )
+    assert "Archive one first" in problem["detail"]
+
+    # Production is archived only by promoting its replacement; an analyst cannot archive.
+    kept = client.post(f"/v1/models/{production}/archive", headers=auth(t["admin"]))
+    assert kept.status_code == 409 and kept.json()["field"] == "model_id"
+    assert client.post(f"/v1/models/{candidate}/archive", headers=auth(t["analyst"])).status_code == 403
+
+    archived = client.post(
+        f"/v1/models/{candidate}/archive", json={"note": "superseded"}, headers=auth(t["admin"])
+    )
+    assert archived.status_code == 200 and archived.json()["stage"] == "ARCHIVED"
+    audit = client.get(f"/v1/tenants/{t['id']}/audit", headers=auth(t["admin"])).json()
+    assert any(e["action"] == "model.archived" and e["subject"] == candidate for e in audit)
+    again = client.post(f"/v1/models/{candidate}/archive", headers=auth(t["admin"]))
+    assert again.status_code == 409  # ARCHIVED is final
+
+    started = client.post("/v1/training-runs", json=body, headers=auth(t["admin"]))
+    assert started.status_code == 202, started.text
+    # The run in flight holds the freed slot: a second one is refused (concurrency 1 on trial, too).
+    assert client.post("/v1/training-runs", json=body, headers=auth(t["admin"])).status_code == 409
