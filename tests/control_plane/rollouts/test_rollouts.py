@@ -120,6 +120,8 @@ def test_deployment_policy_and_conflicts(
     start(client, t)
     again = client.post("/v1/rollouts", json={"candidate_version": t["candidate"]}, headers=auth(t["admin"]))
     assert again.status_code == 409
+    in_use = client.post(f"/v1/models/{t['candidate']}/archive", headers=auth(t["admin"]))
+    assert in_use.status_code == 409 and "candidate of rollout" in in_use.json()["detail"]
     assert (
         client.post(
             "/v1/rollouts", json={"candidate_version": t["candidate"]}, headers=auth(t["analyst"])
