@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-def problem_body(
-    status: int, title: str, detail: str, *, field: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def problem(status: int, title: str, detail: str, *, field: str | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://fraudrail.dev/problems/{status}",
         "title": title,
@@ -31,11 +29,6 @@ def problem_body(
     if field is not None:
         body["field"] = field
     body.update(extra)
-    return body
-
-
-def problem(status: int, title: str, detail: str, *, field: str | None = None, **extra: Any) -> JSONResponse:
-    body = problem_body(status, title, detail, field=field, **extra)
     headers = {"Retry-After": str(extra["retry_after_s"])} if "retry_after_s" in extra else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 

@@ -28,7 +28,7 @@ from control_plane.finops.schemas import (
     UsageLine,
     UsageOut,
 )
-from control_plane.http import problem
+from control_plane.finops.shedding import rate_limited_response
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.orm import Tenant
@@ -182,6 +182,4 @@ def install_finops(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimited)
     async def _rate_limited(_: Request, exc: RateLimited) -> Response:
-        response = problem(exc.status, exc.title, exc.detail, field=exc.field, **exc.extra)
-        response.headers.update(exc.headers)
-        return response
+        return rate_limited_response(exc)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import random
 
 import anyio
-import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.auth.scopes import Scope as KeyScope
 from control_plane.deps import bearer_or_api_key
 from control_plane.errors import DomainError
-from control_plane.http import PROBLEM, problem_body
+from control_plane.finops.limiter import RateLimited
+from control_plane.http import problem
 
 _sleep = anyio.sleep  # module-level so a test can record the holds instead of waiting them out
 _jitter = random.Random()  # spreads retries; guards nothing
@@ -47,21 +48,21 @@ class ShedRefusedTenants:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
-            answer = self._refusal(scope)
-            if answer is not None:
-                start, body, hold_s = answer
+            refused = self._refusal(scope)
+            if refused is not None:
+                response, hold_s = refused
                 if hold_s > 0:
                     self.held += 1
                     try:
                         await _sleep(hold_s)
                     finally:
                         self.held -= 1
-                await send(start)
-                await send(body)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[dict[str, object], dict[str, object], float] | None:
+    def _refusal(self, scope: Scope) -> tuple[Response, float] | None:
+        """The 429 and how long to hold it, for a tenant inside a refusal window; None otherwise."""
         state = getattr(scope["app"].state, "container", None)
         if state is None:
             return None
@@ -85,20 +86,18 @@ class ShedRefusedTenants:
         decision = limiter.refusal(principal.tenant_id)
         if decision is None:
             return None
-        exc = limiter.refused(principal.tenant_id, decision)
-        body = orjson.dumps(problem_body(exc.status, exc.title, exc.detail, field=exc.field, **exc.extra))
-        headers = [
-            (b"content-type", PROBLEM.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
-        ]
-        start = {"type": "http.response.start", "status": exc.status, "headers": headers}
+        response = rate_limited_response(limiter.refused(principal.tenant_id, decision))
         settings = state.finops.settings
-        hold_s = 0.0
-        if self.held < settings.refusal_hold_max_requests:
-            # Jitter (±50 %) keeps a flooder's connections from coming back in step: released
-            # together, their allowed requests would be scored back to back, others queued behind.
-            hold_s = settings.refusal_hold_s * (0.5 + _jitter.random())
-        if hold_s > 0:
-            state.providers.metrics.increment("fraudrail_rate_limit_held_total", tenant=principal.tenant_id)
-        return start, {"type": "http.response.body", "body": body}, hold_s
+        if self.held >= settings.refusal_hold_max_requests or settings.refusal_hold_s <= 0:
+            return response, 0.0
+        state.providers.metrics.increment("fraudrail_rate_limit_held_total", tenant=principal.tenant_id)
+        # Jitter (±50 %) keeps a flooder's connections from coming back in step: released
+        # together, their allowed requests would be scored back to back, others queued behind.
+        return response, settings.refusal_hold_s * (0.5 + _jitter.random())
+
+
+def rate_limited_response(exc: RateLimited) -> Response:
+    """The 429 problem+json with Retry-After and RateLimit-* headers (the route's and this path's)."""
+    response = problem(exc.status, exc.title, exc.detail, field=exc.field, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
