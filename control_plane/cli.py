@@ -48,7 +48,7 @@ def serve(
     import uvicorn
 
     from control_plane.app import create_app
-    from control_plane.bootstrap import ensure_admin_key
+    from control_plane.bootstrap.admin_key import ensure_admin_key
     from control_plane.container import build_container
     from control_plane.migrate import upgrade
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.service import KeyVerifier
+from control_plane.bootstrap.providers import Providers, build_providers
 from control_plane.db import make_engine, make_session_factory
-from control_plane.providers.registry import Providers, build_providers
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
 

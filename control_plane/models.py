@@ -6,15 +6,25 @@ from control_plane.datasets.orm import Dataset
 from control_plane.finops.orm import BudgetMonth, UsageDaily, UsageEvent
 from control_plane.jobs.orm import Job
 from control_plane.orm_base import Base
-from control_plane.providers.local.flagged_store import FlaggedTransactionRow
 from control_plane.registry.orm import ModelVersion
 from control_plane.review.orm import LabelOutboxRow, ReviewItem
 from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
 from control_plane.tenants.orm import Tenant
+from providers.local.flagged_store import AdapterBase, FlaggedTransactionRow
+
+# Every table Alembic migrates: the domains' and the SQL adapters'.
+ALL_METADATA = (Base.metadata, AdapterBase.metadata)
+
+
+def all_tables_dependents_first() -> list[str]:
+    """Table names, each before the tables it references (for emptying them in order)."""
+    return [t.name for md in ALL_METADATA for t in reversed(md.sorted_tables)]
+
 
 __all__ = [
+    "ALL_METADATA",
     "ApiKey",
     "AuditEvent",
     "Base",

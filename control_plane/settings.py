@@ -60,17 +60,3 @@ class AppSettings(BaseSettings):
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs FRAUDRAIL_DATABASE_URL pointing at PostgreSQL")
         return self
-
-
-class AwsSettings(BaseSettings):
-    """AWS adapters; credentials come only from the standard AWS chain."""
-
-    model_config = SettingsConfigDict(env_prefix="FRAUDRAIL_AWS_", extra="ignore")
-
-    region: str = "eu-west-1"
-    endpoint_url: str | None = None
-    bucket: str = "fraudrail-platform"
-    flagged_table: str = "fraudrail-flagged-transactions"
-    rollback_table: str = "fraudrail-rollback-log"
-    alarm_topic_arn: str | None = None
-    pooled_endpoint: str = "fraudrail-pooled"

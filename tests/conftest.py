@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from control_plane.db import make_engine
 from control_plane.migrate import upgrade
-from control_plane.models import Base
+from control_plane.models import all_tables_dependents_first
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -67,7 +67,7 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 def clean_db(db_engine: Engine) -> Iterator[None]:
     """Empty every table after the test (the app and its worker commit for real)."""
     yield
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    tables = all_tables_dependents_first()
     with db_engine.begin() as conn:
         if db_engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

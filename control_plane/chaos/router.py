@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.deps import ContainerDep, PlatformAdminDep
 from control_plane.errors import Conflict, Forbidden
-from control_plane.providers.local.model_host import LocalModelHost
+from providers.local.model_host import LocalModelHost
 
 router = APIRouter(prefix="/v1/chaos", tags=["chaos"])
 

@@ -16,9 +16,9 @@ from control_plane.audit import service as audit
 from control_plane.datasets.orm import Dataset
 from control_plane.errors import InvalidInput, NotFound
 from control_plane.ids import new_id
-from control_plane.providers.ports import ObjectStore
 from fraud_model import schema
 from fraud_model.validation import DatasetError, ValidationReport, read_table, validate_dataset
+from providers.ports import ObjectStore
 
 Format = Literal["csv", "parquet"]
 

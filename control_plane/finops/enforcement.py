@@ -25,7 +25,6 @@ from control_plane.finops.orm import BudgetMonth
 from control_plane.finops.prices import cents
 from control_plane.finops.settings import FinOpsSettings
 from control_plane.jobs import queue
-from control_plane.providers.ports import DeliveryResult, EventBus, Notification, Notifier
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.orm import Tenant
 from guardrails.budget import (
@@ -37,6 +36,7 @@ from guardrails.budget import (
     month_bounds,
     thresholds_to_notify,
 )
+from providers.ports import DeliveryResult, EventBus, Notification, Notifier
 
 EVALUATE_JOB = "finops.evaluate"
 THRESHOLD_TOPIC = "budget.threshold"

@@ -26,8 +26,8 @@ from typing import Any, NamedTuple, Protocol
 import redis
 
 from control_plane.errors import TooManyRequests
-from control_plane.providers.ports import FeatureCache, MetricsSink
 from guardrails.budget import refill, take
+from providers.ports import FeatureCache, MetricsSink
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class RedisBuckets:
 
 def buckets_for(cache: FeatureCache) -> BucketStore:
     """Redis buckets beside a Redis feature cache; in-process buckets (sharing its lock) otherwise."""
-    from control_plane.providers.redis_cache import RedisFeatureCache
+    from providers.redis_cache import RedisFeatureCache
 
     if isinstance(cache, RedisFeatureCache):
         return RedisBuckets(cache.client)

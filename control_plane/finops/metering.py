@@ -30,7 +30,7 @@ from control_plane.finops.prices import Meter, PriceTable
 from control_plane.finops.service import UsageRecord, record_usage
 from control_plane.jobs import queue
 from control_plane.jobs.worker import JobContext
-from control_plane.providers.ports import ObjectStore
+from providers.ports import ObjectStore
 
 log = logging.getLogger(__name__)
 

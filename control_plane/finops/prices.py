@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from control_plane.providers.ports import PlannedResource
+from providers.ports import PlannedResource
 
 CENT = Decimal("0.01")
 

@@ -16,9 +16,9 @@ from control_plane.finops.limiter import Limits, RateLimiter, buckets_for, tier_
 from control_plane.finops.prices import PriceTable, estimate_monthly_cost, rollout_plan
 from control_plane.finops.settings import FinOpsSettings
 from control_plane.orm_base import utcnow
-from control_plane.providers.ports import DeliveryResult, Notification, Notifier
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.tenants.orm import Tenant
+from providers.ports import DeliveryResult, Notification, Notifier
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -17,14 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.db import unit_of_work
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
+from providers.ports import PermanentProviderError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 
-class PermanentJobError(Exception):
-    """A failure that retrying cannot fix (e.g. a policy violation): the job fails at once."""
+class PermanentJobError(PermanentProviderError):
+    """A failure that retrying cannot fix (e.g. a policy violation): the job fails at once.
+
+    Adapters raise the port's ``PermanentProviderError`` (they import no domain); both mean the same."""
 
 
 @dataclass
@@ -101,7 +104,7 @@ class Worker:
             log.debug("%s", traceback.format_exc())
             with unit_of_work(self.factory) as session:
                 job = queue.get_job(session, ctx.job_id, tenant_id=None)
-                permanent = isinstance(exc, PermanentJobError)
+                permanent = isinstance(exc, PermanentProviderError)
                 if queue.fail(session, job, error=error, now=self.clock(), permanent=permanent) and handler:
                     handler.on_exhausted(ctx, session, error)
             return ctx.job_id

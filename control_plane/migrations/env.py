@@ -5,14 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-import control_plane.models  # noqa: F401  (registers every table)
 from control_plane.db import make_engine
-from control_plane.orm_base import Base
+from control_plane.models import ALL_METADATA
 from control_plane.settings import AppSettings
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or AppSettings().resolved_database_url
-target_metadata = Base.metadata
+target_metadata = list(ALL_METADATA)
 
 
 def run_migrations_offline() -> None:

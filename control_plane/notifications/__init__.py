@@ -1,6 +1,6 @@
 """Notifications: webhook delivery to Slack and Teams, and the local wiring of the rollback handler."""
 
-from control_plane.notifications.notifier import (
+from providers.webhook_notifier import (
     WebhookNotifier,
     slack_payload,
     teams_adaptive_payload,

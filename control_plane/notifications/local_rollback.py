@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from control_plane.providers.ports import EventBus, Handler
 from lambdas.rollback.handler import RollbackDeps, handle
+from providers.ports import EventBus, Handler
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from control_plane.audit import service as audit
 from control_plane.errors import Conflict, NotFound
 from control_plane.orm_base import utcnow
 from control_plane.policy_gate import enforce
-from control_plane.providers.ports import ObjectStore
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage, check_stage
 from control_plane.tenants.orm import Tenant
 from fraud_model.training import sha256
 from guardrails.policy import PolicyEngine
+from providers.ports import ObjectStore
 
 SERVING_TOPIC = "serving.changed"
 

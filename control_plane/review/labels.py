@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.db import unit_of_work
 from control_plane.ids import new_id
 from control_plane.orm_base import utcnow
-from control_plane.providers.ports import EventBus
 from control_plane.review import repository
 from control_plane.review.contract import LABEL_TOPIC
 from control_plane.review.orm import LabelOutboxRow, ReviewItem
+from providers.ports import EventBus
 
 log = logging.getLogger(__name__)
 

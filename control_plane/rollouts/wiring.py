@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
 from control_plane.orm_base import utcnow
-from control_plane.providers.ports import DeliveryResult, RollbackRecord
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.rollouts import service
 from control_plane.rollouts.states import TERMINAL, RolloutState
+from providers.ports import DeliveryResult, RollbackRecord
 
 if TYPE_CHECKING:
     from control_plane.container import Container

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from control_plane.providers.ports import FlaggedRecord
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.review.contract import FLAGGED_TOPIC, LABEL_TOPIC
 from control_plane.scoring.service import TERMINAL_TTL_S, FraudChecker
@@ -14,6 +13,7 @@ from control_plane.scoring.serving import ServingRegistry
 from control_plane.scoring.spool import FlaggedSpool, SpoolDrainer
 from control_plane.slo.recorder import RequestRecorder
 from fraud_model.online_features import TerminalState, apply_label
+from providers.ports import FlaggedRecord
 
 if TYPE_CHECKING:
     from control_plane.container import Container

@@ -20,13 +20,6 @@ from typing import Any
 import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
-from control_plane.providers.ports import (
-    ArtifactIntegrityError,
-    FeatureCache,
-    MetricsSink,
-    ModelHost,
-    ProviderError,
-)
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
@@ -42,6 +35,13 @@ from fraud_model.online_features import (
     transaction_features,
 )
 from guardrails.canary import in_canary, traffic_bucket
+from providers.ports import (
+    ArtifactIntegrityError,
+    FeatureCache,
+    MetricsSink,
+    ModelHost,
+    ProviderError,
+)
 
 IDEMPOTENCY_TTL_S = 7 * 86_400
 CENT = Decimal("0.01")

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from control_plane.providers.ports import HostedModel, ModelHost
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
 from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.decision import Policy
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.tenants.orm import Tenant
+from providers.ports import HostedModel, ModelHost
 
 log = logging.getLogger(__name__)
 ACTIVE_ROLLOUT = ("PROGRESSING", "PAUSED")

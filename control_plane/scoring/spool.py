@@ -38,7 +38,7 @@ POISON_ATTEMPTS = 3
 
 def is_outage(exc: BaseException) -> bool:
     """True for failures that say a backend is unavailable (retry as long as it takes)."""
-    from control_plane.providers.ports import DeliveryFailed, ProviderError
+    from providers.ports import DeliveryFailed, ProviderError
 
     if isinstance(exc, DeliveryFailed):
         return all(is_outage(e) for e in exc.errors)

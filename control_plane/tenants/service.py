@@ -17,12 +17,12 @@ from control_plane.ids import new_id
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.policy_gate import enforce
-from control_plane.providers.ports import TenantSpec
 from control_plane.tenants import repository
 from control_plane.tenants.lifecycle import SuspensionReason, TenantStatus, check_transition
 from control_plane.tenants.orm import Tenant
 from control_plane.tenants.schemas import TenantCreate
 from guardrails.policy import PolicyEngine
+from providers.ports import TenantSpec
 
 PROVISION_JOB = "tenant.provision"
 OFFBOARD_JOB = "tenant.offboard"

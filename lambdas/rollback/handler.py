@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from control_plane.providers.ports import (
+from providers.ports import (
     DeliveryResult,
     ModelHost,
     Notification,
@@ -347,15 +347,15 @@ def deps_from_env() -> RollbackDeps:
     there (``{"type": "rollout.rolled_back", ...}``) so the control plane can write its audit
     ledger and rollout state. Never used by the local path.
     """
-    from control_plane.notifications.notifier import WebhookNotifier
-    from control_plane.providers.aws import (
+    from providers.aws import (
         AwsRuntimeSettings,
         S3ObjectStore,
         build_rollback_log,
         make_clients,
     )
-    from control_plane.providers.aws.factory import build_model_host
-    from control_plane.settings import AwsSettings
+    from providers.aws.factory import build_model_host
+    from providers.aws.settings import AwsSettings
+    from providers.webhook_notifier import WebhookNotifier
 
     aws = AwsSettings()
     rt = AwsRuntimeSettings()

@@ -14,9 +14,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from control_plane.providers.aws.bootstrap import ensure_platform_resources
-from control_plane.providers.aws.factory import AwsClients, make_clients
-from control_plane.settings import AwsSettings
+from providers.aws.bootstrap import ensure_platform_resources
+from providers.aws.factory import AwsClients, make_clients
+from providers.aws.settings import AwsSettings
 from tests.helpers import wait_until
 
 REGION = "eu-west-1"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from control_plane.providers.aws.event_bus import SnsEventBus, topic_name
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.ports import ProviderError
-from tests.control_plane.providers import contracts
+from providers.aws.event_bus import SnsEventBus, topic_name
+from providers.aws.factory import AwsClients
+from providers.ports import ProviderError
 from tests.helpers import wait_until
+from tests.providers import contracts
 
 pytestmark = pytest.mark.aws
 

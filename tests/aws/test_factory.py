@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from cdk import config as cdk_config
-from control_plane.providers.aws import (
+from control_plane.bootstrap.providers import build_providers
+from control_plane.settings import AppSettings
+from providers.aws import (
     CloudFormationProvisioner,
     CloudWatchMetrics,
     DynamoFlaggedTransactionStore,
@@ -19,12 +21,11 @@ from control_plane.providers.aws import (
     SnsEventBus,
     build_rollback_log,
 )
-from control_plane.providers.aws._util import sagemaker_slug, tenant_endpoint_name, tenant_stack_name
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.ports import FlaggedRecord
-from control_plane.providers.redis_cache import RedisFeatureCache
-from control_plane.providers.registry import build_providers
-from control_plane.settings import AppSettings, AwsSettings
+from providers.aws._util import sagemaker_slug, tenant_endpoint_name, tenant_stack_name
+from providers.aws.factory import AwsClients
+from providers.aws.settings import AwsSettings
+from providers.ports import FlaggedRecord
+from providers.redis_cache import RedisFeatureCache
 from tests.aws.conftest import REGION
 from tests.helpers import wait_until
 

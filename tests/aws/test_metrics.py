@@ -9,10 +9,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.aws.metrics import CloudWatchMetrics
-from control_plane.providers.local.metrics import InMemoryMetrics
-from control_plane.providers.ports import MetricsSink
+from providers.aws.factory import AwsClients
+from providers.aws.metrics import CloudWatchMetrics
+from providers.local.metrics import InMemoryMetrics
+from providers.ports import MetricsSink
 from tests.aws.conftest import REGION
 from tests.helpers import wait_until
 

@@ -21,11 +21,11 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.aws.model_host import SageMakerModelHost, csv_body, parse_scores
-from control_plane.providers.aws.object_store import S3ObjectStore
-from control_plane.providers.ports import ArtifactIntegrityError, HostedModel, ProviderError
-from control_plane.settings import AwsSettings
+from providers.aws.factory import AwsClients
+from providers.aws.model_host import SageMakerModelHost, csv_body, parse_scores
+from providers.aws.object_store import S3ObjectStore
+from providers.aws.settings import AwsSettings
+from providers.ports import ArtifactIntegrityError, HostedModel, ProviderError
 from tests.aws import contracts_extra
 from tests.aws.conftest import ACCOUNT, REGION, moto_post
 

@@ -16,11 +16,11 @@ import pytest
 from botocore.stub import Stubber
 
 from control_plane.jobs.worker import PermanentJobError
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.aws.provisioner import CloudFormationProvisioner, StackFailedError
-from control_plane.providers.ports import PlannedResource, TenantSpec
 from control_plane.settings import REPO_ROOT
 from guardrails.policy import RegoPolicyEngine, load_tier_templates
+from providers.aws.factory import AwsClients
+from providers.aws.provisioner import CloudFormationProvisioner, StackFailedError
+from providers.ports import PlannedResource, TenantSpec
 from tests.aws.conftest import ACCOUNT, REGION
 from tests.aws.contracts_extra import new_tenant
 
@@ -329,7 +329,7 @@ def test_cdk_trial_template_passes_the_gate_and_deploys_on_moto(
     clients: AwsClients, policy: RegoPolicyEngine, aws_settings: Any
 ) -> None:
     """The real synthesizer (cdk.synthesis) behind the provisioner, end to end."""
-    from control_plane.providers.aws.factory import cdk_synthesizer
+    from control_plane.bootstrap.aws import cdk_synthesizer
 
     provisioner = make(clients.cloudformation, policy, cdk_synthesizer(aws_settings.bucket))
     tenant = new_tenant()

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from control_plane.notifications.local_rollback import subscribe_rollback_handler
-from control_plane.notifications.notifier import WebhookNotifier
-from control_plane.providers.aws.dynamo import DynamoRollbackLog
-from control_plane.providers.aws.event_bus import SnsEventBus
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.aws.object_store import S3ObjectStore
-from control_plane.settings import AwsSettings
 from lambdas.rollback.handler import RollbackDeps
+from providers.aws.dynamo import DynamoRollbackLog
+from providers.aws.event_bus import SnsEventBus
+from providers.aws.factory import AwsClients
+from providers.aws.object_store import S3ObjectStore
+from providers.aws.settings import AwsSettings
+from providers.webhook_notifier import WebhookNotifier
 from tests.aws import contracts_extra
 from tests.aws.test_model_host import EndpointUpdates, endpoint_updates, make_host  # noqa: F401
 from tests.helpers import wait_until

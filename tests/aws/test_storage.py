@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from control_plane.providers.aws.dynamo import DynamoFlaggedTransactionStore, DynamoRollbackLog
-from control_plane.providers.aws.factory import AwsClients
-from control_plane.providers.aws.object_store import S3ObjectStore
-from control_plane.providers.ports import FlaggedRecord, ProviderError
-from control_plane.settings import AwsSettings
+from providers.aws.dynamo import DynamoFlaggedTransactionStore, DynamoRollbackLog
+from providers.aws.factory import AwsClients
+from providers.aws.object_store import S3ObjectStore
+from providers.aws.settings import AwsSettings
+from providers.ports import FlaggedRecord, ProviderError
 from tests.aws import contracts_extra
-from tests.control_plane.providers import contracts
+from tests.providers import contracts
 
 pytestmark = pytest.mark.aws
 

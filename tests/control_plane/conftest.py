@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from control_plane.app import build_worker, create_app
-from control_plane.bootstrap import ensure_admin_key
+from control_plane.bootstrap.admin_key import ensure_admin_key
 from control_plane.container import Container, build_container
 from control_plane.jobs.worker import Worker
 from control_plane.settings import AppSettings

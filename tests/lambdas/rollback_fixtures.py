@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from control_plane.notifications.notifier import WebhookNotifier
-from control_plane.providers.local.model_host import LocalModelHost
-from control_plane.providers.local.object_store import LocalObjectStore
-from control_plane.providers.local.rollback_log import FileRollbackLog
-from control_plane.providers.ports import DeliveryResult, HostedModel, RollbackRecord
 from lambdas.rollback.handler import RollbackDeps
+from providers.local.model_host import LocalModelHost
+from providers.local.object_store import LocalObjectStore
+from providers.local.rollback_log import FileRollbackLog
+from providers.ports import DeliveryResult, HostedModel, RollbackRecord
+from providers.webhook_notifier import WebhookNotifier
 from tests.webhook_sink import WebhookSink
 
 TENANT = "ten_acme"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from control_plane.providers.local.model_host import LocalModelHost
-from control_plane.providers.ports import DeliveryResult, Notification, RollbackRecord
 from lambdas.rollback import handler as rollback_handler
 from lambdas.rollback.handler import RollbackDeps, contacts_from_env, handle, lambda_handler
+from providers.local.model_host import LocalModelHost
+from providers.ports import DeliveryResult, Notification, RollbackRecord
 from tests.lambdas.rollback_fixtures import CANARY, STABLE, TENANT, Calls, alarm, sns_event, sns_record
 from tests.webhook_sink import Reply, WebhookSink, closed_port_url
 
@@ -253,8 +253,8 @@ def test_contacts_from_env_static_json() -> None:
 
 
 def test_deps_from_env_builds_the_aws_adapters_without_calling_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    from control_plane.notifications.notifier import WebhookNotifier
-    from control_plane.providers.aws import DynamoRollbackLog, SageMakerModelHost
+    from providers.aws import DynamoRollbackLog, SageMakerModelHost
+    from providers.webhook_notifier import WebhookNotifier
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",

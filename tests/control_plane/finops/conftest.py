@@ -14,8 +14,8 @@ from control_plane.container import Container
 from control_plane.db import unit_of_work
 from control_plane.finops.prices import Meter
 from control_plane.finops.service import UsageRecord, record_usage
-from control_plane.providers.ports import DeliveryResult, Notification
 from control_plane.tenants.orm import Tenant
+from providers.ports import DeliveryResult, Notification
 from tests.control_plane.scoring.conftest import (  # noqa: F401  (fixtures shared with the scoring tests)
     live_tenant,
     sim_frame,

@@ -18,10 +18,10 @@ from control_plane.finops.prices import (
     rollout_plan,
 )
 from control_plane.finops.settings import PRICES_FILE
-from control_plane.providers.ports import TenantSpec
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.service import check_deployment, deployment_input
 from control_plane.tenants.orm import Tenant
+from providers.ports import TenantSpec
 from tests.control_plane.conftest import OnboardFn
 from tests.control_plane.finops.conftest import spend
 

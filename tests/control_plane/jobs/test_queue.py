@@ -16,8 +16,8 @@ from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
-from control_plane.providers.local.provisioner import LocalProvisioner
 from control_plane.settings import REPO_ROOT, AppSettings
+from providers.local.provisioner import LocalProvisioner
 from tests.control_plane.conftest import OnboardFn, auth
 
 

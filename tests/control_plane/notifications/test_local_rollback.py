@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from control_plane.notifications.local_rollback import sns_event, subscribe_rollback_handler
-from control_plane.providers.local.event_bus import InProcessEventBus
-from control_plane.providers.local.model_host import LocalModelHost
 from lambdas.rollback.handler import RollbackDeps, parse_alarm
+from providers.local.event_bus import InProcessEventBus
+from providers.local.model_host import LocalModelHost
 from tests.lambdas.rollback_fixtures import CANARY, STABLE, TENANT, Calls, alarm
 from tests.webhook_sink import WebhookSink
 

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from control_plane.notifications.notifier import (
+from providers.ports import Notification
+from providers.webhook_notifier import (
     WebhookNotifier,
     redact_url,
     retry_after_s,
@@ -15,7 +16,6 @@ from control_plane.notifications.notifier import (
     teams_card_format,
     teams_payload,
 )
-from control_plane.providers.ports import Notification
 from tests.webhook_sink import Reply, WebhookSink, closed_port_url
 
 NOTE = Notification(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from control_plane.providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
-from control_plane.providers.ports import RollbackLog, RollbackRecord
+from providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
+from providers.ports import RollbackLog, RollbackRecord
 from tests.aws.contracts_extra import check_rollback_log
 
 

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.bootstrap.providers import Providers, build_providers
 from control_plane.db import make_session_factory
 from control_plane.notifications.contacts import tenant_contacts
-from control_plane.notifications.notifier import WebhookNotifier
-from control_plane.providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
-from control_plane.providers.ports import RollbackRecord
-from control_plane.providers.registry import Providers, build_providers
 from control_plane.settings import AppSettings
 from control_plane.tenants.orm import Tenant
+from providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
+from providers.ports import RollbackRecord
+from providers.webhook_notifier import WebhookNotifier
 
 
 def test_build_providers_wires_a_file_rollback_log_and_the_webhook_notifier(tmp_path: Path) -> None:

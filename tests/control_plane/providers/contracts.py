@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from control_plane.providers.ports import (
+from providers.ports import (
     EventBus,
     FeatureCache,
     FlaggedRecord,

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from control_plane.container import Container
-from control_plane.providers.local.event_bus import InProcessEventBus
-from control_plane.providers.local.feature_cache import MemoryFeatureCache
-from control_plane.providers.local.object_store import LocalObjectStore
-from control_plane.providers.ports import DeliveryFailed, ProviderError
-from control_plane.providers.redis_cache import RedisFeatureCache
-from tests.control_plane.providers import contracts
+from providers.local.event_bus import InProcessEventBus
+from providers.local.feature_cache import MemoryFeatureCache
+from providers.local.object_store import LocalObjectStore
+from providers.ports import DeliveryFailed, ProviderError
+from providers.redis_cache import RedisFeatureCache
+from tests.providers import contracts
 
 
 def test_memory_cache_contract() -> None:

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from control_plane.container import Container
 from control_plane.db import unit_of_work
 from control_plane.jobs.worker import Worker
-from control_plane.providers.local.model_host import LocalModelHost
 from control_plane.tenants.orm import Tenant
+from providers.local.model_host import LocalModelHost
 from tests.control_plane.conftest import auth
 from tests.control_plane.rollouts.conftest import Clock, TrafficFn
 from tests.webhook_sink import WebhookSink

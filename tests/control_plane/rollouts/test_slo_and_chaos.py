@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from control_plane.container import Container
-from control_plane.providers.local.model_host import LocalModelHost
+from providers.local.model_host import LocalModelHost
 from tests.control_plane.conftest import auth
 from tests.control_plane.rollouts.conftest import Clock, TrafficFn
 

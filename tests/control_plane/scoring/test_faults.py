@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from control_plane.container import Container
-from control_plane.providers.local.model_host import LocalModelHost
-from control_plane.providers.ports import FlaggedRecord, FlaggedTransactionStore, ProviderError
-from control_plane.providers.redis_cache import RedisFeatureCache
 from control_plane.scoring.spool import FlaggedSpool
+from providers.local.model_host import LocalModelHost
+from providers.ports import FlaggedRecord, FlaggedTransactionStore, ProviderError
+from providers.redis_cache import RedisFeatureCache
 from tests.control_plane.conftest import auth
 from tests.control_plane.scoring.conftest import LiveFn, register_model, txn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from control_plane.container import Container
-from control_plane.providers.ports import FlaggedRecord
+from providers.ports import FlaggedRecord
 from tests.control_plane.conftest import OnboardFn, auth
 
 

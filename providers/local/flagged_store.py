@@ -5,15 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, delete, func, select
+from sqlalchemy import JSON, MetaData, String, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from control_plane.orm_base import Base, UTCDateTime, utcnow
-from control_plane.providers.ports import FlaggedRecord
+from providers.ports import FlaggedRecord
+from providers.sql_types import NAMING_CONVENTION, UTCDateTime, utcnow
 
 
-class FlaggedTransactionRow(Base):
+class AdapterBase(DeclarativeBase):
+    """Tables owned by adapters (not by a domain); Alembic migrates them with the domains' tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class FlaggedTransactionRow(AdapterBase):
     __tablename__ = "flagged_transactions"
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -32,7 +32,7 @@ import pymsteams
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from control_plane.providers.ports import DeliveryResult, Notification
+from providers.ports import DeliveryResult, Notification
 
 log = logging.getLogger(__name__)
 

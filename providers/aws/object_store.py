@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from control_plane.providers.aws._util import AwsError, error_code, provider_error
-from control_plane.providers.ports import ProviderError
+from providers.aws._util import AwsError, error_code, provider_error
+from providers.ports import ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from control_plane.providers.aws._util import AwsError, error_code
+from providers.aws._util import AwsError, error_code
 
 if TYPE_CHECKING:
-    from control_plane.providers.aws.factory import AwsClients
-    from control_plane.settings import AwsSettings
+    from providers.aws.factory import AwsClients
+    from providers.aws.settings import AwsSettings
 
 
 def ensure_bucket(clients: AwsClients, bucket: str, region: str) -> None:

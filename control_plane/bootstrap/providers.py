@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from control_plane.notifications.notifier import WebhookNotifier
-from control_plane.providers.local.event_bus import InProcessEventBus
-from control_plane.providers.local.feature_cache import MemoryFeatureCache
-from control_plane.providers.local.flagged_store import SqlFlaggedTransactionStore
-from control_plane.providers.local.metrics import InMemoryMetrics
-from control_plane.providers.local.model_host import LocalModelHost
-from control_plane.providers.local.object_store import LocalObjectStore
-from control_plane.providers.local.provisioner import LocalProvisioner
-from control_plane.providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
-from control_plane.providers.ports import (
+from control_plane.settings import AppSettings
+from providers.local.event_bus import InProcessEventBus
+from providers.local.feature_cache import MemoryFeatureCache
+from providers.local.flagged_store import SqlFlaggedTransactionStore
+from providers.local.metrics import InMemoryMetrics
+from providers.local.model_host import LocalModelHost
+from providers.local.object_store import LocalObjectStore
+from providers.local.provisioner import LocalProvisioner
+from providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
+from providers.ports import (
     EventBus,
     FeatureCache,
     FlaggedTransactionStore,
@@ -25,7 +25,7 @@ from control_plane.providers.ports import (
     Provisioner,
     RollbackLog,
 )
-from control_plane.settings import AppSettings
+from providers.webhook_notifier import WebhookNotifier
 
 
 @dataclass
@@ -45,13 +45,13 @@ class Providers:
 def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:
     """The adapters selected by ``FRAUDRAIL_PROVIDER`` and the cache / bus settings."""
     if settings.provider != "local":
-        from control_plane.providers.aws import build_aws_providers
-        from control_plane.settings import AwsSettings
+        from control_plane.bootstrap.aws import build_aws_providers
+        from providers.aws.settings import AwsSettings
 
         return build_aws_providers(settings, AwsSettings(), factory)
     cache: FeatureCache
     if settings.cache_backend == "redis":
-        from control_plane.providers.redis_cache import RedisFeatureCache
+        from providers.redis_cache import RedisFeatureCache
 
         cache = RedisFeatureCache(settings.redis_url, timeout_ms=settings.cache_timeout_ms)
     else:

@@ -7,7 +7,7 @@ import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from control_plane.providers.ports import ProviderError
+from providers.ports import ProviderError
 
 AwsError = (ClientError, BotoCoreError)
 """What a boto3 call raises when AWS (or the network to it) fails."""

@@ -24,9 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from control_plane.providers.aws._util import AwsError, provider_error
-from control_plane.providers.local.event_bus import run_handlers
-from control_plane.providers.ports import DeliveryFailed, Handler, ProviderError
+from providers.aws._util import AwsError, provider_error
+from providers.local.event_bus import run_handlers
+from providers.ports import DeliveryFailed, Handler, ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

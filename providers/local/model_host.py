@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from control_plane.providers.ports import (
+from fraud_model.scoring import Scorer
+from fraud_model.training import ArtifactIntegrityError as ModelIntegrityError
+from providers.ports import (
     ArtifactIntegrityError,
     HostedModel,
     ModelSlot,
     ObjectStore,
     ProviderError,
 )
-from fraud_model.scoring import Scorer
-from fraud_model.training import ArtifactIntegrityError as ModelIntegrityError
 
 
 class LocalModelHost:

@@ -1,7 +1,7 @@
 """Ports: the small interfaces every piece of infrastructure sits behind.
 
 Each port has a ``local`` adapter (the embedded default) and an ``aws`` adapter; one contract
-suite in ``tests/control_plane/providers`` runs against both.
+suite in ``tests/providers`` runs against both.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from typing import Any, Protocol, runtime_checkable
 
 class ProviderError(Exception):
     """An adapter could not reach or use its backend."""
+
+
+class PermanentProviderError(ProviderError):
+    """A failure that retrying cannot fix (e.g. a template a policy denies): a job fails at once."""
 
 
 class DeliveryFailed(ProviderError):

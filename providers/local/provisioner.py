@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from control_plane.providers.ports import (
+from providers.ports import (
     FeatureCache,
     ModelHost,
     ObjectStore,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from control_plane.providers.aws._util import AwsError, error_code, provider_error
-from control_plane.providers.ports import FlaggedRecord, RollbackRecord
+from providers.aws._util import AwsError, error_code, provider_error
+from providers.ports import FlaggedRecord, RollbackRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from control_plane.providers.aws._util import (
+from providers.aws._util import (
     AwsError,
     bounded_name,
     error_code,
@@ -46,7 +46,7 @@ from control_plane.providers.aws._util import (
     short_hash,
     tenant_endpoint_name,
 )
-from control_plane.providers.ports import (
+from providers.ports import (
     ArtifactIntegrityError,
     HostedModel,
     ModelSlot,

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from control_plane.providers.ports import RollbackRecord
+from providers.ports import RollbackRecord
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import redis
 
-from control_plane.providers.ports import ProviderError
+from providers.ports import ProviderError
 
 
 class RedisFeatureCache:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from control_plane.providers.ports import DeliveryFailed, Handler
+from providers.ports import DeliveryFailed, Handler
 
 log = logging.getLogger(__name__)
 

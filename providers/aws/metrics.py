@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from control_plane.providers.local.metrics import InMemoryMetrics
+from providers.local.metrics import InMemoryMetrics
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -1,7 +1,7 @@
 """Provisioner on CloudFormation: one stack per tenant, gated by ``fraudrail.infrastructure``.
 
 ``apply`` synthesizes the tenant's template, evaluates it with the infrastructure policy
-(a denial is a :class:`PermanentJobError` naming every violated rule, so the tenant goes to
+(a denial is a :class:`PermanentProviderError` naming every violated rule, so the tenant goes to
 FAILED without retries and no stack is created), then creates the stack, or leaves a
 ``CREATE_COMPLETE`` one alone, or updates one in another stable state, and polls
 ``DescribeStacks`` until it settles. A failed stack raises :class:`StackFailedError` with the
@@ -21,15 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from control_plane.jobs.worker import PermanentJobError
-from control_plane.providers.aws._util import (
+from providers.aws._util import (
     AwsError,
     error_code,
     error_message,
     provider_error,
     tenant_stack_name,
 )
-from control_plane.providers.ports import PlannedResource, ProviderError, TenantSpec
+from providers.ports import PermanentProviderError, PlannedResource, ProviderError, TenantSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -99,7 +98,7 @@ class CloudFormationProvisioner:
     # ------------------------------------------------------------------- apply
 
     def check_policy(self, spec: TenantSpec, template: Mapping[str, Any]) -> None:
-        """Raise :class:`PermanentJobError` listing every rule the template violates."""
+        """Raise :class:`PermanentProviderError` listing every rule the template violates."""
         decision = self._policy.evaluate(
             POLICY_PACKAGE,
             {
@@ -117,7 +116,7 @@ class CloudFormationProvisioner:
             f"{v.rule}{f' at {v.field}' if v.field else ''}: {v.message}"
             for v in sorted(decision.violations, key=lambda v: (v.rule, v.field or ""))
         )
-        raise PermanentJobError(
+        raise PermanentProviderError(
             f"policy {POLICY_PACKAGE} denied the stack of tenant {spec.tenant_id} "
             f"(rules: {', '.join(rules)}): {details}"
         )
@@ -187,7 +186,7 @@ class CloudFormationProvisioner:
     def _rejected(action: str, name: str, exc: BaseException) -> Exception:
         message = f"CloudFormation rejected the {action} of stack {name}: {error_message(exc)}"
         if error_code(exc) in _PERMANENT_CODES:
-            return PermanentJobError(message)
+            return PermanentProviderError(message)
         return provider_error(f"{action} stack {name}", exc)
 
     # --------------------------------------------------------------- watching
