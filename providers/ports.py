@@ -160,6 +160,9 @@ class EventBus(Protocol):
 class MetricsSink(Protocol):
     def increment(self, name: str, value: float = 1.0, **labels: str) -> None: ...
     def observe(self, name: str, value: float, **labels: str) -> None: ...
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        """Set a value that can go up and down (e.g. a canary's traffic weight)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class CloudWatchMetrics(InMemoryMetrics):
         self._flush_lock = threading.Lock()
         self._counts: dict[_SeriesKey, float] = {}
         self._observed: dict[_SeriesKey, Counter[float]] = {}
+        self._gauges: dict[_SeriesKey, float] = {}
         self._pending = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -95,6 +96,16 @@ class CloudWatchMetrics(InMemoryMetrics):
         if full:
             self._flush_soon()
 
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        super().gauge(name, value, **labels)
+        key = (name, tuple(sorted(labels.items())))
+        with self._buffer_lock:
+            self._gauges[key] = value  # last value wins: a gauge is a level, not a sum
+            self._pending += 1
+            full = self._pending >= self._flush_threshold
+        if full:
+            self._flush_soon()
+
     @property
     def pending(self) -> int:
         """Data points recorded since the last flush."""
@@ -107,11 +118,11 @@ class CloudWatchMetrics(InMemoryMetrics):
         """Send what is buffered; returns the number of data sent. Never raises."""
         with self._flush_lock:
             with self._buffer_lock:
-                counts, observed = self._counts, self._observed
-                self._counts, self._observed, self._pending = {}, {}, 0
-            if not counts and not observed:
+                counts, observed, gauges = self._counts, self._observed, self._gauges
+                self._counts, self._observed, self._gauges, self._pending = {}, {}, {}, 0
+            if not counts and not observed and not gauges:
                 return 0
-            data = self._data(counts, observed)
+            data = self._data(counts, observed, gauges)
             sent = 0
             for start in range(0, len(data), self._batch_size):
                 batch = data[start : start + self._batch_size]
@@ -127,7 +138,10 @@ class CloudWatchMetrics(InMemoryMetrics):
             return sent
 
     def _data(
-        self, counts: dict[_SeriesKey, float], observed: dict[_SeriesKey, Counter[float]]
+        self,
+        counts: dict[_SeriesKey, float],
+        observed: dict[_SeriesKey, Counter[float]],
+        gauges: dict[_SeriesKey, float],
     ) -> list[MetricDatumTypeDef]:
         now = datetime.now(UTC)
         data: list[MetricDatumTypeDef] = []
@@ -139,6 +153,16 @@ class CloudWatchMetrics(InMemoryMetrics):
                     "Timestamp": now,
                     "Value": float(value),
                     "Unit": "Count",
+                }
+            )
+        for (name, labels), value in gauges.items():
+            data.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": _dimensions(labels),
+                    "Timestamp": now,
+                    "Value": float(value),
+                    "Unit": "None",
                 }
             )
         for (name, labels), histogram in observed.items():

@@ -15,6 +15,7 @@ class InMemoryMetrics:
         self._lock = threading.Lock()
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self.observations: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = defaultdict(list)
+        self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
     def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
         with self._lock:
@@ -27,6 +28,10 @@ class InMemoryMetrics:
             if len(values) > 10_000:  # keep a bounded recent window
                 del values[:5_000]
 
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        with self._lock:
+            self.gauges[_key(name, labels)] = value
+
     def counter(self, name: str, **labels: str) -> float:
         with self._lock:
             return self.counters.get(_key(name, labels), 0.0)
@@ -35,6 +40,8 @@ class InMemoryMetrics:
         lines: list[str] = []
         with self._lock:
             for (name, labels), value in sorted(self.counters.items()):
+                lines.append(f"{name}{_fmt(labels)} {value}")
+            for (name, labels), value in sorted(self.gauges.items()):
                 lines.append(f"{name}{_fmt(labels)} {value}")
             for (name, labels), values in sorted(self.observations.items()):
                 lines.append(f"{name}_count{_fmt(labels)} {len(values)}")
