@@ -1,7 +1,7 @@
 """Ports: the small interfaces every piece of infrastructure sits behind.
 
 Each port has a ``local`` adapter (the embedded default) and an ``aws`` adapter; one contract
-suite in ``tests/providers`` runs against both.
+suite in ``tests/control_plane/providers`` runs against both.
 """
 
 from __future__ import annotations

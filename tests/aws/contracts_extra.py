@@ -1,4 +1,4 @@
-"""Port contracts beyond ``tests/providers/contracts.py``: rollback log, model host.
+"""Port contracts beyond ``tests/control_plane/providers/contracts.py``: rollback log, model host.
 
 Plain checks over the ports only, so any adapter can run them (the local ones included).
 """

@@ -15,7 +15,7 @@ from providers.aws.event_bus import SnsEventBus, topic_name
 from providers.aws.factory import AwsClients
 from providers.ports import ProviderError
 from tests.helpers import wait_until
-from tests.providers import contracts
+from tests.control_plane.providers import contracts
 
 pytestmark = pytest.mark.aws
 

@@ -12,7 +12,7 @@ from providers.aws.object_store import S3ObjectStore
 from providers.aws.settings import AwsSettings
 from providers.ports import FlaggedRecord, ProviderError
 from tests.aws import contracts_extra
-from tests.providers import contracts
+from tests.control_plane.providers import contracts
 
 pytestmark = pytest.mark.aws
 

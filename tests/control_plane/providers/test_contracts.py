@@ -14,7 +14,7 @@ from providers.local.feature_cache import MemoryFeatureCache
 from providers.local.object_store import LocalObjectStore
 from providers.ports import DeliveryFailed, ProviderError
 from providers.redis_cache import RedisFeatureCache
-from tests.providers import contracts
+from tests.control_plane.providers import contracts
 
 
 def test_memory_cache_contract() -> None:
