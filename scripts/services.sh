@@ -3,8 +3,11 @@
 # Source it: it exports FRAUDRAIL_TEST_DATABASE_URL / FRAUDRAIL_TEST_REDIS_URL and defines stop_services.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_DIR="$ROOT/var/testenv/$$"
+# The servers' state lives in a fresh folder under /tmp, not in the checkout: as root the cluster
+# runs as the `postgres` user, who cannot enter a checkout under /root, a 0700 home or a
+# `mktemp -d` folder (initdb: "could not access directory … Permission denied").
+# FRAUDRAIL_TESTENV_TMP picks another parent; it must be enterable by `postgres`.
+RUN_DIR=""
 
 apt_install() {
   local missing=()
@@ -36,21 +39,21 @@ pg_bin() {
 start_services() {
   apt_install "redis-server:redis-server" "/usr/lib/postgresql/15/bin/initdb:postgresql" \
     "chromium:chromium" "chromedriver:chromium-driver"
-  local PGBIN; PGBIN="$(pg_bin)" || { echo "PostgreSQL binaries not found" >&2; return 1; }
-  mkdir -p "$RUN_DIR"
+  PGBIN="$(pg_bin)" || { echo "PostgreSQL binaries not found" >&2; return 1; }
+  RUN_DIR="$(mktemp -d "${FRAUDRAIL_TESTENV_TMP:-/tmp}/fraudrail-testenv.XXXXXX")"
   local pgdata="$RUN_DIR/pg" sock="$RUN_DIR/sock"
   mkdir -p "$pgdata" "$sock"
   local as_pg=()
   if [ "$(id -u)" -eq 0 ]; then
     chown -R postgres:postgres "$RUN_DIR"
-    chmod 755 "$ROOT/var" "$ROOT/var/testenv" || true
     as_pg=(runuser -u postgres --)
   fi
-  "${as_pg[@]}" "$PGBIN/initdb" -D "$pgdata" -U app --auth=trust --no-sync -E UTF8 >/dev/null
+  # From inside RUN_DIR: the postgres user may not be allowed into the caller's working directory.
+  (cd "$RUN_DIR" && "${as_pg[@]}" "$PGBIN/initdb" -D "$pgdata" -U app --auth=trust --no-sync -E UTF8 >/dev/null)
   PG_PORT="$(free_port)"
-  "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$pgdata" -w -l "$RUN_DIR/pg.log" \
-    -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
-  "${as_pg[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U app fraudrail_test
+  (cd "$RUN_DIR" && "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$pgdata" -w -l "$RUN_DIR/pg.log" \
+    -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null)
+  (cd "$RUN_DIR" && "${as_pg[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U app fraudrail_test)
   REDIS_PORT="$(free_port)"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$RUN_DIR"
@@ -65,10 +68,11 @@ stop_services() {
   if [ -n "${REDIS_PORT:-}" ]; then redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
   if [ -n "${PGBIN:-}" ] && [ -d "${RUN_DIR:-}/pg" ]; then
     if [ "$(id -u)" -eq 0 ]; then
-      runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RUN_DIR/pg" -m immediate stop >/dev/null 2>&1 || true
+      (cd "$RUN_DIR" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RUN_DIR/pg" -m immediate stop >/dev/null 2>&1) || true
     else
       "$PGBIN/pg_ctl" -D "$RUN_DIR/pg" -m immediate stop >/dev/null 2>&1 || true
     fi
   fi
-  [ -n "${RUN_DIR:-}" ] && rm -rf "$RUN_DIR"
+  if [ -n "${RUN_DIR:-}" ]; then rm -rf "$RUN_DIR"; fi
+  return 0
 }
