@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.auth.service import KeyVerifier
 from control_plane.bootstrap.providers import Providers, build_providers
 from control_plane.db import make_engine, make_session_factory
+from control_plane.outbox import OutboxRelay
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
 
@@ -43,6 +44,7 @@ class Container:
     on_enqueue: Callable[[], None] = lambda: None
     extras: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    outbox: OutboxRelay = field(init=False)
     scoring: ScoringRuntime = field(init=False)
     finops: FinOpsRuntime = field(init=False)
 
@@ -77,6 +79,8 @@ def build_container(settings: AppSettings) -> Container:
     )
     from control_plane.tenants.purgers import default_purgers
 
+    container.outbox = OutboxRelay(factory, providers.event_bus)
+    container.outbox.install()
     container.purgers.extend(default_purgers(container))
     from control_plane.scoring.runtime import build_scoring
 

@@ -6,8 +6,9 @@ from control_plane.datasets.orm import Dataset
 from control_plane.finops.orm import BudgetMonth, UsageDaily, UsageEvent
 from control_plane.jobs.orm import Job
 from control_plane.orm_base import Base
+from control_plane.outbox.orm import OutboxEvent
 from control_plane.registry.orm import ModelVersion
-from control_plane.review.orm import LabelOutboxRow, ReviewItem
+from control_plane.review.orm import ReviewItem
 from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
@@ -32,8 +33,8 @@ __all__ = [
     "Dataset",
     "FlaggedTransactionRow",
     "Job",
-    "LabelOutboxRow",
     "ModelVersion",
+    "OutboxEvent",
     "RequestSample",
     "ReviewItem",
     "Rollout",

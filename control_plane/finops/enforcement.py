@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
 from control_plane.errors import InvalidInput
@@ -25,6 +26,7 @@ from control_plane.finops.orm import BudgetMonth
 from control_plane.finops.prices import cents
 from control_plane.finops.settings import FinOpsSettings
 from control_plane.jobs import queue
+from control_plane.outbox import emit
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.orm import Tenant
 from guardrails.budget import (
@@ -39,9 +41,9 @@ from guardrails.budget import (
 from providers.ports import DeliveryResult, EventBus, Notification, Notifier
 
 EVALUATE_JOB = "finops.evaluate"
-THRESHOLD_TOPIC = "budget.threshold"
-ANOMALY_TOPIC = "cost.anomaly"
-LIMITS_TOPIC = "finops.limits"
+THRESHOLD_TOPIC = events.BUDGET_THRESHOLD
+ANOMALY_TOPIC = events.COST_ANOMALY
+LIMITS_TOPIC = events.FINOPS_LIMITS
 ACTOR = "system:finops"
 THROTTLED = "throttled"
 EVALUATED = ("ACTIVE", "SUSPENDED")
@@ -112,8 +114,8 @@ class BudgetEnforcer:
                 "notified": [t for t, _ in outbox.thresholds],
                 "anomalies": [d for d, _ in outbox.anomalies],
             }
-        if any(t.get("limits_changed") for t in transitions):
-            self.bus.publish(LIMITS_TOPIC, {"tenant_id": tenant_id, "reason": row.status})
+            if any(t.get("limits_changed") for t in transitions):
+                emit(session, LIMITS_TOPIC, {"tenant_id": tenant_id, "reason": row.status})
         self._deliver(tenant_id, row.month, contacts, outbox, now)
         return result
 
@@ -407,6 +409,8 @@ class BudgetEnforcer:
                     session, tenant, row, was, row.status, "budget raised above the spend", figures
                 )
                 limits_changed = was == THROTTLED
+        if limits_changed:
+            emit(session, LIMITS_TOPIC, {"tenant_id": tenant_id, "reason": "budget raised"})
         ensure_evaluation(session, tenant_id, now=now)
         return limits_changed
 

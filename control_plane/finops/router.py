@@ -169,10 +169,7 @@ def put_budget(
         reason=body.reason,
         now=now,
     )
-    session.commit()
-    c.on_enqueue()
-    if limits_changed:
-        rt.refresh_limits(tenant_id)
+    del limits_changed  # the change emitted finops.limits: every process reloads after the commit
     return budget_out(rt, service.budget_view(session, tenants.get(session, tenant_id), now=now))
 
 

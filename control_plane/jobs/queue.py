@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from control_plane.errors import NotFound
 from control_plane.ids import new_id
 from control_plane.jobs.orm import Job
+from control_plane.outbox import note_job_enqueued
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 MAX_BACKOFF_S = 300.0
@@ -43,6 +44,7 @@ def enqueue(
         progress={},
     )
     session.add(job)
+    note_job_enqueued(session)  # the outbox relay wakes the worker once this transaction commits
     return job
 
 

@@ -72,6 +72,8 @@ class Worker:
     services: Any = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{id(object())}")
     wake: threading.Event = field(default_factory=threading.Event)
+    # Run between jobs when the queue is idle (the outbox's periodic delivery, due periodic jobs).
+    idle_tasks: list[Callable[[], object]] = field(default_factory=list)
 
     def run_once(self, *, job_id: str | None = None) -> str | None:
         """Lease and run one job; returns its id, or None when nothing was runnable."""
@@ -128,5 +130,13 @@ class Worker:
                 log.exception("worker loop error")
                 ran = None
             if ran is None:
+                self.run_idle_tasks()
                 self.wake.wait(idle_s)
                 self.wake.clear()
+
+    def run_idle_tasks(self) -> None:
+        for task in self.idle_tasks:
+            try:
+                task()
+            except Exception:
+                log.exception("worker idle task %r failed; it runs again next round", task)

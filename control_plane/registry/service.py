@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.errors import Conflict, NotFound
 from control_plane.orm_base import utcnow
+from control_plane.outbox import emit
 from control_plane.policy_gate import enforce
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage, check_stage
@@ -19,7 +21,7 @@ from fraud_model.training import sha256
 from guardrails.policy import PolicyEngine
 from providers.ports import ObjectStore
 
-SERVING_TOPIC = "serving.changed"
+SERVING_TOPIC = events.SERVING_CHANGED
 
 
 def get(session: Session, tenant_id: str, version_id: str, *, for_update: bool = False) -> ModelVersion:
@@ -182,4 +184,5 @@ def promote(
         reason="promoted",
         evidence={"policy": "fraudrail.deployment", "integrity_verified": integrity},
     )
+    emit(session, SERVING_TOPIC, {"tenant_id": tenant.id, "reason": "promoted"})
     return mv

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-FLAGGED_TOPIC = "flagged.stored"
-LABEL_TOPIC = "label.recorded"
+from control_plane.events import FLAGGED_STORED as FLAGGED_TOPIC
+from control_plane.events import LABEL_RECORDED as LABEL_TOPIC
+
+__all__ = ["FLAGGED_TOPIC", "LABEL_TOPIC", "FlaggedPayload", "FlaggedTransaction", "ReasonCode"]
 
 
 class FlaggedTransaction(TypedDict):

@@ -8,11 +8,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Float,
     ForeignKey,
     Index,
-    Integer,
     Numeric,
     String,
     Text,
@@ -61,20 +59,3 @@ class ReviewItem(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class LabelOutboxRow(Base):
-    """A ``label.recorded`` message written in the verdict's transaction, published after commit."""
-
-    __tablename__ = "review_label_outbox"
-
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    id: Mapped[str] = mapped_column(String(40), unique=True)
-    # No foreign key (like the audit ledger); offboarding purges a tenant's rows with its review items.
-    tenant_id: Mapped[str] = mapped_column(String(40), index=True)
-    review_id: Mapped[str] = mapped_column(String(40))
-    message: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from control_plane.errors import NotFound
 from control_plane.review.cursor import Cursor
-from control_plane.review.orm import LabelOutboxRow, ReviewItem
+from control_plane.review.orm import ReviewItem
 from control_plane.review.schemas import ReviewFilter
 
 OPEN, CLAIMED, DECIDED = "open", "claimed", "decided"
@@ -248,26 +248,14 @@ def counts_per_day(
     return out[0], out[1]
 
 
-# -- label outbox --
-
-
-def pending_labels(session: Session, limit: int) -> list[LabelOutboxRow]:
-    stmt = select(LabelOutboxRow).where(LabelOutboxRow.published_at.is_(None)).order_by(LabelOutboxRow.seq)
-    return list(session.scalars(stmt.limit(limit)))
-
-
 # -- offboarding --
 
 
 def purge_tenant(session: Session, tenant_id: str) -> int:
     items = session.execute(delete(R).where(R.tenant_id == tenant_id))
-    session.execute(delete(LabelOutboxRow).where(LabelOutboxRow.tenant_id == tenant_id))
     return _rowcount(items)
 
 
 def remaining(session: Session, tenant_id: str, limit: int = 20) -> list[str]:
     items = session.scalars(select(R.id).where(R.tenant_id == tenant_id).limit(limit))
-    labels = session.scalars(
-        select(LabelOutboxRow.id).where(LabelOutboxRow.tenant_id == tenant_id).limit(limit)
-    )
-    return [*items, *labels]
+    return list(items)

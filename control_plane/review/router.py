@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.deps import PrincipalDep, get_session
@@ -28,7 +26,6 @@ from control_plane.review.schemas import (
     ReviewQuery,
     VerdictRequest,
 )
-from control_plane.review.subscribers import RELAY_KEY
 from control_plane.review.views import detail_out, review_out
 from control_plane.tenancy import tenant_of
 
@@ -45,20 +42,7 @@ ADMINS = {Scope.TENANT_ADMIN}
 CommittedSessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-@asynccontextmanager
-async def publish_leftover_labels(app: FastAPI) -> AsyncIterator[None]:
-    """At start-up, publish labels a crashed process committed but did not get to publish."""
-    container = getattr(app.state, "container", None)
-    relay = container.extras.get(RELAY_KEY) if container is not None else None
-    if relay is not None:
-        try:
-            await run_in_threadpool(relay.publish_pending)
-        except Exception:
-            log.exception("publishing leftover labels failed; they stay in the outbox")
-    yield
-
-
-router = APIRouter(prefix="/v1/reviews", tags=["review"], lifespan=publish_leftover_labels)
+router = APIRouter(prefix="/v1/reviews", tags=["review"])
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key's scope may not do this"},
     404: {"description": "No such review in the caller's tenant"},

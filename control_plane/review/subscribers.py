@@ -1,5 +1,5 @@
-"""Wiring of the review domain into a process: the flagged-record subscriber, the label relay,
-and the offboarding purger for review data."""
+"""Wiring of the review domain into a process: the flagged-record subscriber and the offboarding
+purger for review data (labels leave through the outbox)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.db import unit_of_work
 from control_plane.review import repository, service
 from control_plane.review.contract import FLAGGED_TOPIC
-from control_plane.review.labels import LabelRelay
 
 if TYPE_CHECKING:
     from control_plane.container import Container
 
 log = logging.getLogger(__name__)
-
-RELAY_KEY = "review.label_relay"
 
 
 class FlaggedSubscriber:
@@ -54,10 +51,7 @@ class ReviewPurger:
 
 
 def register_review_subscribers(container: Container) -> None:
-    """Subscribe to flagged records, publish labels after commits, purge review data on offboarding."""
+    """Subscribe to flagged records and purge review data on offboarding."""
     bus = container.providers.event_bus
-    bus.subscribe(FLAGGED_TOPIC, FlaggedSubscriber(container.factory))
-    relay = LabelRelay(container.factory, bus)
-    relay.install()
-    container.extras[RELAY_KEY] = relay
+    bus.subscribe(FLAGGED_TOPIC, FlaggedSubscriber(container.factory), mode="work", group="review-queue")
     container.purgers.append(ReviewPurger(container.factory))

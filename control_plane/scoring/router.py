@@ -33,6 +33,7 @@ from control_plane.finops.shedding import PRINCIPAL_KEY
 from control_plane.http import reject_nul_in_json
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
+from control_plane.outbox import emit
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.scoring.batch import BATCH_JOB
 from control_plane.scoring.orm import ScoringConfig
@@ -159,8 +160,7 @@ def put_scoring_config(
         before=before,
         after=body.model_dump(mode="json"),
     )
-    session.commit()
-    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "scoring config"})
+    emit(session, SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "scoring config"})
     return ScoringConfigOut.model_validate(config, from_attributes=True)
 
 

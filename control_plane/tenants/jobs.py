@@ -12,7 +12,6 @@ from control_plane.db import unit_of_work
 from control_plane.faults import crash_point
 from control_plane.jobs.worker import JobContext
 from control_plane.orm_base import utcnow
-from control_plane.registry.service import SERVING_TOPIC
 from control_plane.tenants import repository, service
 from control_plane.tenants.lifecycle import TenantStatus
 
@@ -74,7 +73,6 @@ class ProvisionTenant:
                 reason="provisioned",
                 evidence={"resources": state["resources"]},
             )
-        c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "active"})
         return {"tenant_id": tenant_id, "created_now": created, "plan": [f"{r.kind}:{r.name}" for r in plan]}
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
@@ -139,7 +137,6 @@ class OffboardTenant:
                 reason="offboarded",
                 evidence={"stores": stores},
             )
-        c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "deleted"})
         return report
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:

@@ -14,7 +14,6 @@ from control_plane.deps import ContainerDep, PlatformAdminDep, PrincipalDep, Ses
 from control_plane.errors import NotFound
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
-from control_plane.registry.service import SERVING_TOPIC
 from control_plane.tenants import repository, service
 from control_plane.tenants.lifecycle import SuspensionReason
 from control_plane.tenants.orm import Tenant
@@ -100,16 +99,12 @@ def suspend_tenant(
     tenant = service.suspend(
         session, tenant_id, SuspensionReason(body.reason), actor=admin.actor, note=body.note
     )
-    session.commit()
-    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "suspended"})
     return tenant_out(tenant)
 
 
 @router.post("/{tenant_id}/resume", response_model=TenantOut)
 def resume_tenant(tenant_id: str, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep) -> TenantOut:
     tenant = service.resume(session, tenant_id, actor=admin.actor)
-    session.commit()
-    c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "resumed"})
     return tenant_out(tenant)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.auth import service as keys
 from control_plane.auth.scopes import Principal, Scope
@@ -16,6 +17,7 @@ from control_plane.errors import Conflict
 from control_plane.ids import new_id
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
+from control_plane.outbox import emit
 from control_plane.policy_gate import enforce
 from control_plane.tenants import repository
 from control_plane.tenants.lifecycle import SuspensionReason, TenantStatus, check_transition
@@ -121,6 +123,8 @@ def transition(
     tenant.status_reason = reason
     if target is not TenantStatus.SUSPENDED:
         tenant.suspension_reason = None
+    # Serving (and the rate limits) depend on the status: every process reloads after the commit.
+    emit(session, events.SERVING_CHANGED, {"tenant_id": tenant.id, "reason": target.value.lower()})
     audit.record(
         session,
         tenant_id=tenant.id,

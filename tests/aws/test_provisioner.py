@@ -15,12 +15,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from control_plane.jobs.worker import PermanentJobError
 from control_plane.settings import REPO_ROOT
 from guardrails.policy import RegoPolicyEngine, load_tier_templates
 from providers.aws.factory import AwsClients
 from providers.aws.provisioner import CloudFormationProvisioner, StackFailedError
-from providers.ports import PlannedResource, TenantSpec
+from providers.ports import PermanentProviderError, PlannedResource, TenantSpec
 from tests.aws.conftest import ACCOUNT, REGION
 from tests.aws.contracts_extra import new_tenant
 
@@ -189,7 +188,7 @@ def test_policy_violation_is_permanent_names_every_rule_and_creates_nothing(
 ) -> None:
     provisioner = make(clients.cloudformation, policy, public_template)
     spec = spec_for(new_tenant())
-    with pytest.raises(PermanentJobError) as caught:
+    with pytest.raises(PermanentProviderError) as caught:
         provisioner.apply(spec, provisioner.plan(spec)[0])
     message = str(caught.value)
     for rule in ("s3-public-access-block", "sagemaker-instance-type", "sagemaker-endpoint-kms"):
@@ -204,7 +203,7 @@ def test_stack_cloudformation_rejects_surfaces_its_reason(
 ) -> None:
     provisioner = make(clients.cloudformation, policy, rejected_template)
     spec = spec_for(new_tenant())
-    with pytest.raises(PermanentJobError, match=r"Could not find model.*fraudrail-missing-model"):
+    with pytest.raises(PermanentProviderError, match=r"Could not find model.*fraudrail-missing-model"):
         provisioner.apply(spec, provisioner.plan(spec)[0])
 
 

@@ -15,7 +15,8 @@ from control_plane.container import Container
 from control_plane.errors import Conflict
 from control_plane.orm_base import utcnow
 from control_plane.review import repository, service
-from control_plane.review.orm import LabelOutboxRow, ReviewItem
+from control_plane.outbox.orm import OutboxEvent
+from control_plane.review.orm import ReviewItem
 from tests.control_plane.conftest import auth
 from tests.control_plane.review.conftest import IngestFn, flagged, key_id
 
@@ -336,7 +337,7 @@ def test_bulk_that_loses_a_race_changes_nothing(
     assert states[ids[0]] == ("open", None) and states[ids[2]] == ("open", None)
     assert states[ids[1]] == ("claimed", None)
     with container.factory() as s:
-        assert s.scalar(select(func.count()).select_from(LabelOutboxRow)) == 0
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
 
 
 def test_analyst_labels_map_txn_to_fraud_or_legit(

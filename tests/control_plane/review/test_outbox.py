@@ -1,4 +1,5 @@
-"""Labels go out only for committed verdicts, after the commit, and survive a failed publish."""
+"""Labels go out through the outbox: only for committed verdicts, after the commit, in order, and
+they survive a failed publish and a crash."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from control_plane.auth.scopes import Principal, Scope
 from control_plane.container import Container
 from control_plane.orm_base import utcnow
 from control_plane.review import service
-from control_plane.review.orm import LabelOutboxRow
-from control_plane.review.subscribers import RELAY_KEY
+from control_plane.outbox.orm import OutboxEvent
 from control_plane.settings import AppSettings
 from tests.control_plane.review.conftest import IngestFn, flagged, key_id
 
@@ -24,9 +24,9 @@ def _admin(tenant: dict[str, Any]) -> Principal:
     return Principal(key_id=key_id(tenant["admin"]), scope=Scope.TENANT_ADMIN, tenant_id=tenant["id"])
 
 
-def _outbox(container: Container) -> list[LabelOutboxRow]:
+def _outbox(container: Container) -> list[OutboxEvent]:
     with container.factory() as s:
-        return list(s.scalars(select(LabelOutboxRow).order_by(LabelOutboxRow.seq)))
+        return list(s.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)))
 
 
 def test_a_rolled_back_verdict_publishes_nothing(
@@ -56,8 +56,8 @@ def test_a_committed_verdict_publishes_after_commit_once(
         assert labels_seen == []
         session.commit()
     assert [m["txn_id"] for m in labels_seen] == ["tx_0001"]
-    (row,) = _outbox(container)
-    assert row.published_at is not None and labels_seen[0]["label_id"] == row.id
+    assert _outbox(container) == []  # delivered rows leave the table
+    assert labels_seen[0]["label_id"].startswith("lbl_")
 
 
 def test_a_failed_publish_keeps_the_label_for_the_next_run(
@@ -71,7 +71,7 @@ def test_a_failed_publish_keeps_the_label_for_the_next_run(
     bus = container.providers.event_bus
     real_publish = bus.publish
 
-    def broken(topic: str, message: Any) -> None:
+    def broken(topic: str, message: Any, **_kw: Any) -> None:
         raise ConnectionError("bus unreachable")
 
     monkeypatch.setattr(bus, "publish", broken)
@@ -80,7 +80,8 @@ def test_a_failed_publish_keeps_the_label_for_the_next_run(
             session, tenant["id"], r1, principal=_admin(tenant), verdict="fraud", note=None, now=utcnow()
         )
         session.commit()  # the verdict stands even though its label could not go out yet
-    assert labels_seen == [] and _outbox(container)[0].published_at is None
+    (kept,) = _outbox(container)
+    assert labels_seen == [] and kept.attempts == 1 and "bus unreachable" in (kept.last_error or "")
     monkeypatch.setattr(bus, "publish", real_publish)
     with container.factory() as session:
         service.decide(
@@ -88,7 +89,7 @@ def test_a_failed_publish_keeps_the_label_for_the_next_run(
         )
         session.commit()
     assert [m["txn_id"] for m in labels_seen] == ["tx_0001", "tx_0002"]  # in order, the leftover first
-    assert all(r.published_at is not None for r in _outbox(container))
+    assert _outbox(container) == []
 
 
 def test_labels_left_by_a_crash_go_out_when_the_app_starts(
@@ -107,6 +108,5 @@ def test_labels_left_by_a_crash_go_out_when_the_app_starts(
         )
         session.commit()
     assert labels_seen == []
-    assert container.extras[RELAY_KEY] is not None
     with TestClient(create_app(settings, container)):
         assert [m["txn_id"] for m in labels_seen] == ["tx_0001"]
