@@ -4,9 +4,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-FRAUDRAIL_HOME ?= $(CURDIR)/var
 TIER ?= premium
+# No default here: an unset FRAUDRAIL_HOME means control_plane/settings.py's default (<checkout>/var),
+# the one every `fraudrail` command uses too. `make run FRAUDRAIL_HOME=/tmp/x` passes another.
+# (A bare `export FRAUDRAIL_HOME` would export an empty value, which means the current folder.)
+ifdef FRAUDRAIL_HOME
 export FRAUDRAIL_HOME
+endif
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
@@ -19,7 +23,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
-run: venv ## Serve the control plane on embedded defaults (127.0.0.1:$(PORT), state in $(FRAUDRAIL_HOME))
+run: venv ## Serve the control plane on embedded defaults (127.0.0.1:$(PORT), state in $FRAUDRAIL_HOME or var/)
 	FRAUDRAIL_PORT=$(PORT) $(BIN)/fraudrail serve
 
 worker: venv

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
-from typing import TYPE_CHECKING, Annotated
+from collections import Counter
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from control_plane.settings import AppSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from control_plane.scoring.spool import FlaggedSpool
 
-app = typer.Typer(help="Fraudrail control plane.", no_args_is_help=True)
+app = typer.Typer(help="Fraudrail control plane.", no_args_is_help=True, pretty_exceptions_enable=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -25,6 +29,36 @@ app.add_typer(spool_app, name="spool")
 
 def _settings(**overrides: object) -> AppSettings:
     return AppSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: what went wrong and what to do, never a traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _factory(settings: AppSettings | None = None) -> sessionmaker[Session]:
+    """A session factory on a migrated database (every ORM table known, so foreign keys resolve)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    import control_plane.models  # noqa: F401 - registers every table (api_keys references tenants)
+    from control_plane.db import make_engine, make_session_factory
+
+    settings = settings or _settings()
+    url = settings.resolved_database_url
+    engine = make_engine(url)
+    shown = url.split("@")[-1]
+    try:
+        migrated = inspect(engine).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        _fail(f"cannot open the database {shown}: {str(exc).splitlines()[0]}")
+    if not migrated:
+        _fail(
+            f"no Fraudrail database at {shown} (FRAUDRAIL_HOME={settings.home}): run `fraudrail migrate` "
+            "or `make run` first, or set FRAUDRAIL_HOME / FRAUDRAIL_DATABASE_URL to the server's"
+        )
+    return make_session_factory(engine)
 
 
 @app.command()
@@ -95,10 +129,9 @@ def create_admin(name: Annotated[str, typer.Option()] = "cli") -> None:
     """Issue another platform-admin key (printed once)."""
     from control_plane.auth import service
     from control_plane.auth.scopes import Scope
-    from control_plane.db import make_engine, make_session_factory, unit_of_work
+    from control_plane.db import unit_of_work
 
-    settings = _settings()
-    factory = make_session_factory(make_engine(settings.resolved_database_url))
+    factory = _factory()
     with unit_of_work(factory) as session:
         issued = service.issue_key(
             session, tenant_id=None, scope=Scope.PLATFORM_ADMIN, name=name, actor="system:cli"
@@ -110,9 +143,8 @@ def create_admin(name: Annotated[str, typer.Option()] = "cli") -> None:
 def list_keys(tenant_id: str) -> None:
     """List a tenant's keys (ids and prefixes only)."""
     from control_plane.auth import service
-    from control_plane.db import make_engine, make_session_factory
 
-    factory = make_session_factory(make_engine(_settings().resolved_database_url))
+    factory = _factory()
     with factory() as session:
         for k in service.list_keys(session, tenant_id):
             state = "revoked" if k.revoked_at else "active"
@@ -122,10 +154,9 @@ def list_keys(tenant_id: str) -> None:
 @tenants_app.command("list")
 def list_tenants() -> None:
     """List tenants with their lifecycle state."""
-    from control_plane.db import make_engine, make_session_factory
     from control_plane.tenants import repository
 
-    factory = make_session_factory(make_engine(_settings().resolved_database_url))
+    factory = _factory()
     with factory() as session:
         for t in repository.list_all(session, limit=1000):
             typer.echo(f"{t.id}\t{t.slug}\t{t.tier}\t{t.status}")
@@ -134,15 +165,17 @@ def list_tenants() -> None:
 @tenants_app.command("show")
 def show_tenant(tenant_id: str) -> None:
     """Print one tenant as JSON."""
-    from control_plane.db import make_engine, make_session_factory
+    from control_plane.errors import NotFound
     from control_plane.tenants import repository
     from control_plane.tenants.router import tenant_out
 
-    factory = make_session_factory(make_engine(_settings().resolved_database_url))
+    factory = _factory()
     with factory() as session:
-        typer.echo(
-            json.dumps(tenant_out(repository.get(session, tenant_id)).model_dump(mode="json"), indent=2)
-        )
+        try:
+            tenant = repository.get(session, tenant_id)
+        except NotFound:
+            _fail(f"no tenant {tenant_id}")
+        typer.echo(json.dumps(tenant_out(tenant).model_dump(mode="json"), indent=2))
 
 
 @app.command()
@@ -156,42 +189,93 @@ def simulate(
     labels: Annotated[bool, typer.Option(help="Keep the is_fraud / fraud_scenario columns")] = True,
 ) -> None:
     """Write simulated card transactions (the handbook's generator) for demos and tests."""
+    from pathlib import Path
+
     from fraud_model.simulator import simulate as run
 
+    if not Path(out).resolve().parent.is_dir():
+        _fail(f"cannot write {out}: no such folder {Path(out).resolve().parent}")
     frame = run(customers, terminals, days, start_date=start, seed=seed)
     if not labels:
         frame = frame.drop(columns=["is_fraud", "fraud_scenario"])
     if out.endswith(".parquet"):
         frame.to_parquet(out, index=False)
     else:
-        frame.to_csv(out, index=False)
+        # Writing is the slow part of a big file: in chunks, with a progress bar.
+        chunk = 50_000
+        with (
+            open(out, "w", newline="") as fh,
+            typer.progressbar(range(0, len(frame), chunk), label=f"writing {out}", file=sys.stderr) as bar,
+        ):
+            for lo in bar:
+                frame.iloc[lo : lo + chunk].to_csv(fh, index=False, header=lo == 0)
     rate = f", fraud rate {frame['is_fraud'].mean():.2%}" if labels else ""
     typer.echo(f"wrote {len(frame)} transactions to {out}{rate}")
+
+
+REPLAY_COLUMNS = ("txn_id", "card_token", "terminal_id", "ts", "amount")
 
 
 @app.command()
 def replay(
     file: Annotated[str, typer.Option(help="CSV of transactions (e.g. from `fraudrail simulate`)")],
     key: Annotated[str, typer.Option(envvar="FRAUDRAIL_APP_KEY", help="The tenant's app key")],
-    url: Annotated[str, typer.Option()] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRAUDRAIL_URL",
+            help="The server (default: http://FRAUDRAIL_HOST:FRAUDRAIL_PORT, where `make run` serves)",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1)] = 1000,
     skip: Annotated[int, typer.Option(min=0, help="Rows to skip first (send later traffic)")] = 0,
     prefix: Annotated[
         str, typer.Option(help="Prepended to txn ids, so a replay is not an idempotent retry")
     ] = "",
 ) -> None:
-    """Send transactions to POST /v1/fraud-check like a tenant's app would (honouring 429 Retry-After)."""
+    """Send transactions to POST /v1/fraud-check like a tenant's app would (honouring 429 / 503
+    Retry-After). Exits 1 when any row was not answered 200, 2 when nothing can be sent."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    if url is None:
+        settings = _settings()
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+        url = f"http://{host}:{settings.port}"
+    if not Path(file).is_file():
+        _fail(f"no such file: {file}", 2)
+    try:
+        frame = pd.read_csv(file, skiprows=range(1, skip + 1), nrows=limit)
+    except (ValueError, OSError) as exc:
+        _fail(f"cannot read {file} as CSV: {exc}", 2)
+    missing = [c for c in REPLAY_COLUMNS if c not in frame.columns]
+    if missing:
+        _fail(f"{file} lacks the column(s) {', '.join(missing)}", 2)
+    counts, versions, failures = _send_rows(url, key, frame.to_dict("records"), prefix)
+    typer.echo(f"decisions: {dict(counts)}")
+    typer.echo(f"answered by: {dict(versions)}")
+    if failures:
+        shown = "; ".join(f"{n} x {what}" for what, n in failures.most_common(3))
+        _fail(f"{sum(failures.values())} of {len(frame)} row(s) were not scored: {shown}")
+
+
+def _send_rows(
+    url: str, key: str, rows: list[dict[Any, Any]], prefix: str
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
     import time
-    from collections import Counter
 
     import httpx
     import pandas as pd
 
-    rows = pd.read_csv(file, skiprows=range(1, skip + 1), nrows=limit).to_dict("records")
     counts: Counter[str] = Counter()
     versions: Counter[str] = Counter()
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
-        for row in rows:
+    failures: Counter[str] = Counter()
+    with (
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http,
+        typer.progressbar(rows, label=f"replaying to {url}", file=sys.stderr) as bar,
+    ):
+        for row in bar:
             body = {
                 "txn_id": f"{prefix}{row['txn_id']}",
                 "card_token": str(row["card_token"]),
@@ -200,18 +284,35 @@ def replay(
                 "amount": f"{float(str(row['amount'])):.2f}",
                 "currency": str(row.get("currency", "EUR")),
             }
-            resp = http.post("/v1/fraud-check", json=body)
-            while resp.status_code == 429:
-                time.sleep(float(resp.headers.get("retry-after", "1")))
+            try:
                 resp = http.post("/v1/fraud-check", json=body)
+                retries = 0
+                # 429: rate limited; 503: e.g. the flagged spool cannot take the record yet. Both say
+                # when to come back, and the same txn_id is scored again then (nothing counted twice).
+                while resp.status_code in (429, 503) and "retry-after" in resp.headers and retries < 30:
+                    retries += 1
+                    time.sleep(min(float(resp.headers["retry-after"]), 30.0))
+                    resp = http.post("/v1/fraud-check", json=body)
+            except httpx.HTTPError as exc:
+                _fail(f"cannot reach {url}: {exc}", 2)
+            if resp.status_code in (401, 403):
+                # Every other row would get the same answer: stop at the first.
+                _fail(f"{url} refused the key with {resp.status_code}: {_problem_detail(resp)}", 2)
             if resp.status_code != 200:
-                counts[f"HTTP {resp.status_code}"] += 1
+                failures[f"HTTP {resp.status_code} ({_problem_detail(resp)})"] += 1
                 continue
             answer = resp.json()
             counts[answer["decision"]] += 1
             versions[f"{answer['model_version']} ({answer['cohort']})"] += 1
-    typer.echo(f"decisions: {dict(counts)}")
-    typer.echo(f"answered by: {dict(versions)}")
+    return counts, versions, failures
+
+
+def _problem_detail(resp: Any) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return str(resp.text[:200])
+    return str(body.get("detail") or body.get("title")) if isinstance(body, dict) else str(body)[:200]
 
 
 @app.command("webhook-sink")
@@ -238,10 +339,6 @@ def webhook_sink(port: Annotated[int, typer.Option()] = 9999) -> None:
     ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _spool() -> FlaggedSpool:
     from control_plane.scoring.spool import FlaggedSpool
 
@@ -254,7 +351,7 @@ def spool_status() -> None:
     """Records waiting for the flagged store and the review queue, and dead letters."""
     spool = _spool()
     dead = spool.dead_letters()
-    typer.echo(json.dumps({"pending": spool.pending(), "dead_letters": len(dead)}))
+    typer.echo(json.dumps({"spool": str(spool.dir), "pending": spool.pending(), "dead_letters": len(dead)}))
     for entry in dead:
         record = entry.get("record", {})
         typer.echo(f"dead: {record.get('tenant_id')} {record.get('flagged_id')}: {entry.get('error')}")
@@ -267,3 +364,7 @@ def spool_replay_dead() -> None:
     spool = _spool()
     typer.echo(f"requeued {spool.requeue_dead()} record(s)")
     spool.close()
+
+
+if __name__ == "__main__":
+    app()
