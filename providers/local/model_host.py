@@ -94,6 +94,10 @@ class LocalModelHost:
         with self._lock:
             return dict(self._weights.get(tenant_id, {}))
 
+    def verify_weights(self, tenant_id: str) -> dict[str, int]:
+        """This host is its own backend: the weights it serves are the ones it holds."""
+        return self.weights(tenant_id)
+
     # scoring -----------------------------------------------------------------------------------
     def scorer(self, tenant_id: str, version_id: str) -> Scorer:
         """The loaded scorer (loading and verifying it on first use; LRU eviction)."""
