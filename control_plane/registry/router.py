@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control_plane.auth.scopes import Scope
 from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
 from control_plane.errors import Conflict
-from control_plane.finops.guard import deployment_context
-from control_plane.registry import service
+from control_plane.registry import deployment, service
 from control_plane.registry.orm import ModelVersion
 from control_plane.rollouts import service as rollouts
 from control_plane.tenancy import tenant_of
@@ -93,15 +92,77 @@ def archive_model(
     return model_out(mv)
 
 
-@router.post("/{model_id}/promote", response_model=ModelOut)
+@router.post(
+    "/{model_id}/promote",
+    response_model=ModelOut,
+    responses={
+        403: {"description": "Wrong scope, or the FinOps budget is frozen (`reason: budget_frozen`)"},
+        409: {
+            "description": "Refused by the deployment policy: `reason` names the first rule (e.g. "
+            "`error_budget_frozen` after a canary burned the error budget), `violations` all of them"
+        },
+    },
+)
 def promote_model(model_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> ModelOut:
-    """APPROVED → PRODUCTION at full traffic, behind the deployment policy (gate, integrity, tenant state)."""
+    """APPROVED → PRODUCTION at full traffic, behind the one deployment decision (gate, integrity,
+    tenant state, FinOps budget, SLO error budget) that rollouts use too."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     tenant = tenants.get(session, tenant_id)
-    # 403 while budget-frozen; else the budget status and headroom for the deployment policy
-    budget = deployment_context(session, tenant, now=c.finops.now(), action="promote a model")
-    store, actor = c.providers.object_store, principal.actor
-    mv = service.promote(session, c.policy, store, tenant, model_id, actor=actor, policy_overrides=budget)
-    session.commit()
-    c.providers.event_bus.publish(service.SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "promoted"})
+    mv = deployment.promote(session, c, tenant, model_id, actor=principal.actor, now=c.finops.now())
     return model_out(mv)
+
+
+@router.post(
+    "/{model_id}/restore",
+    response_model=ModelOut,
+    responses={
+        409: {"description": "Not ARCHIVED, over the `models_hosted` quota, or refused by the policy"}
+    },
+)
+def restore_model(
+    model_id: str,
+    session: SessionDep,
+    c: ContainerDep,
+    principal: PrincipalDep,
+    body: ApproveBody | None = None,
+) -> ModelOut:
+    """ARCHIVED → APPROVED (audited, through the deployment policy): the version can be promoted
+    or rolled out again. Takes one of the tier's ``models_hosted`` slots."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    tenant = tenants.get(session, tenant_id)
+    note = body.note if body else None
+    return model_out(
+        deployment.restore(session, c, tenant, model_id, actor=principal.actor, now=c.finops.now(), note=note)
+    )
+
+
+class RollbackOut(BaseModel):
+    production: ModelOut = Field(description="The version serving production now (the previous one)")
+    replaced: str | None = Field(description="The version it replaced, now ARCHIVED")
+
+
+@router.post(
+    "/rollback-production",
+    response_model=RollbackOut,
+    responses={
+        409: {
+            "description": "No previous production version, a rollout in progress, or refused by the "
+            "deployment policy (an exhausted error budget does not block the way back)"
+        }
+    },
+)
+def rollback_production(
+    session: SessionDep, c: ContainerDep, principal: PrincipalDep, body: ApproveBody | None = None
+) -> RollbackOut:
+    """Back to the previous production version in one call: it is restored if archived and
+    promoted (an emergency for the deployment policy); the current one is archived. Audited."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    rollout = rollouts.active_for(session, tenant_id)
+    if rollout is not None:
+        raise Conflict(f"rollout {rollout.id} is in progress; abort it first", field="rollout")
+    tenant = tenants.get(session, tenant_id)
+    note = body.note if body else None
+    now_serving, replaced = deployment.rollback_production(
+        session, c, tenant, actor=principal.actor, now=c.finops.now(), note=note
+    )
+    return RollbackOut(production=model_out(now_serving), replaced=replaced.id if replaced else None)

@@ -1,4 +1,4 @@
-"""Model registry: versions with lineage; approval and promotion behind the deployment policy."""
+"""Model registry: versions with lineage and stage. Production is reached through ``registry.deployment``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session
 
 from control_plane import events
 from control_plane.audit import service as audit
-from control_plane.errors import Conflict, NotFound
+from control_plane.errors import Conflict, NotFound, PolicyDenied
 from control_plane.orm_base import utcnow
-from control_plane.outbox import emit
 from control_plane.policy_gate import enforce
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage, check_stage
@@ -151,38 +150,25 @@ def deployment_input(
     }
 
 
+class DeploymentRefused(PolicyDenied):
+    """The deployment policy said no: the request was well formed, the tenant's or the version's
+    state forbids it, hence 409 (``reason`` names the first rule, ``violations`` all of them)."""
+
+    status = 409
+    title = "Deployment refused"
+
+
 def check_deployment(engine: PolicyEngine, document: Mapping[str, Any]) -> None:
-    """Raise 422 with every violated rule when the deployment policy denies."""
-    enforce(engine, "fraudrail.deployment", document)
+    """Raise :class:`DeploymentRefused` with every violated rule when the deployment policy denies.
 
-
-def promote(
-    session: Session,
-    engine: PolicyEngine,
-    store: ObjectStore,
-    tenant: Tenant,
-    version_id: str,
-    *,
-    actor: str,
-    policy_overrides: Mapping[str, Any] | None = None,
-) -> ModelVersion:
-    """APPROVED → PRODUCTION at full traffic (the previous PRODUCTION version is archived)."""
-    mv = get(session, tenant.id, version_id, for_update=True)
-    integrity = verify_artifact(store, mv)
-    document = deployment_input(
-        tenant, mv, integrity=integrity, strategy="direct", emergency=False, **dict(policy_overrides or {})
-    )
-    check_deployment(engine, document)
-    previous = production(session, tenant.id)
-    if previous is not None and previous.id != mv.id:
-        set_stage(session, previous, Stage.ARCHIVED, actor=actor, reason=f"replaced by {mv.id}")
-    set_stage(
-        session,
-        mv,
-        Stage.PRODUCTION,
-        actor=actor,
-        reason="promoted",
-        evidence={"policy": "fraudrail.deployment", "integrity_verified": integrity},
-    )
-    emit(session, SERVING_TOPIC, {"tenant_id": tenant.id, "reason": "promoted"})
-    return mv
+    Only ``registry.deployment.decide`` should call this: it gathers the inputs itself."""
+    try:
+        enforce(engine, "fraudrail.deployment", document)
+    except DeploymentRefused:
+        raise
+    except PolicyDenied as denied:
+        violations = denied.extra.get("violations", [])
+        reason = violations[0]["rule"] if violations else "denied"
+        raise DeploymentRefused(
+            denied.detail, field=denied.field, extra={"reason": reason, "violations": violations}
+        ) from denied

@@ -20,7 +20,8 @@ STAGE_EDGES: dict[Stage, frozenset[Stage]] = {
     Stage.REJECTED: frozenset(),
     Stage.APPROVED: frozenset({Stage.PRODUCTION, Stage.ARCHIVED}),
     Stage.PRODUCTION: frozenset({Stage.ARCHIVED}),
-    Stage.ARCHIVED: frozenset(),
+    # An archived version can come back (restore), so there is always a way back to a good model.
+    Stage.ARCHIVED: frozenset({Stage.APPROVED}),
 }
 
 

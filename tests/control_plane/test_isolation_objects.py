@@ -32,6 +32,7 @@ OBJECT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/v1/models/{model_id}/approve", None, "sre"),
     ("POST", "/v1/models/{model_id}/archive", None, "analyst"),
     ("POST", "/v1/models/{model_id}/promote", None, "analyst"),
+    ("POST", "/v1/models/{model_id}/restore", None, "sre"),
     ("GET", "/v1/training-runs/{run_id}", None, "app"),
     ("GET", "/v1/batch-scoring/{job_id}", None, "app"),
     ("GET", "/v1/batch-scoring/{job_id}/result", None, "analyst"),

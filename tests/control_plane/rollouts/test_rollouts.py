@@ -109,7 +109,7 @@ def test_deployment_policy_and_conflicts(
     denied = client.post(
         "/v1/rollouts", json={"candidate_version": candidate, "bake_s": 5}, headers=auth(t["admin"])
     )
-    assert denied.status_code == 422
+    assert denied.status_code == 409
     assert any("APPROVED" in v["message"] for v in denied.json()["violations"])
     bad_steps = client.post(
         "/v1/rollouts",

@@ -34,7 +34,7 @@ def test_slo_reports_budget_and_burn_rates(
     assert body["error_budget"]["bad_requests"] == 30 and body["error_budget"]["frozen"] is True
     assert {a["severity"] for a in body["alerts"]} == {"page", "ticket"}
     frozen = client.post("/v1/rollouts", json={"candidate_version": t["candidate"]}, headers=auth(t["admin"]))
-    assert frozen.status_code == 422 and any("error" in v["message"] for v in frozen.json()["violations"])
+    assert frozen.status_code == 409 and any("error" in v["message"] for v in frozen.json()["violations"])
     emergency = client.post(
         "/v1/rollouts",
         json={"candidate_version": t["candidate"], "emergency": True},

@@ -83,7 +83,9 @@ def test_upload_train_approve_promote_and_serve(
     } <= set(model["metrics"])
     assert model["params"]["seed"] == 0 and model["code_version"]
 
-    assert client.post(f"/v1/models/{model['id']}/promote", headers=auth(t["admin"])).status_code == 422
+    assert (
+        client.post(f"/v1/models/{model['id']}/promote", headers=auth(t["admin"])).status_code == 409
+    )  # refused by the deployment policy: not APPROVED
     approved = client.post(
         f"/v1/models/{model['id']}/approve", json={"note": "checked the report"}, headers=auth(t["admin"])
     )
