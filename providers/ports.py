@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class ProviderError(Exception):
@@ -156,16 +156,31 @@ class FlaggedTransactionStore(Protocol):
 
 Handler = Callable[[str, Mapping[str, Any]], None]
 
+# How a subscription receives a topic when many processes share one bus:
+# - "broadcast": every process runs its handler (per-process state: serving registry, limits,
+#   key cache); a process that was down misses it and rebuilds its state from the database.
+# - "work": exactly one process of the subscriber kind (``group``) runs it (shared effects: the
+#   review queue, label windows, rollbacks); at least once, so handlers must be idempotent.
+DeliveryMode = Literal["broadcast", "work"]
+
 
 @runtime_checkable
 class EventBus(Protocol):
     def publish(self, topic: str, message: Mapping[str, Any], *, require_delivery: bool = False) -> None:
         """Fan ``message`` out to the topic's subscribers. With ``require_delivery`` a subscriber's
         failure raises ``DeliveryFailed`` (in process: after every subscriber ran); without it, it is
-        logged. A remote bus is durable by itself: its receiver answers 5xx so the broker retries."""
+        logged. A remote bus is durable by itself: ``require_delivery`` then means the broker stored the
+        message (SNS accepted it, XADD succeeded), and a failed subscriber is retried by the broker
+        (SNS: the receiver answers 5xx; Redis Streams: the entry stays pending and is reclaimed)."""
         ...
 
-    def subscribe(self, topic: str, handler: Handler) -> None: ...
+    def subscribe(
+        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+    ) -> None:
+        """Run ``handler`` for the topic's messages. ``mode`` says who receives them across processes
+        (see ``DeliveryMode``); ``group`` names the subscriber kind of a "work" subscription (default:
+        the topic): the handlers of one group in one process run together, once per message."""
+        ...
 
 
 @runtime_checkable

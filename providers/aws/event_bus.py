@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from providers.aws._util import AwsError, provider_error
-from providers.local.event_bus import run_handlers
-from providers.ports import DeliveryFailed, Handler, ProviderError
+from providers.local.event_bus import check_mode, run_handlers
+from providers.ports import DeliveryFailed, DeliveryMode, Handler, ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -105,7 +105,13 @@ class SnsEventBus:
 
     # -------------------------------------------------------------- subscribing
 
-    def subscribe(self, topic: str, handler: Handler) -> None:
+    def subscribe(
+        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+    ) -> None:
+        # Each process subscribes its own receiver, so every process gets every message: right for
+        # "broadcast"; a "work" message is handled once per process (at least once; handlers are
+        # idempotent). Exactly one consumer per work message on AWS needs SNS -> SQS (not built).
+        check_mode(mode)
         arn = self.topic_arn(topic)
         if arn is None:
             raise ProviderError(f"no SNS topic for {topic!r} (configure its ARN or allow create_topics)")

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from providers.ports import DeliveryFailed, Handler
+from providers.ports import DeliveryFailed, DeliveryMode, Handler
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,11 @@ class InProcessEventBus:
         self._lock = threading.Lock()
         self._subscribers: dict[str, list[Handler]] = defaultdict(list)
 
-    def subscribe(self, topic: str, handler: Handler) -> None:
+    def subscribe(
+        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+    ) -> None:
+        # One process is every consumer there is: "broadcast" and "work" both run the handler once.
+        check_mode(mode)
         with self._lock:
             self._subscribers[topic].append(handler)
 
@@ -41,3 +45,8 @@ def run_handlers(handlers: Sequence[Handler], topic: str, message: Mapping[str, 
             log.exception("subscriber of %s failed", topic)
             errors.append(exc)
     return errors
+
+
+def check_mode(mode: str) -> None:
+    if mode not in ("broadcast", "work"):
+        raise ValueError(f"delivery mode must be 'broadcast' or 'work', not {mode!r}")
