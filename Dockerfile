@@ -10,7 +10,7 @@
 # Pin the bases by digest in CI (`--build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...`).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${NODE_IMAGE} AS node
 
@@ -85,7 +85,8 @@ CMD ["serve"]
 # ---------------------------------------------------------------- control plane (default target)
 FROM python-base AS control-plane
 LABEL org.opencontainers.image.title="fraudrail"
-# node runs the CDK's jsii kernel; libstdc++ is its only library the slim Python base lacks.
+# node (22: jsii supports 22 and 24 since Node 20 reached end of life) runs the CDK's jsii kernel;
+# libstdc++ is the one library it needs that the slim Python base lacks.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libstdc++6 \
@@ -101,8 +102,7 @@ ENV FRAUDRAIL_ENV=production \
     FRAUDRAIL_HOME=/var/lib/fraudrail \
     FRAUDRAIL_HOST=0.0.0.0 \
     FRAUDRAIL_PORT=8000 \
-    JSII_RUNTIME_PACKAGE_CACHE_ROOT=/var/lib/fraudrail/jsii-cache \
-    JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+    JSII_RUNTIME_PACKAGE_CACHE_ROOT=/var/lib/fraudrail/jsii-cache
 USER 10001:10001
 EXPOSE 8000
 # The API answers /healthz; the worker (`worker`) serves no HTTP, so for it the check is that

@@ -31,7 +31,7 @@ from cdk.config import (
     TAG_TIER,
     PlatformNames,
 )
-from cdk.network import isolated_vpc
+from cdk.platform_compute import ControlPlaneCompute, platform_vpc
 
 PLATFORM_TIER = "platform"
 PLATFORM_TENANT = "shared"
@@ -74,9 +74,10 @@ class PlatformStack(Stack):
         self.rollback_table = self._rollback_table()
         self.rollback_function = self._rollback_function(notification_secret_arn)
         self.alarm_topic.add_subscription(subscriptions.LambdaSubscription(self.rollback_function))
-        self.vpc = isolated_vpc(self, "Vpc")
+        self.vpc = platform_vpc(self, "Vpc")
         self.cache, self.cache_auth_secret = self._cache(cache_node_type)
         self.pooled_endpoint = self._pooled_endpoint(pooled_instance_type)
+        self.compute = ControlPlaneCompute(self, "ControlPlane", platform=self)
         self.dashboard = cloudwatch.CfnDashboard(
             self,
             "Dashboard",

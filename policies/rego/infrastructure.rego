@@ -11,7 +11,9 @@
 #
 # Rule ids: region-not-allowed, s3-encryption, s3-public-access-block, sagemaker-endpoint-kms,
 # sagemaker-instance-type, required-tags, tag-tier-mismatch, iam-wildcard-action,
-# iam-wildcard-resource.
+# iam-wildcard-resource; and, for the control plane's compute in the platform stack (they apply
+# to any template with these resources): waf-on-load-balancer, database-encrypted,
+# database-private, open-ingress.
 #
 # Every check is a function of the input document (`violations(doc)`), and `deny` applies it to
 # `input`. Tests call `violations(doc)` directly: rego-cpp (regopy 1.5) fails on
@@ -27,7 +29,7 @@ allow if count(violations(input)) == 0
 
 deny contains v if some v in violations(input)
 
-violations(doc) := ((((region_violations(doc) | s3_violations(doc)) | sagemaker_violations(doc)) | tag_violations(doc)) | iam_violations(doc))
+violations(doc) := (((((region_violations(doc) | s3_violations(doc)) | sagemaker_violations(doc)) | tag_violations(doc)) | iam_violations(doc)) | platform_violations(doc))
 
 required_tags := ["tenant_id", "tier", "cost-center"]
 
@@ -241,5 +243,113 @@ wildcard_resources(doc) := {v |
 		"rule": "iam-wildcard-resource",
 		"field": sprintf("%s.Resource", [entry[1]]),
 		"msg": sprintf("%s allows %v on Resource \"*\"", [entry[0], action]),
+	}
+}
+
+# ---------------------------------------------------------------- platform compute
+
+load_balancer_type := "AWS::ElasticLoadBalancingV2::LoadBalancer"
+
+database_types := {"AWS::RDS::DBInstance", "AWS::RDS::DBCluster"}
+
+# The only ports the internet may reach, and only on a load balancer's security group.
+public_ports := {80, 443}
+
+platform_violations(doc) := ((waf_missing(doc) | database_unencrypted(doc)) | database_public(doc)) | open_ingress(doc)
+
+internet_facing(resource) if {
+	resource.Type == load_balancer_type
+	object.get(properties(resource), "Scheme", "internet-facing") == "internet-facing"
+	object.get(properties(resource), "Type", "application") == "application"
+}
+
+# Logical ids of the load balancers a WebACL association names ({"Ref": id}: an ALB's Ref is its ARN).
+waf_protected(doc) := {lb |
+	resource := resources_of(doc)[_]
+	resource.Type == "AWS::WAFv2::WebACLAssociation"
+	lb := properties(resource).ResourceArn.Ref
+}
+
+waf_missing(doc) := {v |
+	resource := resources_of(doc)[id]
+	internet_facing(resource)
+	not id in waf_protected(doc)
+	v := {
+		"rule": "waf-on-load-balancer",
+		"field": sprintf("%s", [id]),
+		"msg": sprintf("internet-facing load balancer %s has no AWS WAF WebACL association", [id]),
+	}
+}
+
+database_unencrypted(doc) := {v |
+	resource := resources_of(doc)[id]
+	resource.Type in database_types
+	some prop in ["StorageEncrypted", "KmsKeyId"]
+	not encrypted_with_key(properties(resource), prop)
+	v := {
+		"rule": "database-encrypted",
+		"field": sprintf("%s.Properties.%s", [id, prop]),
+		"msg": sprintf("database %s must set %s (encrypted with a customer key)", [id, prop]),
+	}
+}
+
+encrypted_with_key(props, "StorageEncrypted") if props.StorageEncrypted == true
+
+encrypted_with_key(props, "KmsKeyId") if props.KmsKeyId
+
+database_public(doc) := {v |
+	resource := resources_of(doc)[id]
+	resource.Type in database_types
+	object.get(properties(resource), "PubliclyAccessible", false) != false
+	v := {
+		"rule": "database-private",
+		"field": sprintf("%s.Properties.PubliclyAccessible", [id]),
+		"msg": sprintf("database %s must not be publicly accessible", [id]),
+	}
+}
+
+# Logical ids of the security groups attached to a load balancer.
+load_balancer_groups(doc) := {group |
+	resource := resources_of(doc)[_]
+	resource.Type == load_balancer_type
+	ref := object.get(properties(resource), "SecurityGroups", [])[_]
+	group := ref["Fn::GetAtt"][0]
+}
+
+open_to_world(rule) if rule.CidrIp == "0.0.0.0/0"
+
+open_to_world(rule) if rule.CidrIpv6 == "::/0"
+
+allowed_public(doc, group, rule) if {
+	group in load_balancer_groups(doc)
+	object.get(rule, "IpProtocol", "") == "tcp"
+	rule.FromPort == rule.ToPort
+	rule.FromPort in public_ports
+}
+
+# [field, group logical id (or null), rule] of every ingress rule, inline or standalone.
+ingress_rules(doc) := inline_ingress(doc) | standalone_ingress(doc)
+
+inline_ingress(doc) := {[sprintf("%s.Properties.SecurityGroupIngress[%d]", [id, i]), id, rule] |
+	resource := resources_of(doc)[id]
+	resource.Type == "AWS::EC2::SecurityGroup"
+	rule := object.get(properties(resource), "SecurityGroupIngress", [])[i]
+}
+
+standalone_ingress(doc) := {[sprintf("%s.Properties", [id]), group, rule] |
+	resource := resources_of(doc)[id]
+	resource.Type == "AWS::EC2::SecurityGroupIngress"
+	rule := properties(resource)
+	group := object.get(object.get(rule, "GroupId", {}), "Fn::GetAtt", [null])[0]
+}
+
+open_ingress(doc) := {v |
+	some entry in ingress_rules(doc)
+	open_to_world(entry[2])
+	not allowed_public(doc, entry[1], entry[2])
+	v := {
+		"rule": "open-ingress",
+		"field": entry[0],
+		"msg": sprintf("%v is open to the internet on %v-%v: only a load balancer's 80 and 443 may be", [entry[1], object.get(entry[2], "FromPort", "all"), object.get(entry[2], "ToPort", "all")]),
 	}
 }

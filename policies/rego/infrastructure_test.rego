@@ -244,3 +244,113 @@ test_inline_role_policy_is_checked if {
 		"Role.Properties.Policies[0].PolicyDocument.Statement[0].Resource",
 	}
 }
+
+# ---------------------------------------------------------------- platform compute
+
+alb_group := {
+	"Type": "AWS::EC2::SecurityGroup",
+	"Properties": {
+		"GroupDescription": "load balancer",
+		"SecurityGroupIngress": [
+			{"CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443},
+			{"CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80},
+		],
+	},
+}
+
+service_group := {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "tasks"}}
+
+load_balancer := {
+	"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+	"Properties": {"Scheme": "internet-facing", "Type": "application", "SecurityGroups": [{"Fn::GetAtt": ["AlbGroup", "GroupId"]}]},
+}
+
+waf_association := {
+	"Type": "AWS::WAFv2::WebACLAssociation",
+	"Properties": {"ResourceArn": {"Ref": "LoadBalancer"}, "WebACLArn": {"Fn::GetAtt": ["WebAcl", "Arn"]}},
+}
+
+database := {
+	"Type": "AWS::RDS::DBInstance",
+	"Properties": {"StorageEncrypted": true, "KmsKeyId": {"Fn::GetAtt": ["Key", "Arn"]}, "PubliclyAccessible": false},
+}
+
+service_ingress := {
+	"Type": "AWS::EC2::SecurityGroupIngress",
+	"Properties": {
+		"GroupId": {"Fn::GetAtt": ["ServiceGroup", "GroupId"]},
+		"SourceSecurityGroupId": {"Fn::GetAtt": ["AlbGroup", "GroupId"]},
+		"IpProtocol": "tcp",
+		"FromPort": 8000,
+		"ToPort": 8000,
+	},
+}
+
+platform_compute := {
+	"AlbGroup": alb_group,
+	"ServiceGroup": service_group,
+	"LoadBalancer": load_balancer,
+	"WafAssociation": waf_association,
+	"Database": database,
+	"ServiceIngress": service_ingress,
+}
+
+with_platform(removed, extra) := with_resources([], object.union(object.remove(platform_compute, removed), extra))
+
+test_platform_compute_is_allowed if {
+	count(infrastructure.violations(with_platform([], {}))) == 0
+}
+
+test_load_balancer_without_waf_is_denied if {
+	denied := infrastructure.violations(with_platform(["WafAssociation"], {}))
+	rules(denied) == {"waf-on-load-balancer"}
+	fields(denied) == {"LoadBalancer"}
+}
+
+test_internal_load_balancer_needs_no_waf if {
+	props := object.union(object.remove(load_balancer.Properties, ["Scheme"]), {"Scheme": "internal"})
+	internal := {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": props}
+	count(infrastructure.violations(with_platform(["WafAssociation", "LoadBalancer"], {"LoadBalancer": internal}))) == 0
+}
+
+test_unencrypted_database_is_denied if {
+	plain := {"Type": "AWS::RDS::DBInstance", "Properties": {"StorageEncrypted": false, "PubliclyAccessible": false}}
+	denied := infrastructure.violations(with_platform(["Database"], {"Database": plain}))
+	rules(denied) == {"database-encrypted"}
+	fields(denied) == {"Database.Properties.StorageEncrypted", "Database.Properties.KmsKeyId"}
+}
+
+test_public_database_is_denied if {
+	props := object.union(object.remove(database.Properties, ["PubliclyAccessible"]), {"PubliclyAccessible": true})
+	denied := infrastructure.violations(with_platform(["Database"], {"Database": {"Type": "AWS::RDS::DBInstance", "Properties": props}}))
+	rules(denied) == {"database-private"}
+	fields(denied) == {"Database.Properties.PubliclyAccessible"}
+}
+
+test_world_ingress_on_another_port_of_the_load_balancer_is_denied if {
+	ssh := {"CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}
+	group := {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "lb", "SecurityGroupIngress": array.concat(alb_group.Properties.SecurityGroupIngress, [ssh])}}
+	denied := infrastructure.violations(with_platform(["AlbGroup"], {"AlbGroup": group}))
+	rules(denied) == {"open-ingress"}
+	fields(denied) == {"AlbGroup.Properties.SecurityGroupIngress[2]"}
+}
+
+test_world_ingress_on_443_of_a_group_without_load_balancer_is_denied if {
+	open := {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "tasks", "SecurityGroupIngress": [{"CidrIpv6": "::/0", "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443}]}}
+	denied := infrastructure.violations(with_platform(["ServiceGroup"], {"ServiceGroup": open}))
+	rules(denied) == {"open-ingress"}
+	fields(denied) == {"ServiceGroup.Properties.SecurityGroupIngress[0]"}
+}
+
+test_standalone_world_ingress_is_denied if {
+	props := object.union(object.remove(service_ingress.Properties, ["SourceSecurityGroupId"]), {"CidrIp": "0.0.0.0/0"})
+	denied := infrastructure.violations(with_platform(["ServiceIngress"], {"ServiceIngress": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": props}}))
+	rules(denied) == {"open-ingress"}
+	fields(denied) == {"ServiceIngress.Properties"}
+}
+
+test_world_ingress_on_a_port_range_is_denied_even_on_the_load_balancer if {
+	wide := {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "lb", "SecurityGroupIngress": [{"CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 80, "ToPort": 443}]}}
+	denied := infrastructure.violations(with_platform(["AlbGroup"], {"AlbGroup": wide}))
+	rules(denied) == {"open-ingress"}
+}
