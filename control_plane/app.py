@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import PlainTextResponse
 
 from control_plane.audit.router import router as audit_router
 from control_plane.auth.router import router as keys_router
@@ -127,9 +126,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> str:
-        c: Container = app.state.container
-        return c.providers.metrics.render_prometheus()
+    from control_plane.metrics_endpoint import install_metrics_route
+
+    install_metrics_route(app)  # GET /metrics, behind FRAUDRAIL_METRICS_TOKEN when set
 
     return app

@@ -6,8 +6,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from providers.metrics_catalog import TenantLabels
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,10 +44,26 @@ class AppSettings(BaseSettings):
     slo_bucket_s: int = 10
     spool_dir_name: str = "spool"
     card_hash_key: str = "dev-only-card-hash-key"
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a scraper must send to GET /metrics; required in production.",
+    )
+    metrics_tenant_labels: str | None = Field(
+        default=None,
+        description="Tenant ids /metrics may show: all | none | comma-separated ids (the others "
+        'become tenant="*"). Unset: all, except none in production.',
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'fraudrail.db'}"
+
+    @property
+    def metrics_tenant_policy(self) -> TenantLabels:
+        if self.metrics_tenant_labels is not None:
+            return TenantLabels.parse(self.metrics_tenant_labels)
+        # Production scrapes leave the process: name no tenant there unless the operator says so.
+        return TenantLabels.parse("none" if self.env == "production" else "all")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AppSettings:
@@ -59,4 +77,10 @@ class AppSettings(BaseSettings):
                 raise ValueError("FRAUDRAIL_CARD_HASH_KEY must be set in production")
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs FRAUDRAIL_DATABASE_URL pointing at PostgreSQL")
+            if self.metrics_token is None or not self.metrics_token.get_secret_value():
+                raise ValueError(
+                    "FRAUDRAIL_METRICS_TOKEN must be set in production: /metrics shows tenants' traffic"
+                )
+        if self.metrics_tenant_labels is not None:
+            TenantLabels.parse(self.metrics_tenant_labels)  # a typo fails at start, not at scrape
         return self

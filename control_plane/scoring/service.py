@@ -170,6 +170,8 @@ class FraudChecker:
             decision=answer["decision"],
             cohort=answer["cohort"],
         )
+        if answer["decision"] != LEGIT:
+            self.metrics.increment("fraudrail_flagged_total", tenant=tenant_id, decision=answer["decision"])
         self.metrics.observe(
             "fraudrail_fraud_check_seconds", answer["server_time_ms"] / 1000, tenant=tenant_id
         )
@@ -242,6 +244,9 @@ class FraudChecker:
             except ServiceUnavailable:
                 self.recorder.record(
                     tid, version, cohort, ok=False, latency_ms=(time.perf_counter() - t0) * 1000
+                )
+                self.metrics.increment(
+                    "fraudrail_fraud_check_total", tenant=tid, decision="error", cohort=cohort
                 )
                 raise
         decision = hit.decision or threshold_decision(score, tenant.policy)

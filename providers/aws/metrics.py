@@ -1,8 +1,11 @@
 """Metrics to CloudWatch: buffered in memory, flushed with PutMetricData in batches.
 
-``CloudWatchMetrics`` is an ``InMemoryMetrics`` too, so the app's ``/metrics`` keeps rendering
-the process's own counters (``render_prometheus``) and the ``Providers.metrics`` type holds.
-Counters become one ``Count`` datum per series and flush. Observations are sent as
+``CloudWatchMetrics`` is an ``InMemoryMetrics`` too: every call is checked against
+``providers/metrics_catalog.py`` and recorded in the process's Prometheus registry first, so
+``/metrics`` serves the same series locally (``render_prometheus``) and the ``Providers.metrics``
+type holds. Tenant ids stay as CloudWatch dimensions (the account is the operator's own; the
+tenant-label policy applies to the ``/metrics`` scrape). Counters become one ``Count`` datum per
+series and flush; a gauge sends its last value of the flush. Observations are sent as
 ``Values``/``Counts`` arrays (values rounded to 4 significant digits, at most 150 distinct values
 a datum), so CloudWatch can compute percentiles (it cannot from ``StatisticValues``). A flush
 never raises into the caller: failures are logged and the lost data counted in ``dropped``.

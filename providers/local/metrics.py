@@ -1,55 +1,120 @@
-"""In-memory metrics sink with a Prometheus text rendering."""
+"""Metrics kept in process and exposed in the Prometheus text format (``prometheus-client``).
+
+Each instance owns its ``CollectorRegistry`` (tests build many apps in one process; the global
+registry would mix them and refuse a second registration). Every metric of
+``providers.metrics_catalog`` is registered up front, so ``/metrics`` always carries its HELP and
+TYPE lines; a name or a label set the catalogue does not declare raises ``UndeclaredMetric``.
+Counters only go up and histograms keep cumulative buckets, ``_sum`` and ``_count``, so
+``rate()`` and ``histogram_quantile()`` work across scrapes.
+
+``render_prometheus`` applies the operator's tenant-label policy (``TenantLabels``): series of
+tenants that may not be named are merged into ``tenant="*"`` (counters and histograms summed,
+gauges by their maximum), so a scrape shows no tenant id the operator did not choose to expose.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from providers.metrics_catalog import (
+    ALL_TENANTS,
+    CATALOG,
+    COLLAPSED_TENANT,
+    MetricKind,
+    MetricSpec,
+    TenantLabels,
+)
 
 
-def _key(name: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return name, tuple(sorted(labels.items()))
+class UndeclaredMetric(ValueError):
+    """A metric name, type or label set that ``providers/metrics_catalog.py`` does not declare."""
 
 
 class InMemoryMetrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
-        self.observations: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = defaultdict(list)
-        self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    def __init__(self, catalog: Mapping[str, MetricSpec] = CATALOG) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._catalog = catalog
+        self._metrics: dict[str, MetricWrapperBase] = {
+            name: _register(spec, self.registry) for name, spec in catalog.items()
+        }
+
+    def _child(self, name: str, kind: MetricKind, labels: Mapping[str, str]) -> MetricWrapperBase:
+        spec = self._catalog.get(name)
+        if spec is None:
+            raise UndeclaredMetric(f"{name} is not declared in providers/metrics_catalog.py")
+        if spec.kind != kind:
+            raise UndeclaredMetric(f"{name} is a {spec.kind}, not a {kind}")
+        if len(labels) != len(spec.labels) or set(labels) != set(spec.labels):
+            raise UndeclaredMetric(f"{name} takes labels {spec.labels}, got {tuple(sorted(labels))}")
+        metric = self._metrics[name]
+        return metric.labels(**labels) if spec.labels else metric
 
     def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
-        with self._lock:
-            self.counters[_key(name, labels)] += value
+        child = self._child(name, "counter", labels)
+        assert isinstance(child, Counter)
+        child.inc(value)  # refuses a negative value: a counter never goes down
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        with self._lock:
-            values = self.observations[_key(name, labels)]
-            values.append(value)
-            if len(values) > 10_000:  # keep a bounded recent window
-                del values[:5_000]
+        child = self._child(name, "histogram", labels)
+        assert isinstance(child, Histogram)
+        child.observe(value)
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
-        with self._lock:
-            self.gauges[_key(name, labels)] = value
+        child = self._child(name, "gauge", labels)
+        assert isinstance(child, Gauge)
+        child.set(value)
+
+    # ------------------------------------------------------------------- read back
+
+    def value(self, series: str, **labels: str) -> float | None:
+        """The current value of one exposed series (``x_total``, ``x_count``, ``x_bucket`` + ``le``)."""
+        return self.registry.get_sample_value(series, labels)
 
     def counter(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self.counters.get(_key(name, labels), 0.0)
+        return self.value(name, **labels) or 0.0
 
-    def render_prometheus(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for (name, labels), value in sorted(self.counters.items()):
-                lines.append(f"{name}{_fmt(labels)} {value}")
-            for (name, labels), value in sorted(self.gauges.items()):
-                lines.append(f"{name}{_fmt(labels)} {value}")
-            for (name, labels), values in sorted(self.observations.items()):
-                lines.append(f"{name}_count{_fmt(labels)} {len(values)}")
-                lines.append(f"{name}_sum{_fmt(labels)} {sum(values)}")
-        return "\n".join(lines) + "\n"
+    def render_prometheus(self, tenant_labels: TenantLabels = ALL_TENANTS) -> str:
+        return generate_latest(_Exposed(self.registry, tenant_labels)).decode()
 
 
-def _fmt(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+def _register(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
+    if spec.kind == "counter":
+        return Counter(spec.name, spec.help, spec.labels, registry=registry)
+    if spec.kind == "gauge":
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
+
+
+class _Exposed(Collector):
+    """The registry's families as served: ``_created`` samples dropped (they would double the
+    series count and nothing reads them) and unlisted tenants merged into ``tenant="*"``."""
+
+    def __init__(self, source: CollectorRegistry, tenant_labels: TenantLabels) -> None:
+        self._source = source
+        self._tenants = tenant_labels
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._source.collect():
+            merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = dict(sample.labels)
+                if "tenant" in labels and not self._tenants.shown(labels["tenant"]):
+                    labels["tenant"] = COLLAPSED_TENANT
+                key = (sample.name, tuple(labels.items()))
+                if key not in merged:
+                    merged[key] = sample.value
+                elif family.type == "gauge":
+                    merged[key] = max(merged[key], sample.value)
+                else:  # counters and histogram series add up
+                    merged[key] += sample.value
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            for (name, pairs), value in merged.items():
+                out.add_sample(name, dict(pairs), value)
+            yield out

@@ -74,7 +74,7 @@ def test_registry_builds_the_aws_providers_from_settings(
         providers.event_bus.subscribe("alarms", lambda _t, m: seen.append(dict(m)))
         providers.event_bus.publish("alarms", {"tenant_id": "ten_f"})
         wait_until(lambda: seen, timeout_s=10, what="an SNS delivery")
-        providers.metrics.increment("scoring_requests_total", tenant_id="ten_f")
+        providers.metrics.increment("fraudrail_integrity_failures_total", tenant="ten_f")
         assert providers.metrics.flush() == 1
         log = build_rollback_log(aws_settings, clients)
         assert log.list("ten_f") == []

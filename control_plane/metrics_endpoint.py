@@ -1,0 +1,61 @@
+"""``GET /metrics``: the Prometheus scrape, behind ``FRAUDRAIL_METRICS_TOKEN`` when it is set.
+
+The scrape names tenants and their traffic by decision, so it answers 401 without the token
+(production refuses to start without one) and shows only the tenant ids the operator allowed
+(``FRAUDRAIL_METRICS_TENANT_LABELS``); the others are merged into ``tenant="*"``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from control_plane.container import Container
+from control_plane.http import problem
+
+OPENAPI_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text format 0.0.4"},
+    401: {
+        "content": {"application/problem+json": {}},
+        "description": "FRAUDRAIL_METRICS_TOKEN is set and the request does not carry it",
+    },
+}
+
+
+def install_metrics_route(app: FastAPI) -> None:
+    app.add_api_route(
+        "/metrics",
+        get_metrics,
+        methods=["GET"],
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses=OPENAPI_RESPONSES,
+    )
+
+
+def get_metrics(request: Request) -> Response:
+    """Prometheus scrape; needs `Authorization: Bearer <FRAUDRAIL_METRICS_TOKEN>` when that is set."""
+    container: Container = request.app.state.container
+    return metrics_response(container, request.headers.get("authorization"))
+
+
+def metrics_response(container: Container, authorization: str | None) -> Response:
+    token = container.settings.metrics_token
+    if token is not None and not _bearer_matches(authorization, token.get_secret_value()):
+        resp = problem(
+            401, "Unauthenticated", "GET /metrics needs Authorization: Bearer <FRAUDRAIL_METRICS_TOKEN>"
+        )
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return resp
+    text = container.providers.metrics.render_prometheus(container.settings.metrics_tenant_policy)
+    return Response(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _bearer_matches(authorization: str | None, token: str) -> bool:
+    scheme, _, presented = (authorization or "").partition(" ")
+    # Constant-time, so response timing does not reveal how much of the token was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())

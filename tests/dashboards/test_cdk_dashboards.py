@@ -1,0 +1,50 @@
+"""The CloudWatch dashboards and alarms the CDK stacks synthesize: ours come from dashboards/ and
+name catalogued metrics; the rest read metrics AWS itself publishes (AWS/* namespaces)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.metrics_catalog import CATALOG
+from tests.cdk.support import Synthesized
+from tests.dashboards.queries import DASHBOARDS_DIR, NAMESPACE
+
+# Metrics AWS publishes for SageMaker endpoints that the premium silo's canary alarms watch.
+AWS_METRICS = {("AWS/SageMaker", "Invocation5XXErrors"), ("AWS/SageMaker", "ModelLatency")}
+
+
+def _resources(synthesized: Synthesized, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{name}/{logical}", res["Properties"])
+        for name in synthesized.templates
+        for logical, res in synthesized.template_json(name)["Resources"].items()
+        if res["Type"] == kind
+    ]
+
+
+def test_every_synthesized_dashboard_is_a_file_under_dashboards(synthesized: Synthesized) -> None:
+    files = {json.dumps(json.loads(p.read_text()), sort_keys=True) for p in DASHBOARDS_DIR.rglob("*.json")}
+    dashboards = _resources(synthesized, "AWS::CloudWatch::Dashboard")
+    assert dashboards
+    for where, props in dashboards:
+        body = props["DashboardBody"]
+        text = body["Fn::Sub"] if isinstance(body, dict) else body
+        # So test_dashboards.py, which reads the files, checks what is deployed.
+        assert json.dumps(json.loads(text), sort_keys=True) in files, where
+
+
+def test_every_synthesized_alarm_reads_a_catalogued_or_aws_metric(synthesized: Synthesized) -> None:
+    alarms = _resources(synthesized, "AWS::CloudWatch::Alarm")
+    assert alarms
+    for where, props in alarms:
+        metrics = [props] if "MetricName" in props else [q["MetricStat"]["Metric"] for q in props["Metrics"]]
+        for metric in metrics:
+            namespace, name = metric["Namespace"], metric["MetricName"]
+            if namespace == NAMESPACE:
+                spec = CATALOG.get(name)
+                assert spec is not None, f"{where}: {name} is not in providers/metrics_catalog.py"
+                dims = {d["Name"] for d in metric.get("Dimensions", [])}
+                assert dims <= set(spec.labels), f"{where}: {name} has no dimension {dims - set(spec.labels)}"
+            else:
+                assert (namespace, name) in AWS_METRICS, f"{where}: unknown metric {namespace} {name}"
