@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +14,8 @@ from botocore.stub import Stubber
 from providers.aws.event_bus import SnsEventBus, topic_name
 from providers.aws.factory import AwsClients
 from providers.ports import ProviderError
-from tests.helpers import wait_until
 from tests.control_plane.providers import contracts
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.aws
 
@@ -148,3 +148,15 @@ def test_sns_receiver_answers_500_when_a_subscriber_fails_so_sns_retries(bus: Sn
 
     assert post() == 500 and got == []  # SNS delivers it again (its HTTP delivery retry policy)
     assert post() == 200 and got == [{"flagged_id": "flg_1"}]
+
+
+def test_sns_bus_delivery_modes_and_broadcast_to_every_process(bus: SnsEventBus, clients: AwsClients) -> None:
+    def eventually(cond: Callable[[], bool]) -> None:
+        wait_until(cond, timeout_s=10, what="SNS delivery")
+
+    contracts.check_delivery_modes(bus, deliver=eventually)
+    other = SnsEventBus(clients.sns, None, create_topics=True)  # a second process: its own receiver
+    try:
+        contracts.check_broadcast_across_processes(bus, other, deliver=eventually)
+    finally:
+        other.close()

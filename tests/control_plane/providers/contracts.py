@@ -77,6 +77,89 @@ def check_event_bus(
     return seen
 
 
+def check_delivery_modes(bus: EventBus, deliver: Callable[[Callable[[], bool]], None]) -> None:
+    """One process: a broadcast and a work subscription each run once per message; ``deliver(cond)``
+    waits until ``cond()`` holds where delivery is asynchronous."""
+    topic = f"modes-{uuid.uuid4().hex[:8]}"
+    seen: list[tuple[str, int]] = []
+    bus.subscribe(topic, lambda _t, m: seen.append(("broadcast", m["n"])), mode="broadcast")
+    bus.subscribe(topic, lambda _t, m: seen.append(("work", m["n"])), mode="work", group="kind-a")
+    for n in (1, 2):
+        bus.publish(topic, {"n": n}, require_delivery=True)
+    deliver(lambda: len(seen) >= 4)
+    assert sorted(seen) == [("broadcast", 1), ("broadcast", 2), ("work", 1), ("work", 2)]
+    with pytest.raises(ValueError, match="delivery mode"):
+        bus.subscribe(topic, lambda _t, _m: None, mode="sometimes")  # type: ignore[arg-type]
+
+
+def check_broadcast_and_work_across_processes(
+    a: EventBus, b: EventBus, deliver: Callable[[Callable[[], bool]], None], *, messages: int = 20
+) -> None:
+    """Two processes on one bus: a broadcast reaches both; each work message runs in exactly one of
+    them (one consumer group per subscriber kind), and two kinds each get every work message."""
+    bc, wk = f"bc-{uuid.uuid4().hex[:8]}", f"wk-{uuid.uuid4().hex[:8]}"
+    got: dict[str, list[tuple[str, int]]] = {"a": [], "b": []}
+    audit: list[int] = []
+    for name, bus in (("a", a), ("b", b)):
+        bus.subscribe(bc, lambda _t, m, n=name: got[n].append(("bc", m["n"])), mode="broadcast")
+        bus.subscribe(wk, lambda _t, m, n=name: got[n].append(("wk", m["n"])), mode="work", group="review")
+    a.subscribe(wk, lambda _t, m: audit.append(m["n"]), mode="work", group="audit")  # another kind
+    a.publish(bc, {"n": 0})
+    for n in range(messages):
+        (a if n % 2 else b).publish(wk, {"n": n}, require_delivery=True)
+
+    def done() -> bool:
+        work = [n for name in got for kind, n in got[name] if kind == "wk"]
+        return len(work) >= messages and len(audit) >= messages and all(("bc", 0) in got[n] for n in got)
+
+    deliver(done)
+    for name in got:
+        assert [m for m in got[name] if m[0] == "bc"] == [("bc", 0)]  # every process, once
+    work = sorted(n for name in got for kind, n in got[name] if kind == "wk")
+    assert work == list(range(messages))  # each exactly once across the two processes
+    assert sorted(audit) == list(range(messages))
+
+
+def check_broadcast_across_processes(
+    a: EventBus, b: EventBus, deliver: Callable[[Callable[[], bool]], None]
+) -> None:
+    """Two processes on one bus: a broadcast published by either reaches both."""
+    topic = f"bc-{uuid.uuid4().hex[:8]}"
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    a.subscribe(topic, lambda _t, m: got["a"].append(m["n"]), mode="broadcast")
+    b.subscribe(topic, lambda _t, m: got["b"].append(m["n"]), mode="broadcast")
+    a.publish(topic, {"n": 1})
+    b.publish(topic, {"n": 2})
+    deliver(lambda: len(got["a"]) >= 2 and len(got["b"]) >= 2)
+    assert sorted(got["a"]) == sorted(got["b"]) == [1, 2]
+
+
+class ConsumerCrashed(BaseException):
+    """Raised by a handler to kill its consumer thread mid-message, as a crash would (not an
+    ``Exception``: buses isolate those and retry)."""
+
+
+def check_crash_reclaim(
+    crashing: EventBus, survivor: EventBus, deliver: Callable[[Callable[[], bool]], None]
+) -> None:
+    """A process that read a work message and died before acknowledging it: another process's
+    consumer of the same kind takes it over and runs it."""
+    topic = f"reclaim-{uuid.uuid4().hex[:8]}"
+    read_by_crashing: list[int] = []
+    done: list[int] = []
+
+    def crash(_t: str, m: Any) -> None:
+        read_by_crashing.append(m["n"])
+        raise ConsumerCrashed
+
+    crashing.subscribe(topic, crash, mode="work", group="kind")
+    crashing.publish(topic, {"n": 7}, require_delivery=True)
+    deliver(lambda: bool(read_by_crashing))  # read, never acknowledged; its consumer is gone
+    survivor.subscribe(topic, lambda _t, m: done.append(m["n"]), mode="work", group="kind")
+    deliver(lambda: bool(done))
+    assert done == [7] and read_by_crashing == [7]
+
+
 def check_claim_and_read(cache: FeatureCache) -> None:
     """The idempotency primitive: the first caller claims, later callers see the holder's value."""
     t = f"ten_{uuid.uuid4().hex}"

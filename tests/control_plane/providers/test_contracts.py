@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,10 @@ from providers.local.event_bus import InProcessEventBus
 from providers.local.feature_cache import MemoryFeatureCache
 from providers.local.object_store import LocalObjectStore
 from providers.ports import DeliveryFailed, ProviderError
+from providers.redis_bus import RedisStreamsEventBus
 from providers.redis_cache import RedisFeatureCache
 from tests.control_plane.providers import contracts
+from tests.helpers import wait_until
 
 
 def test_memory_cache_contract() -> None:
@@ -77,3 +79,77 @@ def test_in_process_bus_raises_for_a_failed_subscriber_only_when_delivery_is_req
     assert seen == ["t", "t"]  # the healthy subscriber ran both times
     assert failed.value.topic == "t" and [str(e) for e in failed.value.errors] == ["subscriber bug"]
     bus.publish("other", {"n": 3}, require_delivery=True)  # no subscriber: nothing failed
+
+
+def test_in_process_bus_delivery_modes() -> None:
+    contracts.check_delivery_modes(InProcessEventBus(), deliver=lambda cond: None)
+
+
+def _eventually(cond: Callable[[], bool]) -> None:
+    wait_until(cond, timeout_s=10, what="delivery on the Redis bus")
+
+
+@pytest.fixture
+def redis_buses(redis_url: str) -> Iterator[Callable[..., RedisStreamsEventBus]]:
+    """Buses on one Redis, each standing for one process (its own consumer name and threads)."""
+    made: list[RedisStreamsEventBus] = []
+
+    def make(**options: Any) -> RedisStreamsEventBus:
+        bus = RedisStreamsEventBus(redis_url, block_ms=100, **options)
+        bus.start()
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        bus.close()
+    RedisFeatureCache(redis_url).client.flushdb()
+
+
+def test_redis_bus_contract(redis_buses: Callable[..., RedisStreamsEventBus]) -> None:
+    bus = redis_buses()
+    contracts.check_event_bus(bus, deliver=lambda: _eventually(lambda: bus.delivered >= 0))
+    contracts.check_delivery_modes(bus, deliver=_eventually)
+
+
+def test_redis_bus_broadcast_reaches_every_process_and_work_exactly_one(
+    redis_buses: Callable[..., RedisStreamsEventBus],
+) -> None:
+    contracts.check_broadcast_and_work_across_processes(redis_buses(), redis_buses(), deliver=_eventually)
+    contracts.check_broadcast_across_processes(redis_buses(), redis_buses(), deliver=_eventually)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the crash, on purpose
+def test_redis_bus_reclaims_what_a_crashed_consumer_read(
+    redis_buses: Callable[..., RedisStreamsEventBus],
+) -> None:
+    crashing = redis_buses(claim_idle_ms=200)
+    survivor = redis_buses(claim_idle_ms=200)
+    contracts.check_crash_reclaim(crashing, survivor, deliver=_eventually)
+    assert survivor.reclaimed == 1
+
+
+def test_redis_bus_retries_a_failed_handler_then_dead_letters_it(
+    redis_buses: Callable[..., RedisStreamsEventBus], redis_url: str
+) -> None:
+    bus = redis_buses(claim_idle_ms=50, max_deliveries=3)
+    calls: list[int] = []
+
+    def flaky(_t: str, m: Mapping[str, Any]) -> None:
+        calls.append(m["n"])
+        if len(calls) < 2 or m["n"] == 13:
+            raise RuntimeError("subscriber bug")
+
+    bus.subscribe("labels", flaky, mode="work", group="kind")
+    bus.publish("labels", {"n": 1}, require_delivery=True)  # fails once, then succeeds
+    bus.publish("labels", {"n": 13})  # always fails: dead-lettered after 3 deliveries
+    client = RedisFeatureCache(redis_url).client
+    _eventually(lambda: client.xlen(bus.stream("labels") + ":dead") == 1)
+    assert calls.count(1) == 2 and calls.count(13) == 3  # 3 deliveries ran; the 4th moved it
+    assert client.xpending(bus.stream("labels"), "kind")["pending"] == 0
+
+
+def test_redis_bus_down_fails_the_publish(redis_url: str) -> None:
+    dead = RedisStreamsEventBus("redis://127.0.0.1:1/0", timeout_s=0.2)
+    with pytest.raises(ProviderError):
+        dead.publish("t", {"n": 1}, require_delivery=True)
