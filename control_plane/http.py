@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,10 +64,37 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         return problem(exc.status_code, "HTTP error", str(exc.detail))
 
+    # A database that cannot be reached (refused, dropped, restarting, pool exhausted) is an
+    # outage, not a bug: 503 with Retry-After so clients retry, never a 500.
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, _database_unavailable)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # the connection pool's wait ran out
+)
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable() -> JSONResponse:
+    return problem(
+        503,
+        "Service unavailable",
+        "the database is unreachable right now; retry shortly",
+        retry_after_s=DATABASE_RETRY_AFTER_S,
+    )
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> Response:
+    log.error("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return database_unavailable()
 
 
 NUL = "\x00"

@@ -7,7 +7,8 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -16,7 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.audit import service as audit
 from control_plane.auth.orm import ApiKey
 from control_plane.auth.scopes import TENANT_SCOPES, Principal, Scope
-from control_plane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from control_plane.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+)
+from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
 
 TOKEN_PREFIX = "frk_"  # noqa: S105 - a public prefix, not a secret
@@ -129,43 +138,97 @@ def count_platform_admin_keys(session: Session) -> int:
     return len(list(session.scalars(stmt)))
 
 
+# Keys verified within this window keep working while the database is unreachable (stale-if-error);
+# past it, or for a key never verified here, verification answers 503 until the database is back.
+STALE_IF_ERROR_S = 900.0
+CACHE_MAX_KEYS = 10_000
+OUTAGE_RETRY_AFTER_S = 5
+
+
+@dataclass(frozen=True)
+class _Verified:
+    secret_hash: str
+    principal: Principal
+    at: float  # monotonic time of the database read
+
+
 class KeyVerifier:
     """Resolves a token to a principal; caches verified keys briefly so hot paths skip SQL.
 
     Revocation in this process invalidates at once (``forget``); other processes see it
-    within ``ttl_s``.
+    within ``ttl_s``. The cache holds at most ``max_keys`` keys (least recently used out first).
+    When the database cannot be reached, a key read from it less than ``stale_s`` ago is still
+    accepted (a revocation made during the outage waits for the database, bounded by ``stale_s``);
+    any other key gets 503 with ``Retry-After``, never a 500.
     """
 
-    def __init__(self, factory: sessionmaker[Session], ttl_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        ttl_s: float = 30.0,
+        *,
+        stale_s: float = STALE_IF_ERROR_S,
+        max_keys: int = CACHE_MAX_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._factory = factory
         self._ttl = ttl_s
+        self._stale_s = max(stale_s, ttl_s)
+        self._max_keys = max_keys
+        self.clock = clock  # settable: tests move time past the TTL without sleeping
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[str, Principal, float]] = {}
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self.stale_answers = 0  # keys accepted from the cache during an outage (for tests and ops)
 
     def verify(self, token: str) -> Principal:
         key_id, secret = _parse(token)
         digest = _hash(secret)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             hit = self._cache.get(key_id)
-        if hit is not None and hit[2] > now:
-            if not hmac.compare_digest(hit[0], digest):
-                raise Unauthenticated("invalid API key")
-            return hit[1]
-        with self._factory() as session:
-            key = session.get(ApiKey, key_id)
-            if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, digest):
-                raise Unauthenticated("invalid API key")
-            principal = Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id)
-            stored_hash = key.secret_hash
+        if hit is not None and now - hit.at < self._ttl:
+            return _matching(hit, digest)
+        try:
+            with self._factory() as session:
+                key = session.get(ApiKey, key_id)
+                if key is None or key.revoked_at is not None:
+                    self.forget([key_id])
+                    raise Unauthenticated("invalid API key")
+                verified = _Verified(
+                    key.secret_hash,
+                    Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id),
+                    now,
+                )
+        except DATABASE_OUTAGES as exc:
+            if hit is not None and now - hit.at < self._stale_s:
+                with self._lock:
+                    self.stale_answers += 1
+                return _matching(hit, digest)
+            raise ServiceUnavailable(
+                "cannot verify the API key: the database is unreachable; retry shortly",
+                extra={"retry_after_s": OUTAGE_RETRY_AFTER_S},
+            ) from exc
+        principal = _matching(verified, digest)
         with self._lock:
-            self._cache[key_id] = (stored_hash, principal, now + self._ttl)
+            self._cache[key_id] = verified
+            self._cache.move_to_end(key_id)
+            while len(self._cache) > self._max_keys:
+                self._cache.popitem(last=False)
         return principal
 
     def forget(self, key_ids: Iterable[str]) -> None:
         with self._lock:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def _matching(entry: _Verified, digest: str) -> Principal:
+    if not hmac.compare_digest(entry.secret_hash, digest):
+        raise Unauthenticated("invalid API key")
+    return entry.principal
 
 
 def authorize(principal: Principal, tenant_id: str, scopes: Iterable[Scope]) -> None:
