@@ -1,9 +1,11 @@
 """Scoring a trained artifact: one row (the hot path), batches, and explanations.
 
-One row is scored by a numpy walk of the dumped trees: every tree advances one level per
-step, comparisons in float32 and leaf values summed in float32 in tree order, exactly as
-XGBoost's CPU predictor does, so margins are bit-identical to ``Booster.predict`` (a test
-checks it) at a fraction of XGBoost's per-call set-up cost (numbers in docs/model.md).
+The artifact's header names its learner (XGBoost or LightGBM); ``Scorer`` picks the matching
+booster and tree walk. One row is scored by a numpy walk of the dumped trees: every tree
+advances one level per step. For XGBoost, comparisons in float32 and leaf values summed in
+float32 in tree order, exactly as XGBoost's CPU predictor does; for LightGBM, float64 and
+``x <= threshold`` (``fraud_model.lgbm``). Margins are bit-identical to each library's own
+prediction (tests check both) at a fraction of its per-call set-up cost (docs/model.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from fraud_model import lgbm
 from fraud_model.reasons import reason_codes
 from fraud_model.training import TrainedModel, load_verified
 
@@ -128,9 +131,15 @@ class Scorer:
 
     def __init__(self, model: TrainedModel, *, nthread: int = 1) -> None:
         self.model = model
+        self.algorithm = model.algorithm
         self.feature_names = model.feature_names
-        self.booster = model.booster(nthread=nthread)
-        self.trees = TreeArrays.from_booster(self.booster)
+        # xgboost.Booster or lightgbm.Booster, as the artifact's header says.
+        self.booster: Any = model.booster(nthread=nthread)
+        self.trees: TreeArrays | lgbm.LgbTreeArrays = (
+            lgbm.LgbTreeArrays.from_model_text(model.booster_ubj.decode())
+            if self.algorithm == "lightgbm"
+            else TreeArrays.from_booster(self.booster)
+        )
         self._n = len(model.feature_names)
 
     @classmethod
@@ -160,17 +169,28 @@ class Scorer:
         x = np.asarray(matrix, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self._n:
             raise ValueError(f"expected a matrix with {self._n} columns, got shape {x.shape}")
+        if self.algorithm == "lightgbm":
+            return lgbm.margin_batch(self.booster, x)
         return np.asarray(self.booster.predict(xgb.DMatrix(x, nthread=1), output_margin=True))
 
     def score_batch(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated P(fraud) for each row of a matrix."""
         return self.model.calibrator.apply(self.margin_batch(matrix))
 
+    def contributions_batch(self, matrix: np.ndarray) -> np.ndarray:
+        """Per-feature SHAP contributions (margin space) then the bias term, one row per input row:
+        XGBoost's ``pred_contribs`` or LightGBM's ``pred_contrib`` (each learner explains itself)."""
+        x = np.asarray(matrix, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self._n:
+            raise ValueError(f"expected a matrix with {self._n} columns, got shape {x.shape}")
+        if self.algorithm == "lightgbm":
+            return lgbm.contributions(self.booster, x).astype(np.float32)
+        contrib = self.booster.predict(xgb.DMatrix(x, nthread=1), pred_contribs=True)
+        return np.asarray(contrib, dtype=np.float32)
+
     def contributions(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
         """Per-feature SHAP contributions (margin space) followed by the bias term."""
-        row = self._row(vector)[None, :]
-        contrib = self.booster.predict(xgb.DMatrix(row, nthread=1), pred_contribs=True)
-        return np.asarray(contrib[0], dtype=np.float32)
+        return np.asarray(self.contributions_batch(self._row(vector)[None, :])[0])
 
     def explain_one(self, vector: Sequence[float] | np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """The ``top_k`` features pushing this score up most, with their contributions."""

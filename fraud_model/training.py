@@ -1,12 +1,13 @@
-"""Training: a seeded XGBoost model plus a Platt calibrator, in one self-describing artifact.
+"""Training: a seeded XGBoost or LightGBM model plus a Platt calibrator, in one self-describing artifact.
 
 Artifact layout (``TrainedModel.to_bytes``)::
 
     b"FRAUDRAIL-MODEL\\x00" | u32 little-endian header length | header JSON (sorted keys, UTF-8)
-    | XGBoost booster as UBJSON
+    | the booster: XGBoost as UBJSON, or LightGBM's model text
 
-The header carries the format version, the feature names and feature-set version, the
-calibrator, the training parameters, per-feature medians (for reason codes) and the booster's
+The header carries the format version, the algorithm (every scorer picks its learner from it; an
+artifact without one predates LightGBM and is XGBoost), the feature names and feature-set version,
+the calibrator, the training parameters, per-feature medians (for reason codes) and the booster's
 SHA-256, so a truncated or edited booster is refused even without an expected digest.
 """
 
@@ -22,10 +23,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraud_model import lgbm
 from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION
 
 ARTIFACT_MAGIC = b"FRAUDRAIL-MODEL\x00"
 ARTIFACT_FORMAT = 1
+ALGORITHMS = ("xgboost", "lightgbm")
 # One thread: on a shared 2-core host OpenMP spin-waits made nthread=2 up to 15x slower (docs/model.md).
 DEFAULT_NTHREAD = 1
 DEFAULT_CALIBRATION_FRACTION = 0.2
@@ -105,12 +108,17 @@ class TrainedModel:
     params: dict[str, Any]
     reference_medians: dict[str, float]
     summary: dict[str, Any] = field(default_factory=dict)
+    # The learner that wrote ``booster_ubj`` (the field keeps its historical name: for LightGBM it
+    # holds the model text).
+    algorithm: str = "xgboost"
 
     def header(self) -> dict[str, Any]:
+        library = {"xgboost": xgb.__version__, "lightgbm": lgbm.LIGHTGBM_VERSION}[self.algorithm]
         return {
             "format": ARTIFACT_FORMAT,
-            "kind": "xgboost-binary+platt",
-            "xgboost_version": xgb.__version__,
+            "algorithm": self.algorithm,
+            "kind": f"{self.algorithm}-binary+platt",
+            f"{self.algorithm}_version": library,
             "feature_names": list(self.feature_names),
             "feature_set_version": self.feature_set_version,
             "calibrator": {"kind": "platt", "a": self.calibrator.a, "b": self.calibrator.b},
@@ -145,6 +153,9 @@ class TrainedModel:
         booster = data[off + size :]
         if sha256(booster) != head.get("booster_sha256"):
             raise ArtifactIntegrityError("booster bytes do not match the digest in the artifact header")
+        algorithm = str(head.get("algorithm", "xgboost"))
+        if algorithm not in ALGORITHMS:
+            raise ArtifactIntegrityError(f"unknown algorithm {algorithm!r} in the artifact header")
         cal = head["calibrator"]
         return cls(
             booster_ubj=booster,
@@ -154,9 +165,13 @@ class TrainedModel:
             params=dict(head["params"]),
             reference_medians={k: float(v) for k, v in head["reference_medians"].items()},
             summary=dict(head.get("summary", {})),
+            algorithm=algorithm,
         )
 
-    def booster(self, nthread: int = 1) -> xgb.Booster:
+    def booster(self, nthread: int = 1) -> Any:
+        """The learner's own booster: ``xgboost.Booster`` or ``lightgbm.Booster``."""
+        if self.algorithm == "lightgbm":
+            return lgbm.load(self.booster_ubj)
         b = xgb.Booster(params={"nthread": nthread})
         b.load_model(bytearray(self.booster_ubj))
         return b
@@ -191,6 +206,65 @@ def _matrix(features: pd.DataFrame | np.ndarray, names: tuple[str, ...]) -> np.n
     return arr
 
 
+def default_params(algorithm: str) -> dict[str, Any]:
+    """The defaults of a learner, in the shared vocabulary (see ``fraud_model.lgbm``)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, not {algorithm!r}")
+    return dict(DEFAULT_PARAMS if algorithm == "xgboost" else lgbm.LGBM_DEFAULT_PARAMS)
+
+
+_LINEAGE_KEYS = {"algorithm", "seed", "nthread", "search"}
+_LGBM_ONLY = {"num_leaves", "min_data_in_leaf"}
+
+
+class _Fitter:
+    """One learner's fit / margin / serialise, so training reads the same for both."""
+
+    def __init__(self, algorithm: str, params: dict[str, Any], seed: int, nthread: int) -> None:
+        self.algorithm, self.nthread = algorithm, nthread
+        # Lineage keys and the other learner's own settings never reach a library (XGBoost warns
+        # on unknown keys; LightGBM would treat them as aliases).
+        foreign = _LGBM_ONLY if algorithm == "xgboost" else set()
+        params = {k: v for k, v in params.items() if k not in _LINEAGE_KEYS | foreign}
+        if algorithm == "xgboost":
+            self.native, self.rounds = _xgb_params(params, seed, nthread)
+        else:
+            self.native, self.rounds = lgbm.lgbm_params(params, seed, nthread)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any:
+        if self.algorithm == "xgboost":
+            return xgb.train(self.native, xgb.DMatrix(x, label=y, nthread=self.nthread), self.rounds)
+        return lgbm.fit(x, y, self.native, self.rounds)
+
+    def margin(self, booster: Any, x: np.ndarray) -> np.ndarray:
+        if self.algorithm == "xgboost":
+            return np.asarray(booster.predict(xgb.DMatrix(x, nthread=self.nthread), output_margin=True))
+        return lgbm.margin_batch(booster, x, self.nthread)
+
+    def to_bytes(self, booster: Any) -> bytes:
+        return bytes(booster.save_raw("ubj")) if self.algorithm == "xgboost" else lgbm.to_bytes(booster)
+
+
+def fit_margins(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    *,
+    algorithm: str = "xgboost",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    nthread: int = DEFAULT_NTHREAD,
+) -> np.ndarray:
+    """Fit one booster on a training slice and return its margins on a validation slice.
+
+    The margins rank exactly as calibrated scores would (Platt with a > 0 is monotone), so a
+    search over ranking metrics (AP, CP@k) needs no calibrator.
+    """
+    fitter = _Fitter(algorithm, {**default_params(algorithm), **(params or {})}, seed, nthread)
+    booster = fitter.fit(np.asarray(x_train, np.float32), np.asarray(y_train, np.float32))
+    return fitter.margin(booster, np.asarray(x_valid, np.float32))
+
+
 def train_model(
     features_df: pd.DataFrame | np.ndarray,
     labels: pd.Series | np.ndarray,
@@ -201,8 +275,10 @@ def train_model(
     calibration_fraction: float = DEFAULT_CALIBRATION_FRACTION,
     refit_full: bool = True,
     nthread: int = DEFAULT_NTHREAD,
+    algorithm: str = "xgboost",
 ) -> TrainedModel:
-    """Fit the booster and its calibrator; the same inputs give byte-identical artifacts.
+    """Fit the booster (``algorithm``: "xgboost" or "lightgbm") and its calibrator; the same
+    inputs give byte-identical artifacts.
 
     Rows must be in time order: the booster is first fitted on the earlier
     ``1 - calibration_fraction`` of rows and Platt scaling on its margins over the later slice;
@@ -216,20 +292,19 @@ def train_model(
         raise ValueError("features and labels differ in length")
     if not 0.0 < calibration_fraction < 1.0:
         raise ValueError("calibration_fraction must be in (0, 1)")
-    merged = {**DEFAULT_PARAMS, **(params or {})}
-    xgb_params, rounds = _xgb_params(merged, seed, nthread)
+    merged = {**default_params(algorithm), **(params or {})}
+    fitter = _Fitter(algorithm, merged, seed, nthread)
     cut = round(len(x) * (1.0 - calibration_fraction))
-    first = xgb.train(xgb_params, xgb.DMatrix(x[:cut], label=y[:cut], nthread=nthread), rounds)
-    held_margin = first.predict(xgb.DMatrix(x[cut:], nthread=nthread), output_margin=True)
-    calibrator = fit_platt(held_margin, y[cut:])
-    final = xgb.train(xgb_params, xgb.DMatrix(x, label=y, nthread=nthread), rounds) if refit_full else first
+    first = fitter.fit(x[:cut], y[:cut])
+    calibrator = fit_platt(fitter.margin(first, x[cut:]), y[cut:])
+    final = fitter.fit(x, y) if refit_full else first
     medians = np.median(x.astype(np.float64), axis=0) if len(x) else np.zeros(len(feature_names))
     return TrainedModel(
-        booster_ubj=bytes(final.save_raw("ubj")),
+        booster_ubj=fitter.to_bytes(final),
         calibrator=calibrator,
         feature_names=tuple(feature_names),
         feature_set_version=FEATURE_SET_VERSION,
-        params={**merged, "seed": seed, "nthread": nthread},
+        params={**merged, "seed": seed, "nthread": nthread, "algorithm": algorithm},
         reference_medians={n: float(v) for n, v in zip(feature_names, medians, strict=True)},
         summary={
             "rows": len(x),
@@ -238,4 +313,5 @@ def train_model(
             "calibration_positives": int(y[cut:].sum()),
             "refit_full": refit_full,
         },
+        algorithm=algorithm,
     )

@@ -1,0 +1,238 @@
+"""An in-run hyper-parameter search (Optuna, seeded) on validation folds that respect time.
+
+Folds follow the handbook's model selection (chapter 5, prequential validation): each fold's
+validation window is ``valid_days`` long, its training rows end ``delay_days`` before the
+window opens (labels are only known after the delay), and the folds step back a window at a
+time from the end of the rows given. Cards with a fraud in a fold's training rows are removed
+from its validation window, as in the test protocol. The caller passes only its training
+rows, so the test window is never read.
+
+Trials are scored by mean validation Average Precision (Card Precision@100 is recorded beside
+it). With a trial budget alone the search is reproducible (TPE seeded); a time budget that binds
+first makes the number of trials depend on the machine, which the result records
+(``stopped_by``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from fraud_model import schema as s
+from fraud_model.evaluation import DAY_S, average_precision, card_precision_top_k
+from fraud_model.features import FEATURE_NAMES
+from fraud_model.training import DEFAULT_NTHREAD, default_params, fit_margins
+
+TrialCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Row masks over the rows given to the search, and the window bounds (epoch seconds)."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    train_end_s: int
+    valid_start_s: int
+    valid_end_s: int
+
+
+@dataclass
+class SearchResult:
+    best_params: dict[str, Any]
+    best_value: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stopped_by: str = "trials"
+
+    def lineage(self) -> dict[str, Any]:
+        """What a model version records about the search that chose its parameters."""
+        return {
+            "objective": "mean validation average_precision",
+            "best_params": self.best_params,
+            "best_value": round(self.best_value, 6),
+            "trials": len(self.history),
+            "stopped_by": self.stopped_by,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "folds": self.folds,
+            "history": self.history,
+        }
+
+
+def time_folds(
+    ts_s: np.ndarray,
+    cards: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_folds: int = 2,
+    valid_days: int = 7,
+    delay_days: int = 7,
+) -> list[Fold]:
+    """Up to ``n_folds`` folds stepping back from the last whole day; folds without a fraud in
+    their training rows or validation window are skipped."""
+    ts = np.asarray(ts_s, dtype=np.int64)
+    y = np.asarray(labels) > 0
+    if not len(ts):
+        return []
+    last_day = int(ts.max() // DAY_S)
+    folds = []
+    for k in range(n_folds):
+        valid_end = (last_day + 1 - k * valid_days) * DAY_S
+        valid_start = valid_end - valid_days * DAY_S
+        train_end = valid_start - delay_days * DAY_S
+        train = ts < train_end
+        valid = (ts >= valid_start) & (ts < valid_end)
+        known = np.isin(cards, np.unique(cards[train & y]))
+        valid &= ~known
+        if y[train].any() and y[valid].any():
+            folds.append(Fold(train, valid, train_end, valid_start, valid_end))
+    return folds
+
+
+def space(trial: optuna.Trial, algorithm: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The searched parameters, in the shared vocabulary (``fraud_model.lgbm``).
+
+    Every range contains the run's base value (its first trial); the round count is searched
+    up to the base count, so a run's ``num_boost_round`` also caps each trial's cost.
+    """
+
+    def span(name: str, lo: float, hi: float) -> tuple[float, float]:
+        v = float(base.get(name, lo))
+        return min(lo, v), max(hi, v)
+
+    depth = trial.suggest_int("max_depth", *map(int, span("max_depth", 2, 6)))
+    rounds_hi = int(base.get("num_boost_round", 800))
+    p: dict[str, Any] = {
+        "max_depth": depth,
+        "eta": trial.suggest_float("eta", *span("eta", 0.01, 0.3), log=True),
+        "num_boost_round": trial.suggest_int(
+            "num_boost_round", max(1, min(10, rounds_hi), rounds_hi // 8), rounds_hi
+        ),
+        "min_child_weight": trial.suggest_float(
+            "min_child_weight", *span("min_child_weight", 0.5, 20.0), log=True
+        ),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", *span("colsample_bytree", 0.4, 1.0)),
+        "subsample": trial.suggest_float("subsample", *span("subsample", 0.6, 1.0)),
+    }
+    if algorithm == "lightgbm":
+        # Leaf-wise growth: the leaf count is the learner's real size knob, bounded by the depth.
+        p["num_leaves"] = trial.suggest_int("num_leaves", 2, max(2**depth, int(base.get("num_leaves", 2))))
+        p["min_data_in_leaf"] = trial.suggest_int(
+            "min_data_in_leaf", *map(int, span("min_data_in_leaf", 5, 200)), log=True
+        )
+    return p
+
+
+def search_params(
+    frame: pd.DataFrame,
+    features: pd.DataFrame | np.ndarray,
+    *,
+    algorithm: str = "xgboost",
+    trials: int = 20,
+    time_budget_s: float = 300.0,
+    seed: int = 0,
+    delay_days: int = 7,
+    valid_days: int = 7,
+    n_folds: int = 2,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
+    on_trial: TrialCallback | None = None,
+    nthread: int = DEFAULT_NTHREAD,
+    base_params: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Search ``trials`` parameter sets (or until ``time_budget_s``) and return the best.
+
+    ``frame`` holds the training rows only (time-ordered, canonical columns with labels) and
+    ``features`` their feature rows in the same order. The defaults are enqueued as the first
+    trial (with ``base_params`` over them: the run's own settings), so the search can only match
+    or improve on them on the folds.
+    """
+    if trials < 1 or time_budget_s <= 0:
+        raise ValueError("trials must be >= 1 and time_budget_s > 0")
+    x = (
+        features[list(feature_names)].to_numpy(dtype=np.float32)
+        if isinstance(features, pd.DataFrame)
+        else np.asarray(features, dtype=np.float32)
+    )
+    y = frame[s.IS_FRAUD].to_numpy(dtype=np.int64)
+    ts = s.epoch_seconds(frame[s.TS])
+    cards = frame[s.CARD_TOKEN].to_numpy()
+    folds = time_folds(ts, cards, y, n_folds=n_folds, valid_days=valid_days, delay_days=delay_days)
+    if not folds:
+        raise ValueError(
+            f"no validation fold with frauds fits in the training rows ({valid_days}-day windows "
+            f"after a {delay_days}-day delay): train without a search or give more history"
+        )
+    days = np.floor_divide(ts, DAY_S)
+    base = {**default_params(algorithm), **(base_params or {})}
+    history: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        params = space(trial, algorithm, base)
+        aps, cps = [], []
+        for fold in folds:
+            margin = fit_margins(
+                x[fold.train],
+                y[fold.train],
+                x[fold.valid],
+                algorithm=algorithm,
+                params=params,
+                seed=seed,
+                nthread=nthread,
+            )
+            v = fold.valid
+            aps.append(average_precision(y[v], margin))
+            cps.append(card_precision_top_k(days[v], cards[v], y[v], margin, 100))
+        ap, cp = float(np.nanmean(aps)), float(np.nanmean(cps))
+        trial.set_user_attr("cp100", cp)
+        history.append(
+            {
+                "trial": trial.number,
+                "params": params,
+                "average_precision": round(ap, 6),
+                "card_precision_at_100": round(cp, 6),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+        if on_trial is not None:
+            best = max(h["average_precision"] for h in history)
+            on_trial({"trial": trial.number + 1, "trials": trials, "value": round(ap, 6), "best": best})
+        return ap
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial({k: base[k] for k in _searched(algorithm) if k in base})
+    study.optimize(objective, n_trials=trials, timeout=time_budget_s, gc_after_trial=False)
+    elapsed = time.perf_counter() - started
+    best = next(h for h in history if h["trial"] == study.best_trial.number)
+    return SearchResult(
+        best_params=dict(best["params"]),
+        best_value=float(study.best_value),
+        history=history,
+        folds=[
+            {
+                "train_end": pd.Timestamp(f.train_end_s, unit="s", tz="UTC").isoformat(),
+                "valid_start": pd.Timestamp(f.valid_start_s, unit="s", tz="UTC").isoformat(),
+                "valid_end": pd.Timestamp(f.valid_end_s, unit="s", tz="UTC").isoformat(),
+                "train_rows": int(f.train.sum()),
+                "valid_rows": int(f.valid.sum()),
+            }
+            for f in folds
+        ],
+        elapsed_s=elapsed,
+        stopped_by="trials" if len(history) >= trials else "time",
+    )
+
+
+def _searched(algorithm: str) -> tuple[str, ...]:
+    base = ("max_depth", "eta", "num_boost_round", "min_child_weight", "colsample_bytree", "subsample")
+    return (*base, "num_leaves", "min_data_in_leaf") if algorithm == "lightgbm" else base
