@@ -8,17 +8,39 @@ The scrape names tenants and their traffic by decision, so it answers 401 withou
 from __future__ import annotations
 
 import hmac
+from typing import Protocol
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from control_plane.container import Container
 from control_plane.http import problem
+from control_plane.settings import AppSettings
+from providers.metrics_catalog import TenantLabels
+
+
+class _Exposition(Protocol):
+    def render_prometheus(self, tenant_labels: TenantLabels = ...) -> str: ...
+
+
+class _Providers(Protocol):
+    @property
+    def metrics(self) -> _Exposition: ...
+
+
+class MetricsSource(Protocol):
+    """What the route reads from ``app.state.container`` (the composition root, whatever its class)."""
+
+    @property
+    def settings(self) -> AppSettings: ...
+
+    @property
+    def providers(self) -> _Providers: ...
+
 
 OPENAPI_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text format 0.0.4"},
+    200: {"description": "Prometheus text exposition format 0.0.4"},
     401: {
         "content": {"application/problem+json": {}},
         "description": "FRAUDRAIL_METRICS_TOKEN is set and the request does not carry it",
@@ -39,19 +61,19 @@ def install_metrics_route(app: FastAPI) -> None:
 
 def get_metrics(request: Request) -> Response:
     """Prometheus scrape; needs `Authorization: Bearer <FRAUDRAIL_METRICS_TOKEN>` when that is set."""
-    container: Container = request.app.state.container
-    return metrics_response(container, request.headers.get("authorization"))
+    source: MetricsSource = request.app.state.container
+    return metrics_response(source, request.headers.get("authorization"))
 
 
-def metrics_response(container: Container, authorization: str | None) -> Response:
-    token = container.settings.metrics_token
+def metrics_response(source: MetricsSource, authorization: str | None) -> Response:
+    token = source.settings.metrics_token
     if token is not None and not _bearer_matches(authorization, token.get_secret_value()):
         resp = problem(
             401, "Unauthenticated", "GET /metrics needs Authorization: Bearer <FRAUDRAIL_METRICS_TOKEN>"
         )
         resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return resp
-    text = container.providers.metrics.render_prometheus(container.settings.metrics_tenant_policy)
+    text = source.providers.metrics.render_prometheus(source.settings.metrics_tenant_policy)
     return Response(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
