@@ -25,17 +25,21 @@ from cdk import iam_statements
 from cdk.config import (
     DASHBOARDS_DIR,
     DEFAULT_COST_CENTER,
-    LAMBDAS_DIR,
     TAG_COST_CENTER,
     TAG_TENANT_ID,
     TAG_TIER,
     PlatformNames,
 )
+from cdk.lambda_asset import stage_rollback_asset
 from cdk.platform_compute import ControlPlaneCompute, platform_vpc
 
 PLATFORM_TIER = "platform"
 PLATFORM_TENANT = "shared"
-ROLLBACK_HANDLER = "rollback.handler.handle"
+ROLLBACK_HANDLER = "lambdas.rollback.handler.lambda_handler"
+# The rollback waits up to this long for the endpoint to be InService; the function's timeout is
+# above it, so a slow SageMaker update fails with an error (and a retry) instead of a timeout.
+ROLLBACK_WAIT_S = 600
+ROLLBACK_TIMEOUT_S = 900
 CLOUDWATCH_DASHBOARD_FILE = DASHBOARDS_DIR / "cloudwatch" / "platform.json"
 TENANTS_PREFIX = "tenants/"
 
@@ -210,6 +214,19 @@ class PlatformStack(Stack):
                 actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
                 resources=[endpoint_arn],
             ),
+            # The model host reads the endpoint's config (variant set) and its slot record.
+            iam.PolicyStatement(
+                sid="ReadEndpointConfigs",
+                actions=["sagemaker:DescribeEndpointConfig"],
+                resources=[
+                    f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint-config/fraudrail-*"
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ModelHostRecords",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("model-host/*")],
+            ),
             iam.PolicyStatement(
                 sid="RecordRollbacks",
                 actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
@@ -234,6 +251,10 @@ class PlatformStack(Stack):
             "FRAUDRAIL_AWS_FLAGGED_TABLE": self.flagged_table.table_name,
             "FRAUDRAIL_AWS_ALARM_TOPIC_ARN": self.alarm_topic.topic_arn,
             "FRAUDRAIL_METRICS_NAMESPACE": self.names.metrics_namespace,
+            "FRAUDRAIL_AWS_METRICS_NAMESPACE": self.names.metrics_namespace,
+            "FRAUDRAIL_AWS_BUCKET": self.bucket.bucket_name,
+            "FRAUDRAIL_AWS_POOLED_ENDPOINT": self.names.pooled_endpoint_name,
+            "FRAUDRAIL_ROLLBACK_ENDPOINT_TIMEOUT_S": str(ROLLBACK_WAIT_S),
         }
         if notification_secret_arn:
             environment["FRAUDRAIL_NOTIFICATION_SECRET_ARN"] = notification_secret_arn
@@ -243,12 +264,10 @@ class PlatformStack(Stack):
             function_name=function_name,
             runtime=lambda_.Runtime.PYTHON_3_11,
             handler=ROLLBACK_HANDLER,
-            code=lambda_.Code.from_asset(
-                str(LAMBDAS_DIR), exclude=["**/__pycache__", "**/*.pyc", "**/tests", "**/.pytest_cache"]
-            ),
+            code=lambda_.Code.from_asset(str(stage_rollback_asset())),
             role=role,
             log_group=log_group,
-            timeout=Duration.seconds(30),
+            timeout=Duration.seconds(ROLLBACK_TIMEOUT_S),
             memory_size=256,
             environment=environment,
             environment_encryption=self.key,

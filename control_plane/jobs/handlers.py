@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from control_plane.finops.jobs import finops_job_handlers
 from control_plane.finops.metering import MeteredRun
 from control_plane.jobs.worker import JobHandler
+from control_plane.notifications.rollback_notice import NOTIFY_JOB, NotifyRollout
 from control_plane.rollouts.reconcile import ReconcileRollout
 from control_plane.rollouts.service import RECONCILE_JOB
 from control_plane.scoring.batch import BATCH_JOB, BatchScoring
@@ -22,5 +23,6 @@ def job_handlers() -> Mapping[str, JobHandler]:
         TRAINING_JOB: MeteredRun(TrainingRun()),  # adds billable_seconds to the result (FinOps)
         BATCH_JOB: BatchScoring(),
         RECONCILE_JOB: ReconcileRollout(),
+        NOTIFY_JOB: NotifyRollout(),
         **finops_job_handlers(),
     }

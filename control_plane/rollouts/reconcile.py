@@ -1,246 +1,227 @@
-"""The rollout reconcile step: one durable job per step, each safe to repeat after a crash.
+"""The rollout reconcile step: the only control-plane code that sets traffic weights.
 
-Each run reads the rollout, makes the model host's weights match it (idempotent), and either
-waits for the step's bake time (checking the scaled page burn-rate alerts meanwhile), or
-analyses the step: Successful advances (or promotes after the last step), Inconclusive holds,
-Failed raises an alarm on the event bus, which the rollback handler acts on.
+One durable ``rollout.reconcile`` job per tick, safe to repeat after a crash. Each run reads the
+rollout and makes the model host serve what its state wants, through ``traffic.set_weights``
+(written, read back, verified; a mismatch fails the job, which retries). Then, by state:
+
+* PROGRESSING: one analysis tick (``analysis.step``); a failed step records the abort;
+* ROLLING_BACK (an abort recorded by an alarm, a failed analysis or an operator):
+  ``traffic.handle_alarm`` puts stable at 100 % and records the rollback once, then the rollout
+  becomes ROLLED_BACK (audited) and a durable ``rollout.notify`` job is queued, in one transaction;
+* PAUSED and the terminal states: the weights only.
+
+The rollout routes call ``converge`` and ``complete_rollback`` in the request's transaction, so
+the API answers with the weights read back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+import traffic
 from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
 from control_plane.jobs.worker import JobContext
+from control_plane.notifications.rollback_notice import enqueue_rollback_notice
+from control_plane.registry import service as registry
 from control_plane.registry.service import SERVING_TOPIC
-from control_plane.rollouts import service
+from control_plane.rollouts import analysis, service
 from control_plane.rollouts.orm import Rollout
 from control_plane.rollouts.states import TERMINAL, RolloutState
-from control_plane.slo import service as slo
-from control_plane.tenants import repository as tenants
-from guardrails.canary import AnalysisOutcome, AnalysisResult, AnalysisThresholds, Check, analyse_step
-from guardrails.slo import scaled_windows
+from providers.ports import HostedModel, ModelHost
+from traffic import AlarmDeps, AlarmOutcome, RolloutAlarm
+from traffic.alarm import SEVERITIES
 
-WORKER = "system:rollout-controller"
-EARLY_CHECK_MIN_REQUESTS = 20
+if TYPE_CHECKING:
+    from control_plane.container import Container
+
+log = logging.getLogger(__name__)
+
+WORKER = analysis.WORKER
+LAMBDA_ROLLED_BACK = "rolled back by the rollback Lambda (found in the rollback log)"
 
 
-def _checks(result: AnalysisResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "metric": c.metric,
-            "threshold": c.threshold,
-            "observed": None if c.missing_data else round(c.observed, 6),
-            "passed": c.passed,
-        }
-        for c in result.checks
-    ]
+def traffic_deps(c: Container) -> AlarmDeps:
+    p = c.providers
+    return AlarmDeps(model_host=p.model_host, rollback_log=p.rollback_log, metrics=p.metrics)
+
+
+def _deploy(session: Session, host: ModelHost, tenant_id: str, version_ids: Iterable[str]) -> None:
+    """Every version the weights name must be deployed on the host first (idempotent)."""
+    for version_id in version_ids:
+        mv = registry.get(session, tenant_id, version_id)
+        host.deploy(HostedModel(tenant_id, mv.id, mv.artifact_key, mv.sha256))
+
+
+def _canary(rollout: Rollout) -> str | None:
+    active = RolloutState(rollout.state) in (RolloutState.PROGRESSING, RolloutState.PAUSED)
+    return rollout.candidate_version if active else None
+
+
+def converge(session: Session, c: Container, rollout: Rollout) -> dict[str, int]:
+    """Make the host serve the weights the rollout's state wants; returns them as read back.
+
+    Raises ``traffic.WeightChangeFailed`` (or the host's ``ProviderError``) when they did not move.
+    """
+    host = c.providers.model_host
+    _deploy(session, host, rollout.tenant_id, (rollout.stable_version, rollout.candidate_version))
+    return traffic.set_weights(
+        host,
+        rollout.tenant_id,
+        service.weights_for(rollout),
+        canary=_canary(rollout),
+        metrics=c.providers.metrics,
+    )
+
+
+def rollback_alarm(session: Session, rollout: Rollout) -> RolloutAlarm:
+    """The alarm a ROLLING_BACK rollout acts on: its recorded abort reason and evidence."""
+    evidence = service.abort_evidence(session, rollout)
+    severity = evidence.get("severity")
+    return RolloutAlarm(
+        tenant_id=rollout.tenant_id,
+        rollout_id=rollout.id,
+        stable_version=rollout.stable_version,
+        canary_version=rollout.candidate_version,
+        reason=rollout.status_reason or "rollout aborted",
+        severity=severity if severity in SEVERITIES else "page",
+        evidence=evidence,
+        links=service.links(rollout),
+    )
+
+
+def finish_rollback(
+    session: Session,
+    rollout: Rollout,
+    alarm: RolloutAlarm,
+    outcome: AlarmOutcome,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """ROLLING_BACK → ROLLED_BACK (audited) and the durable notice, in the caller's transaction."""
+    service.transition(
+        session,
+        rollout,
+        RolloutState.ROLLED_BACK,
+        actor=actor,
+        reason=alarm.reason,
+        evidence={
+            **dict(outcome.record.evidence),
+            "rollback_id": outcome.record.rollback_id,
+            "weights_after": outcome.weights,
+        },
+        now=now,
+    )
+    enqueue_rollback_notice(
+        session, alarm, now=now, rollback_id=outcome.record.rollback_id, weights_after=outcome.weights
+    )
+
+
+def complete_rollback(
+    session: Session, c: Container, rollout: Rollout, *, actor: str, now: datetime
+) -> AlarmOutcome:
+    """A ROLLING_BACK rollout, in one go in the caller's transaction (the emergency route)."""
+    alarm = rollback_alarm(session, rollout)
+    _deploy(session, c.providers.model_host, rollout.tenant_id, (rollout.stable_version,))
+    outcome = traffic.handle_alarm(alarm, traffic_deps(c))
+    finish_rollback(session, rollout, alarm, outcome, actor=actor, now=now)
+    return outcome
 
 
 class ReconcileRollout:
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
         c: Container = ctx.services
         now = ctx.clock()
-        with unit_of_work(ctx.factory) as session:
-            rollout = service.get(
-                session, str(ctx.payload["tenant_id"]), str(ctx.payload["rollout_id"]), for_update=True
-            )
-            state = RolloutState(rollout.state)
-            if state not in TERMINAL and self._rolled_back_elsewhere(c, rollout):
-                service.transition(
-                    session,
-                    rollout,
-                    RolloutState.ROLLED_BACK,
-                    actor=WORKER,
-                    reason="rolled back by the rollback handler",
-                    now=now,
-                )
-                state = RolloutState.ROLLED_BACK
-            desired = service.weights_for(rollout)
-            tenant_id, rollout_id = rollout.tenant_id, rollout.id
-        self._apply(c, tenant_id, desired)
-        if state in TERMINAL or state is RolloutState.PAUSED:
-            return {"state": state.value, "weights": desired}
+        tenant_id = str(ctx.payload["tenant_id"])
+        if ctx.payload.get("rollout_id") is None:
+            return self._tenant_traffic(ctx, c, tenant_id)
+        rollout_id = str(ctx.payload["rollout_id"])
+        host = c.providers.model_host
+        alarm: RolloutAlarm | None = None
         with unit_of_work(ctx.factory) as session:
             rollout = service.get(session, tenant_id, rollout_id, for_update=True)
-            outcome, alarm = self._step(session, c, rollout, now)
+            if RolloutState(rollout.state) in service.ABORTABLE and self._rolled_back_elsewhere(c, rollout):
+                evidence = {"source": "rollback log", "rollback_id": traffic.rollback_id_for(rollout.id)}
+                service.record_abort(
+                    session, rollout, reason=LAMBDA_ROLLED_BACK, evidence=evidence, actor=WORKER, now=now
+                )
+            state = RolloutState(rollout.state)
+            if state is RolloutState.ROLLING_BACK:
+                alarm = rollback_alarm(session, rollout)
+            _deploy(session, host, tenant_id, (rollout.stable_version, rollout.candidate_version))
+            desired, canary = service.weights_for(rollout), _canary(rollout)
         if alarm is not None:
-            # Published after the commit: the handler's callback then sees the recorded analysis.
-            c.providers.event_bus.publish(service.ALARM_TOPIC, alarm)
-        return outcome
+            return self._roll_back(ctx, c, alarm, now)
+        before = traffic.served(host.weights(tenant_id))
+        weights = traffic.set_weights(host, tenant_id, desired, canary=canary, metrics=c.providers.metrics)
+        if traffic.served(weights) != before or ctx.payload.get("refresh_serving"):
+            # Every process refreshes the tenant's routing (salt, shadow version, PRODUCTION).
+            c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "rollout"})
+        if state in TERMINAL or state is RolloutState.PAUSED:
+            return {"state": state.value, "weights": weights}
+        with unit_of_work(ctx.factory) as session:
+            rollout = service.get(session, tenant_id, rollout_id, for_update=True)
+            if RolloutState(rollout.state) is not RolloutState.PROGRESSING:
+                return {"state": rollout.state, "weights": weights}  # an operator acted meanwhile
+            return {**analysis.step(session, c, rollout, now), "weights": weights}
 
-    def _apply(self, c: Container, tenant_id: str, desired: Mapping[str, int]) -> None:
+    def _roll_back(self, ctx: JobContext, c: Container, alarm: RolloutAlarm, now: datetime) -> dict[str, Any]:
+        # The weight change runs outside any transaction (SageMaker may take minutes); a second
+        # reconcile racing this one repeats it harmlessly and finds the rollout finished below.
+        outcome = traffic.handle_alarm(alarm, traffic_deps(c))
+        with unit_of_work(ctx.factory) as session:
+            rollout = service.get(session, alarm.tenant_id, alarm.rollout_id, for_update=True)
+            if RolloutState(rollout.state) is RolloutState.ROLLING_BACK:
+                finish_rollback(session, rollout, alarm, outcome, actor=WORKER, now=now)
+        c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": alarm.tenant_id, "reason": "rolled back"})
+        return {
+            "state": RolloutState.ROLLED_BACK.value,
+            "weights": outcome.weights,
+            "rollback_id": outcome.record.rollback_id,
+        }
+
+    def _tenant_traffic(self, ctx: JobContext, c: Container, tenant_id: str) -> dict[str, Any]:
+        """No rollout named: the PRODUCTION version at 100 %, unless a rollout owns the weights."""
         host = c.providers.model_host
-        if host.weights(tenant_id) == dict(desired):
-            return  # already applied: no reload, no weight change
-        # Every process reloads the tenant (this one synchronously): both versions get deployed
-        # on the model host before the weights reference them.
-        c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "rollout"})
-        if host.weights(tenant_id) != dict(desired):
-            host.set_weights(tenant_id, desired)
+        with unit_of_work(ctx.factory) as session:
+            active = service.active_for(session, tenant_id)
+            if active is not None:
+                return {"skipped": f"rollout {active.id} owns the weights"}
+            production = registry.production(session, tenant_id)
+            if production is None:
+                return {"skipped": "no PRODUCTION version"}
+            _deploy(session, host, tenant_id, (production.id,))
+        weights = traffic.set_weights(
+            host, tenant_id, {production.id: traffic.FULL_WEIGHT}, metrics=c.providers.metrics
+        )
+        return {"weights": weights}
 
     def _rolled_back_elsewhere(self, c: Container, rollout: Rollout) -> bool:
-        log = c.providers.rollback_log
-        return any(r.evidence.get("rollout_id") == rollout.id for r in log.list(rollout.tenant_id, limit=50))
-
-    def _step(
-        self, session: Session, c: Container, rollout: Rollout, now: datetime
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        tenant = tenants.get(session, rollout.tenant_id)
-        objective, latency_ms = slo.slo_for(c.template(tenant.tier))
-        start, until = service.step_window(rollout, now)
-        # Samples are bucketed: a bucket that began just before the step started still counts.
-        since = start - timedelta(seconds=c.scoring.recorder.bucket_s)
-        cohort = "shadow" if rollout.phase == "shadow" else "canary"
-        canary = slo.totals(
-            session,
-            rollout.tenant_id,
-            since=since,
-            until=until,
-            version=rollout.candidate_version,
-            cohort=cohort,
+        """The rollback Lambda acted on an alarm this process never saw (a shared rollback log)."""
+        wanted = traffic.rollback_id_for(rollout.id)
+        return any(
+            r.rollback_id == wanted for r in c.providers.rollback_log.list(rollout.tenant_id, limit=50)
         )
-        # The stable baseline covers the whole rollout: at a 100% step the stable cohort gets no traffic.
-        stable = slo.totals(
-            session,
-            rollout.tenant_id,
-            since=rollout.created_at - timedelta(seconds=c.scoring.recorder.bucket_s),
-            until=until,
-            version=rollout.stable_version,
-            cohort="stable",
-        )
-        bake_end = start + timedelta(seconds=rollout.bake_s)
-        early = self._early_failure(
-            session, rollout, objective, now, cohort, canary.requests, c.scoring.recorder.bucket_s
-        )
-        if now < bake_end and early is None:
-            tick = min(max(rollout.bake_s / 6.0, 0.5), 5.0)
-            service.schedule(session, rollout, at=min(bake_end, now + timedelta(seconds=tick)))
-            return {
-                "state": rollout.state,
-                "waiting_until": bake_end.isoformat(),
-                "canary_requests": canary.requests,
-            }, None
-        thresholds = AnalysisThresholds(
-            slo=objective, latency_slo_p95_ms=latency_ms, min_requests=rollout.min_requests
-        )
-        pairs = None
-        if cohort == "shadow":
-            pairs = [(True, False)] * canary.flips + [(True, True)] * (canary.pairs - canary.flips)
-        result = early or analyse_step(slo.cohort_stats(canary), slo.cohort_stats(stable), thresholds, pairs)
-        record: dict[str, Any] = {
-            "step_index": rollout.step_index,
-            "phase": rollout.phase,
-            "weight_bp": rollout.weight_bp,
-            "outcome": result.outcome.value,
-            "checks": _checks(result),
-            "at": now.isoformat(),
-            "window": [start.isoformat(), now.isoformat()],
-            "canary_requests": canary.requests,
-            "stable_requests": stable.requests,
-        }
-        rollout.analyses = [*rollout.analyses, record]
-        audit.record(
-            session,
-            tenant_id=rollout.tenant_id,
-            actor=WORKER,
-            action="rollout.analysis",
-            subject=rollout.id,
-            reason=result.outcome.value,
-            evidence=record,
-        )
-        if result.outcome is AnalysisOutcome.FAILED:
-            failed = [ch for ch in record["checks"] if not ch["passed"] and ch["observed"] is not None]
-            first = failed[0] if failed else {"metric": "analysis", "threshold": None, "observed": None}
-            reason = (
-                f"canary analysis failed: {first['metric']} observed {first['observed']} against "
-                f"threshold {first['threshold']}"
-            )
-            evidence = {**first, "rollout_id": rollout.id, "checks": failed, "step_index": rollout.step_index}
-            alarm = service.alarm_message(rollout, reason=reason, severity="page", evidence=evidence)
-            service.schedule(session, rollout, at=now + timedelta(seconds=2))
-            return {"state": rollout.state, "outcome": "Failed", "reason": reason}, alarm
-        if result.outcome is AnalysisOutcome.INCONCLUSIVE:
-            service.schedule(session, rollout, at=now + timedelta(seconds=max(rollout.bake_s / 2.0, 0.5)))
-            return {"state": rollout.state, "outcome": "Inconclusive"}, None
-        return self._advance(session, rollout, now), None
-
-    def _early_failure(
-        self,
-        session: Session,
-        rollout: Rollout,
-        objective: Any,
-        now: datetime,
-        cohort: str,
-        canary_requests: int,
-        bucket_s: int,
-    ) -> AnalysisResult | None:
-        """The workbook's page rules, scaled to the bake time, on the canary cohort alone."""
-        if canary_requests < EARLY_CHECK_MIN_REQUESTS:
-            return None
-        rules = scaled_windows(float(rollout.bake_s), min_window_s=float(bucket_s))
-        alerts, _ratios = slo.burn_alerts(
-            session,
-            rollout.tenant_id,
-            objective,
-            now=now,
-            rules=rules,
-            version=rollout.candidate_version,
-            cohort=cohort,
-            bucket_s=bucket_s,
-        )
-        if not alerts:
-            return None
-        a = alerts[0]
-        return AnalysisResult(
-            AnalysisOutcome.FAILED,
-            [
-                Check(f"burn_rate_{int(a.long_window_s)}s", a.threshold, a.burn_rate_long, False),
-                Check(f"burn_rate_{int(a.short_window_s)}s", a.threshold, a.burn_rate_short, False),
-            ],
-        )
-
-    def _advance(self, session: Session, rollout: Rollout, now: datetime) -> dict[str, Any]:
-        if rollout.phase == "shadow":
-            rollout.phase = "canary"
-            rollout.step_index = 0
-            rollout.weight_bp = rollout.steps[0]
-        elif rollout.step_index + 1 >= len(rollout.steps):
-            service.finish_promotion(
-                session, rollout, actor=WORKER, reason="every step passed its analysis", now=now
-            )
-            service.schedule(session, rollout, at=now)
-            return {"state": RolloutState.PROMOTED.value}
-        else:
-            rollout.step_index += 1
-            rollout.weight_bp = rollout.steps[rollout.step_index]
-        rollout.step_started_at = now
-        audit.record(
-            session,
-            tenant_id=rollout.tenant_id,
-            actor=WORKER,
-            action="rollout.step",
-            subject=rollout.id,
-            after={"phase": rollout.phase, "step_index": rollout.step_index, "weight_bp": rollout.weight_bp},
-        )
-        service.schedule(session, rollout, at=now)
-        return {"state": rollout.state, "phase": rollout.phase, "weight_bp": rollout.weight_bp}
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
+        rollout_id = ctx.payload.get("rollout_id")
         audit.record(
             session,
             tenant_id=ctx.tenant_id,
             actor=WORKER,
             action="rollout.reconcile_failed",
-            subject=str(ctx.payload.get("rollout_id")),
+            subject=str(rollout_id),
             reason=error,
         )
-
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+        if rollout_id is None or ctx.tenant_id is None:
+            return
+        rollout = service.get(session, ctx.tenant_id, str(rollout_id))
+        if RolloutState(rollout.state) is RolloutState.ROLLING_BACK:
+            # The traffic did not move after every retry: page the tenant's channels about it.
+            enqueue_rollback_notice(session, rollback_alarm(session, rollout), now=ctx.clock(), error=error)

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.container import Container
 from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
 from control_plane.errors import Conflict
+from control_plane.http import problem
 from control_plane.orm_base import utcnow
-from control_plane.registry.service import SERVING_TOPIC
-from control_plane.rollouts import service
+from control_plane.rollouts import reconcile, service
 from control_plane.rollouts.orm import Rollout
 from control_plane.rollouts.schemas import ReasonBody, RolloutCreate, RolloutOut
 from control_plane.rollouts.states import RolloutState
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
+from providers.ports import ProviderError
 
 router = APIRouter(prefix="/v1/rollouts", tags=["rollouts"])
 OPERATORS = {Scope.TENANT_ADMIN, Scope.SRE}
 
 
-def rollout_out(r: Rollout) -> RolloutOut:
+def rollout_out(r: Rollout, *, read_back: dict[str, int] | None = None) -> RolloutOut:
     return RolloutOut(
         id=r.id,
         candidate_version=r.candidate_version,
@@ -37,6 +39,7 @@ def rollout_out(r: Rollout) -> RolloutOut:
         step_index=r.step_index,
         weight_bp=r.weight_bp,
         weights=service.weights_for(r),
+        weights_read_back=read_back,
         step_started_at=r.step_started_at,
         analyses=r.analyses,
         emergency=r.emergency,
@@ -63,8 +66,7 @@ def start_rollout(
     tenant_id = tenant_of(principal, OPERATORS)
     tenant = tenants.get(session, tenant_id)
     rollout = service.start(session, c, tenant, body.model_dump(), actor=principal.actor, now=utcnow())
-    session.commit()
-    c.on_enqueue()
+    session.flush()  # column defaults (created_at); the request's session dependency commits
     return rollout_out(rollout)
 
 
@@ -81,6 +83,29 @@ def get_rollout(rollout_id: str, session: SessionDep, principal: PrincipalDep) -
     return rollout_out(service.get(session, tenant_of(principal, OPERATORS | {Scope.ANALYST}), rollout_id))
 
 
+WEIGHTS_FAILED: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The state change is recorded and a reconcile is queued, but the model host "
+        "did not take the weights (field `weights`; the worker retries)"
+    }
+}
+
+
+def _weights_failed(rollout: Rollout, error: ProviderError) -> JSONResponse:
+    # Answered, not raised: the request's transaction still commits the recorded intent and the
+    # queued reconcile, which keeps retrying the weight change.
+    return problem(
+        503,
+        "Weight change failed",
+        f"the rollout is {rollout.state} and a reconcile is queued, but the model host did not "
+        f"take the weights: {error}",
+        field="weights",
+        state=rollout.state,
+        wanted=service.weights_for(rollout),
+        retry_after_s=5,
+    )
+
+
 def _control(
     session: SessionDep,
     c: Container,
@@ -88,7 +113,8 @@ def _control(
     rollout_id: str,
     target: RolloutState,
     reason: str,
-) -> RolloutOut:
+) -> RolloutOut | JSONResponse:
+    """Record the operator's intent, queue the reconcile, and move the weights now (read back)."""
     tenant_id = tenant_of(principal, OPERATORS)
     rollout = service.get(session, tenant_id, rollout_id, for_update=True)
     now = utcnow()
@@ -96,81 +122,86 @@ def _control(
         service.finish_promotion(session, rollout, actor=principal.actor, reason=reason, now=now)
     else:
         service.transition(session, rollout, target, actor=principal.actor, reason=reason, now=now)
-    service.schedule(session, rollout, at=now)  # the reconcile step applies the weights
-    session.commit()
-    # Reload first (every version the weights name gets deployed), then move the traffic.
-    c.providers.event_bus.publish(
-        SERVING_TOPIC, {"tenant_id": tenant_id, "reason": f"rollout {target.value}"}
-    )
-    weights = service.weights_for(rollout)
-    if c.providers.model_host.weights(tenant_id) != weights:
-        c.providers.model_host.set_weights(tenant_id, weights)
-    c.on_enqueue()
-    return rollout_out(rollout)
+    service.schedule(session, rollout, at=now, refresh_serving=True)
+    try:
+        weights = reconcile.converge(session, c, rollout)
+    except ProviderError as exc:
+        return _weights_failed(rollout, exc)
+    return rollout_out(rollout, read_back=weights)
 
 
-@router.post("/{rollout_id}/pause", response_model=RolloutOut)
+@router.post("/{rollout_id}/pause", response_model=RolloutOut, responses=WEIGHTS_FAILED)
 def pause_rollout(
     rollout_id: str,
     session: SessionDep,
     c: ContainerDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
-) -> RolloutOut:
+) -> RolloutOut | JSONResponse:
     return _control(session, c, principal, rollout_id, RolloutState.PAUSED, body.reason if body else "paused")
 
 
-@router.post("/{rollout_id}/resume", response_model=RolloutOut)
+@router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=WEIGHTS_FAILED)
 def resume_rollout(
     rollout_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep
-) -> RolloutOut:
+) -> RolloutOut | JSONResponse:
     return _control(session, c, principal, rollout_id, RolloutState.PROGRESSING, "resumed")
 
 
-@router.post("/{rollout_id}/promote", response_model=RolloutOut)
+@router.post("/{rollout_id}/promote", response_model=RolloutOut, responses=WEIGHTS_FAILED)
 def promote_rollout(
     rollout_id: str,
     session: SessionDep,
     c: ContainerDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
-) -> RolloutOut:
+) -> RolloutOut | JSONResponse:
     """Skip the remaining steps: the candidate takes all traffic and becomes PRODUCTION."""
     return _control(
         session, c, principal, rollout_id, RolloutState.PROMOTED, body.reason if body else "promoted"
     )
 
 
-@router.post("/{rollout_id}/abort", response_model=RolloutOut)
+@router.post("/{rollout_id}/abort", response_model=RolloutOut, responses=WEIGHTS_FAILED)
 def abort_rollout(
     rollout_id: str,
     session: SessionDep,
     c: ContainerDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
-) -> RolloutOut:
+) -> RolloutOut | JSONResponse:
     """Stop: all traffic back to the stable version; the candidate stays APPROVED."""
     return _control(
         session, c, principal, rollout_id, RolloutState.ABORTED, body.reason if body else "aborted"
     )
 
 
-@router.post("/{rollout_id}/rollback", response_model=RolloutOut)
+@router.post(
+    "/{rollout_id}/rollback",
+    response_model=RolloutOut,
+    responses={409: {"description": "The rollout has already finished"}, **WEIGHTS_FAILED},
+)
 def emergency_rollback(
     rollout_id: str, body: ReasonBody, session: SessionDep, c: ContainerDep, principal: PrincipalDep
-) -> RolloutOut:
-    """Emergency: skip analysis, raise the rollback alarm (the same path as an automatic rollback)."""
+) -> RolloutOut | JSONResponse:
+    """Emergency: skip analysis; the same rollback an alarm triggers (stable at 100 %, recorded,
+    ROLLED_BACK, Slack / Teams notified by a queued job). Repeating it on a ROLLING_BACK rollout
+    retries the weight change."""
     tenant_id = tenant_of(principal, OPERATORS)
-    rollout = service.get(session, tenant_id, rollout_id)
-    if RolloutState(rollout.state) not in (RolloutState.PROGRESSING, RolloutState.PAUSED):
+    rollout = service.get(session, tenant_id, rollout_id, for_update=True)
+    if RolloutState(rollout.state) not in (*service.ABORTABLE, RolloutState.ROLLING_BACK):
         raise Conflict(f"a {rollout.state} rollout cannot be rolled back", field="state")
-    alarm = service.alarm_message(
+    now = utcnow()
+    service.record_abort(
+        session,
         rollout,
         reason=f"emergency rollback by {principal.actor}: {body.reason}",
-        severity="page",
-        evidence={"rollout_id": rollout.id, "manual": True, "actor": principal.actor},
+        evidence={"manual": True, "actor": principal.actor, "severity": "page"},
+        actor=principal.actor,
+        now=now,
     )
-    session.commit()
-    c.providers.event_bus.publish(service.ALARM_TOPIC, alarm)
-    session.refresh(rollout)
-    return rollout_out(rollout)
+    try:
+        outcome = reconcile.complete_rollback(session, c, rollout, actor=principal.actor, now=now)
+    except ProviderError as exc:
+        return _weights_failed(rollout, exc)
+    return rollout_out(rollout, read_back=outcome.weights)

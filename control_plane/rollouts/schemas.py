@@ -41,7 +41,11 @@ class RolloutOut(BaseModel):
     phase: str
     step_index: int
     weight_bp: int
-    weights: dict[str, int]
+    weights: dict[str, int] = Field(description="The weights the rollout's state wants (basis points)")
+    weights_read_back: dict[str, int] | None = Field(
+        default=None,
+        description="After a control action: the weights read back from the model host once it took them",
+    )
     step_started_at: datetime | None
     analyses: list[dict[str, Any]]
     emergency: bool

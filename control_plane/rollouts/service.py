@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
+from control_plane.audit.orm import AuditEvent
 from control_plane.errors import Conflict, InvalidInput, NotFound
 from control_plane.ids import new_id
 from control_plane.jobs import queue
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 
 RECONCILE_JOB = "rollout.reconcile"
 ALARM_TOPIC = "rollout.alarm"
-ACTIVE = (RolloutState.PROGRESSING.value, RolloutState.PAUSED.value)
+ABORT_ACTION = "rollout.rolling_back"  # the audit action that holds an abort's evidence
+ACTIVE = (RolloutState.PROGRESSING.value, RolloutState.PAUSED.value, RolloutState.ROLLING_BACK.value)
+ABORTABLE = (RolloutState.PROGRESSING, RolloutState.PAUSED)
 
 
 def get(session: Session, tenant_id: str, rollout_id: str, *, for_update: bool = False) -> Rollout:
@@ -186,7 +189,9 @@ def weights_for(rollout: Rollout) -> dict[str, int]:
     state = RolloutState(rollout.state)
     if state is RolloutState.PROMOTED:
         return {rollout.candidate_version: 10_000}
-    if state in (RolloutState.ABORTED, RolloutState.ROLLED_BACK) or rollout.phase == "shadow":
+    if state in (RolloutState.ABORTED, RolloutState.ROLLING_BACK, RolloutState.ROLLED_BACK):
+        return {rollout.stable_version: 10_000, rollout.candidate_version: 0}
+    if rollout.phase == "shadow":
         return {rollout.stable_version: 10_000, rollout.candidate_version: 0}
     return {rollout.stable_version: 10_000 - rollout.weight_bp, rollout.candidate_version: rollout.weight_bp}
 
@@ -205,30 +210,67 @@ def finish_promotion(session: Session, rollout: Rollout, *, actor: str, reason: 
     transition(session, rollout, RolloutState.PROMOTED, actor=actor, reason=reason, now=now)
 
 
-def schedule(session: Session, rollout: Rollout, *, at: datetime) -> Job:
+def schedule(session: Session, rollout: Rollout, *, at: datetime, refresh_serving: bool = False) -> Job:
+    """Queue a reconcile tick; ``refresh_serving``: the tick tells every process to reload the
+    tenant's routing even when the weights are already right (an operator moved them)."""
+    payload: dict[str, Any] = {"tenant_id": rollout.tenant_id, "rollout_id": rollout.id}
+    if refresh_serving:
+        payload["refresh_serving"] = True
+    return queue.enqueue(session, kind=RECONCILE_JOB, payload=payload, tenant_id=rollout.tenant_id, now=at)
+
+
+def schedule_tenant_traffic(session: Session, tenant_id: str, *, now: datetime) -> Job:
+    """Queue a reconcile of the tenant's weights outside any rollout (after a direct promotion:
+    the PRODUCTION version at 100 %)."""
     return queue.enqueue(
-        session,
-        kind=RECONCILE_JOB,
-        payload={"tenant_id": rollout.tenant_id, "rollout_id": rollout.id},
-        tenant_id=rollout.tenant_id,
-        now=at,
+        session, kind=RECONCILE_JOB, payload={"tenant_id": tenant_id}, tenant_id=tenant_id, now=now
     )
 
 
-def alarm_message(
-    rollout: Rollout, *, reason: str, severity: str, evidence: Mapping[str, Any]
-) -> dict[str, Any]:
-    return {
-        "type": ALARM_TOPIC,
-        "tenant_id": rollout.tenant_id,
-        "rollout_id": rollout.id,
-        "stable_version": rollout.stable_version,
-        "canary_version": rollout.candidate_version,
-        "reason": reason,
-        "severity": severity,
-        "evidence": dict(evidence),
-        "links": {"rollout": f"/v1/rollouts/{rollout.id}", "audit": f"/v1/tenants/{rollout.tenant_id}/audit"},
-    }
+def record_abort(
+    session: Session,
+    rollout: Rollout,
+    *,
+    reason: str,
+    evidence: Mapping[str, Any],
+    actor: str,
+    now: datetime,
+) -> bool:
+    """Record the abort (ROLLING_BACK, its evidence in the audit ledger) and queue the reconcile
+    that acts on it, in the caller's transaction. False when the rollout is already rolling back
+    or finished: a repeated alarm changes nothing."""
+    if RolloutState(rollout.state) not in ABORTABLE:
+        return False
+    transition(
+        session,
+        rollout,
+        RolloutState.ROLLING_BACK,
+        actor=actor,
+        reason=reason,
+        evidence={**evidence, "rollout_id": rollout.id},
+        now=now,
+    )
+    schedule(session, rollout, at=now)
+    return True
+
+
+def abort_evidence(session: Session, rollout: Rollout) -> dict[str, Any]:
+    """The evidence recorded with the rollout's abort (``{}`` if the ledger has none)."""
+    stmt = (
+        select(AuditEvent.evidence)
+        .where(
+            AuditEvent.tenant_id == rollout.tenant_id,
+            AuditEvent.subject == rollout.id,
+            AuditEvent.action == ABORT_ACTION,
+        )
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
+    return dict(session.scalar(stmt) or {})
+
+
+def links(rollout: Rollout) -> dict[str, str]:
+    return {"rollout": f"/v1/rollouts/{rollout.id}", "audit": f"/v1/tenants/{rollout.tenant_id}/audit"}
 
 
 def step_window(rollout: Rollout, now: datetime) -> tuple[datetime, datetime]:

@@ -1,82 +1,79 @@
-"""Runs the rollback Lambda's handler locally, as a subscriber of the in-process event bus.
+"""Bus subscribers of the rollouts domain: they record intent and queue reconciles, nothing more.
 
-The same ``lambdas/rollback/handler.py`` runs on AWS behind SNS; here its callbacks write the
-audit ledger and the rollout's state in the control plane's database.
+* ``rollout.alarm`` (the in-process bus, or SNS through the control plane's receiver when
+  ``bus_backend=sns``): argo's abort. The rollout becomes ROLLING_BACK with the alarm's evidence
+  and a reconcile is queued, in one transaction; a repeated alarm changes nothing. The weights
+  move in the reconcile (and, on AWS, in the rollback Lambda, which acts on the same alarm).
+* ``serving.changed``: when no rollout is active and the host's weights are not "PRODUCTION at
+  100 %" (a direct promotion), queue the tenant's traffic reconcile.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from control_plane.audit import service as audit
+from sqlalchemy import select
+
 from control_plane.db import unit_of_work
 from control_plane.orm_base import utcnow
+from control_plane.registry import service as registry
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.rollouts import service
-from control_plane.rollouts.states import TERMINAL, RolloutState
-from providers.ports import DeliveryResult, RollbackRecord
+from control_plane.rollouts.orm import Rollout
+from traffic import FULL_WEIGHT, InvalidAlarm, RolloutAlarm, served
 
 if TYPE_CHECKING:
     from control_plane.container import Container
 
-HANDLER_ACTOR = "system:rollback-handler"
+log = logging.getLogger(__name__)
+
+ALARM_ACTOR = "system:rollout-alarm"
 
 
-def register_rollback_handler(c: Container) -> None:
-    from control_plane.notifications.contacts import tenant_contacts
-    from control_plane.notifications.local_rollback import subscribe_rollback_handler
-    from lambdas.rollback.handler import RollbackDeps
-
-    p = c.providers
-
-    def on_rolled_back(alarm: Mapping[str, Any], record: RollbackRecord) -> None:
+def register_alarm_receiver(c: Container) -> None:
+    def on_alarm(_topic: str, message: Mapping[str, Any]) -> None:
+        try:
+            alarm = RolloutAlarm.from_message(message)
+        except InvalidAlarm as exc:
+            log.error("ignoring a malformed rollout alarm (%s): %s", exc, dict(message))
+            return  # a redelivery cannot fix it
         with unit_of_work(c.factory) as session:
-            rollout = service.get(session, str(alarm["tenant_id"]), str(alarm["rollout_id"]), for_update=True)
-            if RolloutState(rollout.state) not in TERMINAL:
-                service.transition(
-                    session,
-                    rollout,
-                    RolloutState.ROLLED_BACK,
-                    actor=HANDLER_ACTOR,
-                    reason=str(alarm["reason"]),
-                    evidence={
-                        "rollback_id": record.rollback_id,
-                        **dict(record.evidence),
-                        "weights_after": dict(record.weights_after),
-                    },
-                    now=utcnow(),
-                )
-        p.event_bus.publish(SERVING_TOPIC, {"tenant_id": alarm["tenant_id"], "reason": "rolled back"})
-
-    def on_notified(alarm: Mapping[str, Any], results: list[DeliveryResult]) -> None:
-        deliveries = [
-            {
-                "channel": r.channel,
-                "url": r.url,
-                "ok": r.ok,
-                "status": r.status,
-                "attempts": r.attempts,
-                "error": r.error,
-            }
-            for r in results
-        ]
-        with unit_of_work(c.factory) as session:
-            audit.record(
+            rollout = session.scalar(
+                select(Rollout)
+                .where(Rollout.tenant_id == alarm.tenant_id, Rollout.id == alarm.rollout_id)
+                .with_for_update()
+            )
+            if rollout is None:
+                log.warning("alarm for unknown rollout %s of tenant %s", alarm.rollout_id, alarm.tenant_id)
+                return
+            service.record_abort(
                 session,
-                tenant_id=str(alarm["tenant_id"]),
-                actor=HANDLER_ACTOR,
-                action="rollout.notified",
-                subject=str(alarm["rollout_id"]),
-                evidence={"deliveries": deliveries},
+                rollout,
+                reason=alarm.reason,
+                evidence={**alarm.evidence, "severity": alarm.severity, "source": "alarm"},
+                actor=ALARM_ACTOR,
+                now=utcnow(),
             )
 
-    deps = RollbackDeps(
-        model_host=p.model_host,
-        rollback_log=p.rollback_log,
-        notifier=p.notifier,
-        contacts_for=tenant_contacts(c.factory),
-        on_rolled_back=on_rolled_back,
-        on_notified=on_notified,
-    )
-    subscribe_rollback_handler(p.event_bus, deps, topic=service.ALARM_TOPIC)
+    def on_serving_changed(_topic: str, message: Mapping[str, Any]) -> None:
+        tenant_id = message.get("tenant_id")
+        if not isinstance(tenant_id, str):
+            return
+        with unit_of_work(c.factory) as session:
+            if service.active_for(session, tenant_id) is not None:
+                return  # the rollout's reconcile owns the weights
+            production = registry.production(session, tenant_id)
+            if production is None:
+                return
+            if served(c.providers.model_host.weights(tenant_id)) == {production.id: FULL_WEIGHT}:
+                return
+            service.schedule_tenant_traffic(session, tenant_id, now=utcnow())
+
+    c.providers.event_bus.subscribe(service.ALARM_TOPIC, on_alarm)
+    c.providers.event_bus.subscribe(SERVING_TOPIC, on_serving_changed)
+
+
+# control_plane/container.py still calls the old name; the typed-State conversion replaces it.
+register_rollback_handler = register_alarm_receiver

@@ -115,11 +115,10 @@ class ServingRegistry:
                 salt=(rollout.salt if rollout else tenant_id).encode(),
                 shadow_version=rollout.candidate_version if rollout and rollout.phase == "shadow" else None,
             )
+        # Deploying makes versions invocable; the weights are the rollouts reconcile's alone
+        # (``traffic.set_weights``): this cache only reads them.
         for model in entry.versions.values():
             self._host.deploy(model)
-        weights = self._host.weights(tenant_id)
-        if production is not None and (not weights or any(v not in entry.versions for v in weights)):
-            self._host.set_weights(tenant_id, {production.version_id: 10_000})
         with self._lock:
             self._tenants[tenant_id] = entry
         return entry

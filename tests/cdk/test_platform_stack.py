@@ -7,7 +7,12 @@ from pathlib import Path
 
 from aws_cdk.assertions import Match
 
-from cdk.platform_stack import CLOUDWATCH_DASHBOARD_FILE, ROLLBACK_HANDLER
+from cdk.platform_stack import (
+    CLOUDWATCH_DASHBOARD_FILE,
+    ROLLBACK_HANDLER,
+    ROLLBACK_TIMEOUT_S,
+    ROLLBACK_WAIT_S,
+)
 from tests.cdk.support import REPO_ROOT, Synthesized, logical_id
 
 
@@ -90,12 +95,37 @@ def test_rollback_lambda_runs_the_lambdas_asset(synthesized: Synthesized) -> Non
             "ManagedPolicyArns": Match.absent(),
         },
     )
-    # The staged asset is a copy of the repository's lambdas/ folder.
+    # The staged asset carries lambdas/ and everything the handler imports (tests/cdk/test_rollback_asset.py
+    # imports it in isolation); its timeout is above the longest weight-change wait.
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": "fraudrail-rollback",
+            "Timeout": ROLLBACK_TIMEOUT_S,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "FRAUDRAIL_ROLLBACK_ENDPOINT_TIMEOUT_S": str(ROLLBACK_WAIT_S),
+                        "FRAUDRAIL_AWS_BUCKET": Match.any_value(),
+                    }
+                )
+            },
+        },
+    )
+    assert ROLLBACK_TIMEOUT_S > ROLLBACK_WAIT_S
+    staged = rollback_asset_dir(synthesized)
+    assert _files(REPO_ROOT / "lambdas") == {
+        str(p.relative_to("lambdas")) for p in map(Path, _files(staged)) if p.parts[0] == "lambdas"
+    }
+    assert {"traffic", "providers", "lambdas"} == {Path(f).parts[0] for f in _files(staged)}
+
+
+def rollback_asset_dir(synthesized: Synthesized) -> Path:
+    """The rollback function's asset folder, as cdk.out's asset manifest names it."""
     manifest = json.loads((synthesized.assembly_dir / "FraudrailPlatform.assets.json").read_text())
     zips = [entry["source"] for entry in manifest["files"].values() if entry["source"]["packaging"] == "zip"]
     assert len(zips) == 1
-    staged = synthesized.assembly_dir / zips[0]["path"]
-    assert _files(staged) == _files(REPO_ROOT / "lambdas")
+    return synthesized.assembly_dir / zips[0]["path"]
 
 
 def _files(root: Path) -> set[str]:

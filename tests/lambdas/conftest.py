@@ -1,5 +1,5 @@
-"""The rollback fixtures (shared with tests/control_plane/notifications)."""
+"""The rollback-Lambda fixtures."""
 
-from tests.lambdas.rollback_fixtures import calls, deps, host, sink, sleeps
+from tests.lambdas.rollback_fixtures import deps, host, sink
 
-__all__ = ["calls", "deps", "host", "sink", "sleeps"]
+__all__ = ["deps", "host", "sink"]

@@ -1,4 +1,4 @@
-"""Rollback-handler fixtures (a local model host with a stable and a canary version) and helpers."""
+"""Rollback-Lambda fixtures: a local model host with a stable and a canary version, SNS events."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from lambdas.rollback.handler import RollbackDeps
+from providers.local.metrics import InMemoryMetrics
 from providers.local.model_host import LocalModelHost
 from providers.local.object_store import LocalObjectStore
 from providers.local.rollback_log import FileRollbackLog
-from providers.ports import DeliveryResult, HostedModel, RollbackRecord
-from providers.webhook_notifier import WebhookNotifier
+from providers.ports import HostedModel
 from tests.webhook_sink import WebhookSink
+from traffic import AlarmDeps
 
 TENANT = "ten_acme"
 STABLE, CANARY = "mv_stable", "mv_canary"
@@ -55,20 +55,6 @@ def sns_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
 
 
-class Calls:
-    """Records what the control plane's callbacks received."""
-
-    def __init__(self) -> None:
-        self.rolled_back: list[tuple[dict[str, Any], RollbackRecord]] = []
-        self.notified: list[tuple[dict[str, Any], list[DeliveryResult]]] = []
-
-    def on_rolled_back(self, a: Mapping[str, Any], record: RollbackRecord) -> None:
-        self.rolled_back.append((dict(a), record))
-
-    def on_notified(self, a: Mapping[str, Any], results: list[DeliveryResult]) -> None:
-        self.notified.append((dict(a), list(results)))
-
-
 @pytest.fixture
 def host(tmp_path: Path) -> LocalModelHost:
     h = LocalModelHost(LocalObjectStore(tmp_path / "objects"))
@@ -86,32 +72,10 @@ def sink() -> Iterator[WebhookSink]:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
-
-
-@pytest.fixture
-def deps(
-    tmp_path: Path, host: LocalModelHost, sink: WebhookSink, sleeps: list[float], calls: Calls
-) -> RollbackDeps:
-    contacts = {
-        TENANT: {
-            "slack_webhook_url": sink.url("/slack/T0/B0/SECRET"),
-            "teams_webhook_url": sink.url("/teams/SECRET"),
-            "email": "ops@example.com",
-        }
-    }
-    return RollbackDeps(
+def deps(tmp_path: Path, host: LocalModelHost) -> AlarmDeps:
+    return AlarmDeps(
         model_host=host,
         rollback_log=FileRollbackLog(tmp_path / "rollback-log.jsonl"),
-        notifier=WebhookNotifier(timeout_s=2.0, sleep=sleeps.append),
-        contacts_for=lambda tenant_id: contacts.get(tenant_id, {}),
-        on_rolled_back=calls.on_rolled_back,
-        on_notified=calls.on_notified,
+        metrics=InMemoryMetrics(),
         clock=lambda: datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC),
     )

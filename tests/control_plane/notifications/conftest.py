@@ -1,5 +1,5 @@
-"""The rollback fixtures of tests/lambdas: model host, rollback deps, webhook sink."""
+"""The webhook sink fixture (shared with tests/lambdas)."""
 
-from tests.lambdas.rollback_fixtures import calls, deps, host, sink, sleeps
+from tests.lambdas.rollback_fixtures import sink
 
-__all__ = ["calls", "deps", "host", "sink", "sleeps"]
+__all__ = ["sink"]

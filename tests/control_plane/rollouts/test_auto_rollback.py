@@ -99,7 +99,11 @@ def test_bad_canary_rolls_back_without_failing_requests(
             f"/v1/tenants/{t['id']}/audit", params={"limit": 1000}, headers=auth(t["admin"])
         ).json()
     ]
-    assert "rollout.rolled_back" in actions and "rollout.notified" in actions
+    assert {"rollout.rolling_back", "rollout.rolled_back", "rollout.notified"} <= set(actions)
+    metrics = container.providers.metrics.render_prometheus()
+    reason = log[0].evidence["metric"]
+    assert f'fraudrail_rollbacks_total{{reason="{reason}",tenant="{t["id"]}"}} 1.0' in metrics
+    assert f'fraudrail_canary_weight{{tenant="{t["id"]}"}} 0.0' in metrics
 
 
 def test_emergency_rollback_skips_analysis(
@@ -119,8 +123,14 @@ def test_emergency_rollback_skips_analysis(
         headers=auth(t["sre"]),
     )
     assert resp.status_code == 200 and resp.json()["state"] == "ROLLED_BACK"
-    assert container.providers.model_host.weights(t["id"]) == {t["model"]: 10000, t["candidate"]: 0}
+    stable = {t["model"]: 10000, t["candidate"]: 0}
+    assert resp.json()["weights_read_back"] == stable == container.providers.model_host.weights(t["id"])
+    assert sink.requests() == []  # Slack / Teams are a queued job, never part of the request
+    worker.drain()
     assert "fraud spike" in str(sink.wait_for(1, path="/slack")[0].json)
+    again = client.post(f"/v1/rollouts/{ro['id']}/rollback", json={"reason": "x"}, headers=auth(t["sre"]))
+    assert again.status_code == 409 and again.json()["field"] == "state"
+    assert [r.rollback_id for r in container.providers.rollback_log.list(t["id"])] == [f"rb_{ro['id']}"]
 
 
 def test_burning_canary_is_caught_before_its_bake_time_ends(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+import traffic
 from control_plane.container import Container
 from control_plane.jobs.worker import Worker
 from tests.control_plane.conftest import auth
@@ -96,7 +97,7 @@ def test_cohorts_are_deterministic_and_only_grow(
     at_10 = {card for card in cards if checker.route(tenant, card)[1] == "canary"}
     assert 120 < len(at_10) < 280
     assert at_10 == {card for card in cards if checker.route(tenant, card)[1] == "canary"}
-    container.providers.model_host.set_weights(t["id"], {t["model"]: 5000, t["candidate"]: 5000})
+    traffic.set_weights(container.providers.model_host, t["id"], {t["model"]: 5000, t["candidate"]: 5000})
     at_50 = {card for card in cards if checker.route(tenant, card)[1] == "canary"}
     assert at_10 < at_50 and 850 < len(at_50) < 1150
 
