@@ -119,6 +119,12 @@ SPECS: Final = (
         "1 when the flagged spool can make records durable, else 0 (refreshed by health probes).",
         (),
     ),
+    MetricSpec(
+        "fraudrail_metrics_refused_total",
+        "counter",
+        "Metric calls dropped because the catalogue does not declare them (a bug: see the logs).",
+        (),
+    ),
     # Emitted by the rollouts code on a rollout's weight change and on a rollback.
     MetricSpec(
         "fraudrail_canary_weight",

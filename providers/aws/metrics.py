@@ -54,8 +54,9 @@ class CloudWatchMetrics(InMemoryMetrics):
         batch_size: int = 500,
         flush_threshold: int = 1_000,
         flush_interval_s: float | None = 60.0,
+        strict: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(strict=strict)
         if not 1 <= batch_size <= 1_000:
             raise ValueError("batch_size must be 1..1000 (PutMetricData's limit)")
         self._cw = client
@@ -79,7 +80,8 @@ class CloudWatchMetrics(InMemoryMetrics):
     # ------------------------------------------------------------------- record
 
     def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
-        super().increment(name, value, **labels)
+        if not self._record("counter", name, value, labels):
+            return  # refused by the catalogue: not sent either
         key = (name, tuple(sorted(labels.items())))
         with self._buffer_lock:
             self._counts[key] = self._counts.get(key, 0.0) + value
@@ -89,7 +91,8 @@ class CloudWatchMetrics(InMemoryMetrics):
             self._flush_soon()
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        super().observe(name, value, **labels)
+        if not self._record("histogram", name, value, labels):
+            return
         key = (name, tuple(sorted(labels.items())))
         rounded = float(f"{value:.4g}")
         with self._buffer_lock:
@@ -100,7 +103,8 @@ class CloudWatchMetrics(InMemoryMetrics):
             self._flush_soon()
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
-        super().gauge(name, value, **labels)
+        if not self._record("gauge", name, value, labels):
+            return
         key = (name, tuple(sorted(labels.items())))
         with self._buffer_lock:
             self._gauges[key] = value  # last value wins: a gauge is a level, not a sum

@@ -14,6 +14,7 @@ gauges by their maximum), so a scrape shows no tenant id the operator did not ch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -30,18 +31,27 @@ from providers.metrics_catalog import (
     TenantLabels,
 )
 
+log = logging.getLogger(__name__)
+REFUSED = "fraudrail_metrics_refused_total"
+
 
 class UndeclaredMetric(ValueError):
     """A metric name, type or label set that ``providers/metrics_catalog.py`` does not declare."""
 
 
 class InMemoryMetrics:
-    def __init__(self, catalog: Mapping[str, MetricSpec] = CATALOG) -> None:
+    """``strict`` (the default) raises ``UndeclaredMetric`` for a call the catalogue does not allow,
+    so tests catch it. Not strict (production), such a call is dropped, logged once and counted in
+    ``fraudrail_metrics_refused_total``: a metric typo must not fail a fraud check or a rollback."""
+
+    def __init__(self, catalog: Mapping[str, MetricSpec] = CATALOG, *, strict: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.strict = strict
         self._catalog = catalog
         self._metrics: dict[str, MetricWrapperBase] = {
             name: _register(spec, self.registry) for name, spec in catalog.items()
         }
+        self._logged: set[str] = set()
 
     def _child(self, name: str, kind: MetricKind, labels: Mapping[str, str]) -> MetricWrapperBase:
         spec = self._catalog.get(name)
@@ -54,20 +64,39 @@ class InMemoryMetrics:
         metric = self._metrics[name]
         return metric.labels(**labels) if spec.labels else metric
 
+    def _record(self, kind: MetricKind, name: str, value: float, labels: Mapping[str, str]) -> bool:
+        """Record one call; False when it was refused (only when not strict)."""
+        try:
+            child = self._child(name, kind, labels)
+            if isinstance(child, Counter):
+                child.inc(value)  # refuses a negative value: a counter never goes down
+            elif isinstance(child, Histogram):
+                child.observe(value)
+            elif isinstance(child, Gauge):
+                child.set(value)
+        except ValueError as exc:  # UndeclaredMetric, or a counter asked to go down
+            if self.strict:
+                raise
+            self._refused(str(exc))
+            return False
+        return True
+
+    def _refused(self, reason: str) -> None:
+        refused = self._metrics.get(REFUSED)
+        if isinstance(refused, Counter):
+            refused.inc()
+        if len(self._logged) < 100 and reason not in self._logged:  # once each, and bounded
+            self._logged.add(reason)
+            log.error("metric call refused (fix the call or providers/metrics_catalog.py): %s", reason)
+
     def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
-        child = self._child(name, "counter", labels)
-        assert isinstance(child, Counter)
-        child.inc(value)  # refuses a negative value: a counter never goes down
+        self._record("counter", name, value, labels)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        child = self._child(name, "histogram", labels)
-        assert isinstance(child, Histogram)
-        child.observe(value)
+        self._record("histogram", name, value, labels)
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
-        child = self._child(name, "gauge", labels)
-        assert isinstance(child, Gauge)
-        child.set(value)
+        self._record("gauge", name, value, labels)
 
     # ------------------------------------------------------------------- read back
 

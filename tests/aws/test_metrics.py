@@ -53,6 +53,9 @@ def test_metrics_flush_counters_and_observations_to_cloudwatch(clients: AwsClien
     assert metrics.flush() == 3  # three series, sent in two PutMetricData calls of at most two
     assert len(sent) == 2
     assert metrics.pending == 0 and metrics.flush() == 0
+    lenient = CloudWatchMetrics(clients.cloudwatch, flush_interval_s=None, strict=False)
+    lenient.increment("scoring_requests_total", tenant="ten_a")
+    assert lenient.pending == 0 and lenient.counter("fraudrail_metrics_refused_total") == 1
 
     review = [{"Name": "decision", "Value": "REVIEW"}, {"Name": "tenant", "Value": "ten_a"}]
     assert _stats(clients, "fraudrail_flagged_total", review)["Sum"] == 3.0
@@ -129,3 +132,6 @@ def test_an_undeclared_metric_is_refused_before_it_is_buffered(clients: AwsClien
     with pytest.raises(UndeclaredMetric, match="labels"):
         metrics.increment("fraudrail_flagged_total", tenant_id="ten_a", decision="REVIEW")
     assert metrics.pending == 0 and metrics.flush() == 0
+    lenient = CloudWatchMetrics(clients.cloudwatch, flush_interval_s=None, strict=False)
+    lenient.increment("scoring_requests_total", tenant="ten_a")
+    assert lenient.pending == 0 and lenient.counter("fraudrail_metrics_refused_total") == 1

@@ -140,3 +140,19 @@ def test_tenant_labels_parse() -> None:
     assert TenantLabels.parse("ten_x").shown("ten_x") and not TenantLabels.parse("ten_x").shown("ten_y")
     with pytest.raises(ValueError):
         TenantLabels.parse(" , ")
+
+
+def test_not_strict_a_refused_call_is_dropped_logged_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = InMemoryMetrics(strict=False)
+    for _ in range(3):
+        metrics.increment("fraudrail_typo_total", tenant="ten_a")
+    metrics.increment("fraudrail_flagged_total", tenant="ten_a")  # decision missing
+    metrics.increment("fraudrail_integrity_failures_total", -1.0, tenant="ten_a")
+    metrics.increment("fraudrail_integrity_failures_total", tenant="ten_a")
+    assert metrics.counter("fraudrail_metrics_refused_total") == 5
+    assert metrics.counter("fraudrail_integrity_failures_total", tenant="ten_a") == 1
+    refusals = [r for r in caplog.records if "metric call refused" in r.getMessage()]
+    assert len(refusals) == 3  # one line per distinct problem, not per call
+    assert "fraudrail_typo" not in metrics.render_prometheus()
