@@ -30,7 +30,11 @@ class AppSettings(BaseSettings):
     cache_backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_timeout_ms: float = 5.0
-    bus_backend: Literal["memory", "sns"] = "memory"
+    bus_backend: Literal["memory", "redis", "sns"] = "memory"
+    bus_redis_url: str | None = Field(default=None, description="Redis of the bus (default: redis_url).")
+    bus_claim_idle_s: float = Field(
+        default=30.0, gt=0, description="A work event pending this long (its consumer died) is taken over."
+    )
     policy_engine: Literal["regopy", "opa"] = "regopy"
     opa_url: str = "http://127.0.0.1:8181"
     policy_dir: Path = REPO_ROOT / "policies" / "rego"
@@ -67,11 +71,9 @@ class AppSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AppSettings:
-        if self.workers > 1 and (self.cache_backend != "redis" or self.bus_backend == "memory"):
-            raise ValueError(
-                "FRAUDRAIL_WORKERS > 1 needs FRAUDRAIL_CACHE_BACKEND=redis and a shared bus: "
-                "the in-process cache and bus are per worker and would give wrong velocity features"
-            )
+        problem = scale_out_problem(self)
+        if problem:
+            raise ValueError(problem)
         if self.env == "production":
             if self.card_hash_key == "dev-only-card-hash-key":
                 raise ValueError("FRAUDRAIL_CARD_HASH_KEY must be set in production")
@@ -84,3 +86,37 @@ class AppSettings(BaseSettings):
         if self.metrics_tenant_labels is not None:
             TenantLabels.parse(self.metrics_tenant_labels)  # a typo fails at start, not at scrape
         return self
+
+
+def scale_out_problem(s: AppSettings) -> str | None:
+    """Why these settings cannot run as several processes (None when they can). State that lives in
+    one process (the in-memory cache, bus and model host; a SQLite file) would silently diverge."""
+    if s.workers > 1:
+        missing = []
+        if s.cache_backend != "redis":
+            missing.append(
+                "FRAUDRAIL_CACHE_BACKEND=redis (an in-memory cache gives each worker its own features)"
+            )
+        if s.bus_backend == "memory":
+            missing.append("FRAUDRAIL_BUS_BACKEND=redis or sns (the in-memory bus reaches one worker only)")
+        if s.resolved_database_url.startswith("sqlite"):
+            missing.append("FRAUDRAIL_DATABASE_URL on PostgreSQL (SQLite takes one writer at a time)")
+        if missing:
+            return f"FRAUDRAIL_WORKERS={s.workers} needs " + "; ".join(missing)
+    # A separate `fraudrail worker` process (the tests drive the worker inside their own process).
+    if not s.run_worker_in_process and s.env != "test":
+        missing = []
+        if s.bus_backend == "memory":
+            missing.append(
+                "a shared bus (FRAUDRAIL_BUS_BACKEND=redis or sns): its events would never reach the server"
+            )
+        if s.cache_backend != "redis":
+            missing.append("FRAUDRAIL_CACHE_BACKEND=redis: its label updates would land in its own memory")
+        if s.provider == "local":
+            missing.append(
+                "FRAUDRAIL_PROVIDER=aws: the local model host keeps traffic weights in process memory, so "
+                "the rollouts it drives would never reach the server"
+            )
+        if missing:
+            return "a job worker outside the server process needs " + "; ".join(missing)
+    return None

@@ -175,11 +175,12 @@ class EventBus(Protocol):
         ...
 
     def subscribe(
-        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+        self, topic: str, handler: Handler, *, mode: DeliveryMode | None = None, group: str | None = None
     ) -> None:
         """Run ``handler`` for the topic's messages. ``mode`` says who receives them across processes
-        (see ``DeliveryMode``); ``group`` names the subscriber kind of a "work" subscription (default:
-        the topic): the handlers of one group in one process run together, once per message."""
+        (see ``DeliveryMode``; None: the bus's topic map, given where it is built, else "broadcast");
+        ``group`` names the subscriber kind of a "work" subscription (default: the topic): the
+        handlers of one group in one process run together, once per message."""
         ...
 
 

@@ -71,7 +71,10 @@ class RedisStreamsEventBus:
         max_deliveries: int = 10,
         consumer: str | None = None,
         timeout_s: float = 2.0,
+        modes: Mapping[str, DeliveryMode] | None = None,
     ) -> None:
+        # topic -> mode for subscriptions that do not name one (the deployment's topic map).
+        self._modes: dict[str, DeliveryMode] = dict(modes or {})
         self._prefix = prefix
         self._maxlen = maxlen
         self._batch = batch
@@ -120,9 +123,10 @@ class RedisStreamsEventBus:
     # ----------------------------------------------------------------- subscribing
 
     def subscribe(
-        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+        self, topic: str, handler: Handler, *, mode: DeliveryMode | None = None, group: str | None = None
     ) -> None:
         check_mode(mode)
+        mode = mode or self._modes.get(topic, "broadcast")
         name = "" if mode == "broadcast" else (group or topic)
         key = (topic, mode, name)
         with self._lock:

@@ -8,8 +8,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,8 +26,11 @@ from control_plane.errors import (
     ServiceUnavailable,
     Unauthenticated,
 )
+from control_plane.events import KEYS_REVOKED
 from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
+from control_plane.outbox import emit
+from providers.ports import EventBus
 
 TOKEN_PREFIX = "frk_"  # noqa: S105 - a public prefix, not a secret
 
@@ -95,6 +99,7 @@ def revoke_key(
     audit.record(
         session, tenant_id=tenant_id, actor=actor, action="key.revoked", subject=key_id, reason=reason
     )
+    emit(session, KEYS_REVOKED, {"key_ids": [key_id]})  # every process forgets it after the commit
     return key
 
 
@@ -106,6 +111,7 @@ def rotate_key(session: Session, tenant_id: str, key_id: str, *, actor: str) -> 
     new = issue_key(session, tenant_id=tenant_id, scope=Scope(old.scope), name=old.name, actor=actor)
     old.revoked_at = utcnow()
     old.replaced_by = new.key.id
+    emit(session, KEYS_REVOKED, {"key_ids": [key_id]})
     audit.record(
         session,
         tenant_id=tenant_id,
@@ -130,6 +136,7 @@ def revoke_all(session: Session, tenant_id: str, *, actor: str, reason: str) -> 
             reason=reason,
             after={"revoked": ids},
         )
+        emit(session, KEYS_REVOKED, {"key_ids": ids})
     return ids
 
 
@@ -155,8 +162,10 @@ class _Verified:
 class KeyVerifier:
     """Resolves a token to a principal; caches verified keys briefly so hot paths skip SQL.
 
-    Revocation in this process invalidates at once (``forget``); other processes see it
-    within ``ttl_s``. The cache holds at most ``max_keys`` keys (least recently used out first).
+    Revocation in this process invalidates at once (``forget``). Every process forgets a revoked key
+    when the ``keys.revoked`` broadcast reaches it (``on_revoked``, subscribed by ``listen``), i.e.
+    right after the revoking transaction committed; ``ttl_s`` only bounds a missed event.
+    The cache holds at most ``max_keys`` keys (least recently used out first).
     When the database cannot be reached, a key read from it less than ``stale_s`` ago is still
     accepted (a revocation made during the outage waits for the database, bounded by ``stale_s``);
     any other key gets 503 with ``Retry-After``, never a 500.
@@ -179,6 +188,17 @@ class KeyVerifier:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self.stale_answers = 0  # keys accepted from the cache during an outage (for tests and ops)
+        # key id -> when a revocation was heard: a lookup that read the row before the revocation
+        # committed must not cache it after the event dropped the entry.
+        self._revoked: dict[str, float] = {}
+
+    def listen(self, bus: EventBus) -> None:
+        bus.subscribe(KEYS_REVOKED, self.on_revoked, mode="broadcast")
+
+    def on_revoked(self, _topic: str, message: Mapping[str, Any]) -> None:
+        key_ids = message.get("key_ids")
+        if isinstance(key_ids, list):
+            self.forget(str(k) for k in key_ids)
 
     def verify(self, token: str) -> Principal:
         key_id, secret = _parse(token)
@@ -210,6 +230,8 @@ class KeyVerifier:
             ) from exc
         principal = _matching(verified, digest)
         with self._lock:
+            if self._revoked.get(key_id, float("-inf")) >= now:
+                return principal
             self._cache[key_id] = verified
             self._cache.move_to_end(key_id)
             while len(self._cache) > self._max_keys:
@@ -217,9 +239,13 @@ class KeyVerifier:
         return principal
 
     def forget(self, key_ids: Iterable[str]) -> None:
+        heard = self.clock()
         with self._lock:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
+                self._revoked[key_id] = heard
+            if len(self._revoked) > 10_000:  # old marks matter only to lookups in flight
+                self._revoked = {k: t for k, t in self._revoked.items() if t > heard - 60}
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -106,7 +106,7 @@ class SnsEventBus:
     # -------------------------------------------------------------- subscribing
 
     def subscribe(
-        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+        self, topic: str, handler: Handler, *, mode: DeliveryMode | None = None, group: str | None = None
     ) -> None:
         # Each process subscribes its own receiver, so every process gets every message: right for
         # "broadcast"; a "work" message is handled once per process (at least once; handlers are

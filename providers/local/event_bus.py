@@ -20,7 +20,7 @@ class InProcessEventBus:
         self._subscribers: dict[str, list[Handler]] = defaultdict(list)
 
     def subscribe(
-        self, topic: str, handler: Handler, *, mode: DeliveryMode = "broadcast", group: str | None = None
+        self, topic: str, handler: Handler, *, mode: DeliveryMode | None = None, group: str | None = None
     ) -> None:
         # One process is every consumer there is: "broadcast" and "work" both run the handler once.
         check_mode(mode)
@@ -47,6 +47,6 @@ def run_handlers(handlers: Sequence[Handler], topic: str, message: Mapping[str, 
     return errors
 
 
-def check_mode(mode: str) -> None:
-    if mode not in ("broadcast", "work"):
+def check_mode(mode: str | None) -> None:
+    if mode is not None and mode not in ("broadcast", "work"):
         raise ValueError(f"delivery mode must be 'broadcast' or 'work', not {mode!r}")
