@@ -122,9 +122,9 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
 
     app.router.routes.insert(0, Route("/v1/fraud-check", fraud_check_fast, methods=["POST"]))
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    from control_plane.ops_routes import install_ops_routes
+
+    install_ops_routes(app)  # GET / (links), /healthz and /readyz (spool free space), offline /docs
 
     from control_plane.metrics_endpoint import install_metrics_route
 

@@ -23,7 +23,7 @@ from control_plane.errors import Conflict, ServiceUnavailable
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
-from control_plane.scoring.spool import FlaggedSpool
+from control_plane.scoring.spool import FlaggedSpool, SpoolUnavailable
 from control_plane.slo.recorder import RequestRecorder
 from fraud_model.features import FEATURE_NAMES, terminal_horizon_s
 from fraud_model.online_features import (
@@ -266,13 +266,12 @@ class FraudChecker:
             "degraded_inputs": list(degraded),
         }
         if decision != LEGIT:
-            self.spool.append(
-                {
-                    "tenant_id": tid,
-                    "flagged_id": flagged_id(tid, req.txn_id),
-                    "payload": _flagged_payload(tid, req, answer, vector),
-                }
-            )
+            record = {"tenant_id": tid, "flagged_id": flagged_id(tid, req.txn_id)}
+            try:  # durable before answered; a refusal is a 503 and the caller releases the claim
+                self.spool.append({**record, "payload": _flagged_payload(tid, req, answer, vector)})
+            except SpoolUnavailable:
+                self.metrics.increment("fraudrail_spool_refused_total", tenant=tid)
+                raise
         answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         if cohort != "canary" or "canary_model" not in degraded:
             self.recorder.record(

@@ -12,13 +12,22 @@ database-availability error) is retried for as long as it lasts; any other failu
 record ``poison_attempts`` times in a row is a poison record: it moves to ``dead-letter.jsonl``
 with its error, so it cannot hold up every record behind it, and ``requeue_dead()``
 (``fraudrail spool replay-dead``) puts it back once the cause is fixed.
+
+A flagged answer is given only once its whole record is written (``append`` loops over short
+writes). When it cannot be (a full or failing disk), the partial line is cut off again and
+``append`` raises ``SpoolUnavailable``: the check answers 503 with Retry-After, its idempotency
+claim is released, and the client's retry with the same txn_id is scored again — nothing is
+answered that is not spooled. A torn tail left by a process that died mid-write is cut at the
+next start-up, so it can neither block delivery nor merge with the next record.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,12 +37,23 @@ from typing import Any
 import redis
 from sqlalchemy import exc as sa_exc
 
+from control_plane.errors import ServiceUnavailable
+
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Mapping[str, Any]], None]
 SEGMENT_BYTES = 8 * 1024 * 1024
 DEAD_LETTERS = "dead-letter.jsonl"
 POISON_ATTEMPTS = 3
+RETRY_AFTER_S = 5
+MIN_FREE_BYTES = 8 * 1024 * 1024  # below this the spool reports itself not ready
+
+
+class SpoolUnavailable(ServiceUnavailable):
+    """The flagged record could not be written: 503 with Retry-After, nothing was answered."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="spool", extra={"retry_after_s": RETRY_AFTER_S})
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -58,26 +78,99 @@ class FlaggedSpool:
         self._failures: tuple[str, int, int] | None = None  # (segment, offset, consecutive failures)
         self._lock = threading.Lock()
         self._drain_lock = threading.Lock()
-        self._name = f"seg-{time.time_ns():020d}-{os.getpid()}.jsonl"
-        self._fh = (self.dir / self._name).open("ab", buffering=0)
+        self._name = ""
+        # Opened at the first append: a reader (`fraudrail spool status`) leaves no empty segment.
+        self._fh: Any = None
         self.appended = 0
+        self.failed = 0  # appends refused since start
+        self.last_error: str | None = None  # None once an append succeeds again
+        self._free: tuple[float, int] = (0.0, 0)  # (monotonic time, bytes) of the last statvfs
+        self.repaired = repair_torn_tails(self.dir)
 
     def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record whole, or raise ``SpoolUnavailable`` leaving no partial line behind."""
         line = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
         with self._lock:
-            self._fh.write(line)
+            fh, start = self._fh, 0
+            try:
+                if fh is None:
+                    fh = self._open()
+                start = fh.tell()
+                view, written = memoryview(line), 0
+                while written < len(line):
+                    n = fh.write(view[written:])  # a raw file: may write less than asked
+                    if not n:
+                        raise OSError(errno.EIO, "the spool file took no bytes")
+                    written += n
+            except OSError as exc:
+                if fh is not None:
+                    self._cut(fh, start)
+                self.failed += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("flagged record not spooled (%s); answering 503", self.last_error)
+                raise SpoolUnavailable(
+                    f"the flagged-transaction spool cannot take the record ({exc.strerror or exc}); "
+                    f"retry in {RETRY_AFTER_S} s with the same txn_id"
+                ) from exc
             self.appended += 1
-            if self._fh.tell() >= self._segment_bytes:
+            self.last_error = None
+            if fh.tell() >= self._segment_bytes:
                 self._rotate()
+
+    def _cut(self, fh: Any, start: int) -> None:
+        """Remove a partial line (cutting frees space, so it works on a full disk), then close the
+        segment unless it is empty: once drained it can be deleted, which frees the space the
+        spool itself took, and the next record starts a new segment. A tail that cannot even be cut
+        is cut at the next start-up."""
+        try:
+            os.ftruncate(fh.fileno(), start)
+            fh.seek(start)
+        except OSError:
+            log.exception("could not cut a partial record off %s", self._name)
+        else:
+            if start == 0:
+                return
+        fh.close()
+        self._fh, self._name = None, ""
+
+    def _open(self) -> Any:
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}.jsonl"
+        # The offset file exists from the start, so the drainer only ever overwrites it in place:
+        # that needs no new block, and a full disk cannot stop delivery (which is what frees it).
+        _write_offset(self.dir / name, 0)
+        self._fh = (self.dir / name).open("ab", buffering=0)
+        self._name = name
+        return self._fh
 
     def _rotate(self) -> None:
         self._fh.close()
-        self._name = f"seg-{time.time_ns():020d}-{os.getpid()}.jsonl"
-        self._fh = (self.dir / self._name).open("ab", buffering=0)
+        self._open()
 
     def fsync(self) -> None:
         with self._lock:
-            os.fsync(self._fh.fileno())
+            if self._fh is not None:
+                os.fsync(self._fh.fileno())
+
+    def free_bytes(self, max_age_s: float = 1.0) -> int:
+        """Free space on the spool's file system (statvfs at most once per ``max_age_s``)."""
+        now = time.monotonic()
+        at, free = self._free
+        if now - at >= max_age_s:
+            free = shutil.disk_usage(self.dir).free
+            self._free = (now, free)
+        return free
+
+    def health(self, min_free_bytes: int = MIN_FREE_BYTES) -> dict[str, Any]:
+        """Ready when the last append succeeded and the disk has room: a health signal."""
+        free = self.free_bytes()
+        return {
+            "ok": self.last_error is None and free >= min_free_bytes,
+            "free_bytes": free,
+            "min_free_bytes": min_free_bytes,
+            "appended": self.appended,
+            "refused": self.failed,
+            "last_error": self.last_error,
+        }
 
     def segments(self) -> list[Path]:
         return sorted(self.dir.glob("seg-*.jsonl"))
@@ -177,7 +270,59 @@ class FlaggedSpool:
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def _writer_alive(seg: Path) -> bool:
+    """Whether the process named in a segment's file name (seg-<ns>-<pid>.jsonl) still runs."""
+    try:
+        pid = int(seg.stem.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True  # another spool of this process may be mid-write
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def repair_torn_tails(directory: Path) -> int:
+    """Cut the partial last line of segments whose writer is gone; returns how many were cut."""
+    repaired = 0
+    for seg in sorted(directory.glob("seg-*.jsonl")):
+        if _writer_alive(seg):
+            continue
+        with seg.open("rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                continue
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                continue
+            keep = size
+            while keep > 0:  # back to the last newline, in blocks
+                lo = max(0, keep - 65536)
+                fh.seek(lo)
+                block = fh.read(keep - lo)
+                at = block.rfind(b"\n")
+                if at >= 0:
+                    keep = lo + at + 1
+                    break
+                keep = lo
+            fh.truncate(keep)
+        if _read_offset(seg) > keep:
+            _write_offset(seg, keep)
+        log.warning(
+            "cut a torn record off %s (%d bytes) left by a process that died mid-write", seg.name, size - keep
+        )
+        repaired += 1
+    return repaired
 
 
 def _offset_path(seg: Path) -> Path:
@@ -192,8 +337,17 @@ def _read_offset(seg: Path) -> int:
 
 
 def _write_offset(seg: Path, offset: int) -> None:
+    """Overwrite the fixed-width offset in place (no new block: works on a full disk); a lost or
+    garbled offset only replays records into an idempotent store."""
+    data = f"{offset:020d}".encode()
+    try:
+        with _offset_path(seg).open("r+b", buffering=0) as fh:
+            fh.write(data)
+        return
+    except FileNotFoundError:
+        pass
     tmp = _offset_path(seg).with_suffix(".offset.tmp")
-    tmp.write_text(str(offset))
+    tmp.write_bytes(data)
     os.replace(tmp, _offset_path(seg))
 
 
