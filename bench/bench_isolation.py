@@ -25,26 +25,32 @@ from typing import Any
 import httpx
 import numpy as np
 from _common import (
-    Load,
-    LoadResult,
-    LoadSpec,
-    Probe,
-    ProbeSpec,
-    admin_key,
-    auth,
-    control_plane,
     describe_model,
     free_port,
     log,
     machine,
     met,
-    onboard,
     pct,
+    trained_artifact,
+    write_section,
+)
+from _load import (
+    Load,
+    LoadResult,
+    LoadSpec,
+)
+from _probe import (
+    Probe,
+    ProbeSpec,
+)
+from _servers import (
+    admin_key,
+    auth,
+    control_plane,
+    onboard,
     promote,
     register_model,
     session_factory,
-    trained_artifact,
-    write_section,
 )
 
 BOUND = 1.20

@@ -27,23 +27,27 @@ from _common import (
     N_CARDS,
     REPO,
     TXN_PER_CARD_PER_DAY,
-    Load,
-    LoadResult,
-    LoadSpec,
-    admin_key,
-    auth,
-    control_plane,
     describe_model,
     free_port,
     log,
     machine,
     met,
+    trained_artifact,
+    write_section,
+)
+from _load import (
+    Load,
+    LoadResult,
+    LoadSpec,
+)
+from _servers import (
+    admin_key,
+    auth,
+    control_plane,
     onboard,
     promote,
     register_model,
     session_factory,
-    trained_artifact,
-    write_section,
 )
 
 CONCURRENCY = 16

@@ -21,18 +21,25 @@ from _common import (
     N_CARDS,
     REPO,
     TXN_PER_CARD_PER_DAY,
-    Load,
-    LoadResult,
-    LoadSpec,
-    admin_key,
-    auth,
-    control_plane,
     describe_model,
-    floor_server,
     free_port,
     log,
     machine,
     met,
+    summary,
+    trained_artifact,
+    write_section,
+)
+from _load import (
+    Load,
+    LoadResult,
+    LoadSpec,
+)
+from _servers import (
+    admin_key,
+    auth,
+    control_plane,
+    floor_server,
     model_row,
     onboard,
     promote,
@@ -40,9 +47,6 @@ from _common import (
     register_model,
     session_factory,
     store_artifact,
-    summary,
-    trained_artifact,
-    write_section,
 )
 
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "3"))

@@ -1,4 +1,7 @@
-"""The premium silo: the tenant's own key, bucket, Studio domain, canary endpoint, alarms and budget."""
+"""The premium silo: the tenant's own key, bucket, Studio domain, canary endpoint, alarms and budget.
+
+The Studio domain and its network are in :mod:`cdk.premium_studio`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -19,8 +21,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk import iam_statements
-from cdk.config import PlatformNames, TenantStackError, sagemaker_slug, tenant_endpoint_name
-from cdk.network import isolated_vpc
+from cdk.config import PlatformNames, sagemaker_slug, tenant_endpoint_name
+from cdk.premium_studio import studio, studio_network
 
 STABLE_VARIANT = "stable"
 CANARY_VARIANT = "canary"
@@ -86,8 +88,8 @@ class PremiumSilo(Construct):
         self.model_role = self._model_role()
         self.endpoint = self._endpoint(instance_type)
         self._canary_alarms(tier_template)
-        vpc_id, subnet_ids = self._network(vpc_id, subnet_ids)
-        self.domain, self.user_profile = self._studio(vpc_id, subnet_ids)
+        vpc_id, subnet_ids = studio_network(self, vpc_id, subnet_ids)
+        self.domain, self.user_profile = studio(self, vpc_id, subnet_ids)
         self.budget_name = f"fraudrail-{tenant_id}"
         self._budget(budget_amount, budget_currency, contacts_email)
 
@@ -215,164 +217,6 @@ class PremiumSilo(Construct):
         ]
         for alarm in alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-
-    def _network(self, vpc_id: str | None, subnet_ids: Sequence[str] | None) -> tuple[str, list[str]]:
-        """The given VPC, or an isolated one with the endpoints a VpcOnly Studio domain needs."""
-        if vpc_id and subnet_ids:
-            return vpc_id, list(subnet_ids)
-        if vpc_id or subnet_ids:
-            raise TenantStackError("give both vpc_id and subnet_ids, or neither")
-        vpc = isolated_vpc(
-            self,
-            "Vpc",
-            s3_gateway=True,
-            interface_endpoints=(
-                ("SageMakerApiEndpoint", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
-                ("SageMakerRuntimeEndpoint", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
-                ("StsEndpoint", ec2.InterfaceVpcEndpointAwsService.STS),
-                ("LogsEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
-            ),
-        )
-        return vpc.vpc_id, [subnet.subnet_id for subnet in vpc.isolated_subnets]
-
-    def _studio_role(self) -> iam.Role:
-        stack = self.stack
-        arn_prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
-        role = iam.Role(
-            self,
-            "StudioRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Studio users of premium tenant {self.tenant_id}",
-        )
-        statements = [
-            iam.PolicyStatement(
-                sid="TenantBucketObjects",
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                resources=[self.bucket.arn_for_objects("*")],
-            ),
-            iam.PolicyStatement(
-                sid="TenantBucketList",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
-                resources=[self.bucket.bucket_arn],
-            ),
-            iam_statements.use_key_by_arn([self.key.key_arn], write=True),
-            iam.PolicyStatement(
-                sid="TrainAndRegister",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:CreateModel",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:AddTags",
-                ],
-                resources=[
-                    f"{arn_prefix}:training-job/fraudrail-{self.slug}-*",
-                    f"{arn_prefix}:model/fraudrail-{self.slug}-*",
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="UseOwnEndpoint",
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                resources=[f"{arn_prefix}:endpoint/{self.endpoint_name}"],
-            ),
-            iam.PolicyStatement(
-                sid="PassModelRole",
-                actions=["iam:PassRole"],
-                resources=[self.model_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
-            *iam_statements.pull_image(stack, self.names.image_repository),
-            iam_statements.write_logs(stack, "/aws/sagemaker/studio", sid="StudioLogs"),
-            iam_statements.write_logs(stack, "/aws/sagemaker/TrainingJobs", sid="TrainingLogs"),
-            iam_statements.put_metrics(iam_statements.SAGEMAKER_METRIC_NAMESPACES),
-        ]
-        for statement in statements:
-            role.add_to_policy(statement)
-        return role
-
-    def _studio(
-        self, vpc_id: str, subnet_ids: list[str]
-    ) -> tuple[sagemaker.CfnDomain, sagemaker.CfnUserProfile]:
-        security_group = ec2.CfnSecurityGroup(
-            self,
-            "StudioSecurityGroup",
-            group_description=f"Studio domain of {self.tenant_id}",
-            vpc_id=vpc_id,
-            security_group_egress=[
-                ec2.CfnSecurityGroup.EgressProperty(
-                    ip_protocol="tcp", from_port=443, to_port=443, cidr_ip="0.0.0.0/0", description="HTTPS"
-                )
-            ],
-        )
-        # Studio apps talk to each other and to the home EFS inside the group (NFS, app ports).
-        ec2.CfnSecurityGroupIngress(
-            self,
-            "StudioSelfIngress",
-            group_id=security_group.attr_group_id,
-            source_security_group_id=security_group.attr_group_id,
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            description="Studio apps and home EFS",
-        )
-        ec2.CfnSecurityGroupEgress(
-            self,
-            "StudioSelfEgress",
-            group_id=security_group.attr_group_id,
-            destination_security_group_id=security_group.attr_group_id,
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            description="Studio apps and home EFS",
-        )
-        role = self._studio_role()
-        domain = sagemaker.CfnDomain(
-            self,
-            "StudioDomain",
-            domain_name=f"fraudrail-{self.slug}",
-            auth_mode="IAM",
-            app_network_access_type="VpcOnly",
-            vpc_id=vpc_id,
-            subnet_ids=subnet_ids,
-            kms_key_id=self.key.key_arn,
-            default_user_settings=sagemaker.CfnDomain.UserSettingsProperty(
-                execution_role=role.role_arn,
-                security_groups=[security_group.attr_group_id],
-            ),
-        )
-        # The role's policy (a separate resource) may name the domain: the domain names only the role.
-        stack = self.stack
-        arn_prefix = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
-        domain_id = domain.attr_domain_id
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="StudioApps",
-                actions=[
-                    "sagemaker:CreateApp",
-                    "sagemaker:DeleteApp",
-                    "sagemaker:DescribeApp",
-                    "sagemaker:DescribeDomain",
-                    "sagemaker:DescribeUserProfile",
-                ],
-                resources=[
-                    f"{arn_prefix}:app/{domain_id}/*",
-                    f"{arn_prefix}:domain/{domain_id}",
-                    f"{arn_prefix}:user-profile/{domain_id}/*",
-                ],
-            )
-        )
-        user_profile = sagemaker.CfnUserProfile(
-            self,
-            "StudioUserProfile",
-            domain_id=domain.attr_domain_id,
-            user_profile_name=f"{self.slug}-analyst",
-            user_settings=sagemaker.CfnUserProfile.UserSettingsProperty(
-                execution_role=role.role_arn,
-                security_groups=[security_group.attr_group_id],
-            ),
-        )
-        return domain, user_profile
 
     def _budget(self, amount: Decimal, currency: str, contacts_email: str) -> None:
         budgets.CfnBudget(

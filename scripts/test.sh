@@ -13,6 +13,7 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy"; $BIN/mypy
 echo "== hadolint"; $BIN/hadolint Dockerfile
+echo "== import contracts"; $BIN/lint-imports
 echo "== rego tests"; $BIN/python -m guardrails.rego_testing policies/rego
 echo "== alembic check (PostgreSQL)"
 FRAUDRAIL_DATABASE_URL="$FRAUDRAIL_TEST_DATABASE_URL" $BIN/python -c \

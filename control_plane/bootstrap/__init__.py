@@ -1,0 +1,1 @@
+"""Composition root: builds the concrete providers and services from settings, once per process."""

@@ -1,0 +1,121 @@
+"""What every console page shares: the signed-in viewer, rendering with the security headers,
+error pages, redirects and cookies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from control_plane.auth.scopes import Principal, Scope
+from control_plane.deps import ContainerDep
+from control_plane.errors import DomainError
+from control_plane.web.session import SESSION_COOKIE, CookieCodec, same_token
+from control_plane.web.settings import ConsoleSettings
+
+HERE = Path(__file__).parent
+CONSOLE_SCOPES = frozenset({Scope.ANALYST, Scope.TENANT_ADMIN})
+COOKIE_PATH = "/console"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def codec_of(request: Request) -> CookieCodec:
+    codec: CookieCodec | None = getattr(request.app.state, "console_codec", None)
+    if codec is None:
+        settings = getattr(request.app.state, "console_settings", None)
+        if settings is None:
+            settings = ConsoleSettings(env=request.app.state.container.settings.env)
+        codec = CookieCodec(settings)
+        request.app.state.console_codec = codec
+    return codec
+
+
+@dataclass(frozen=True)
+class Viewer:
+    principal: Principal
+    csrf: str
+
+    @property
+    def tenant_id(self) -> str:
+        assert self.principal.tenant_id is not None
+        return self.principal.tenant_id
+
+    @property
+    def key_id(self) -> str:
+        return self.principal.key_id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.scope is Scope.TENANT_ADMIN
+
+    @property
+    def is_analyst(self) -> bool:
+        return self.principal.scope is Scope.ANALYST
+
+
+def viewer_of(request: Request, c: ContainerDep) -> Viewer | None:
+    session = codec_of(request).load_session(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    try:
+        principal = c.verifier.verify(session.token)
+    except DomainError:
+        return None
+    if principal.tenant_id is None or principal.scope not in CONSOLE_SCOPES:
+        return None
+    return Viewer(principal=principal, csrf=session.csrf)
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def error_page(request: Request, viewer: Viewer | None, status: int, title: str, detail: str) -> Response:
+    context = {"viewer": viewer, "status": status, "title": title, "detail": detail}
+    return render(request, "error.html", context, status_code=status)
+
+
+def domain_error_page(request: Request, viewer: Viewer | None, exc: DomainError) -> Response:
+    return error_page(request, viewer, exc.status, exc.title, exc.detail)
+
+
+def csrf_refused(request: Request) -> Response:
+    detail = (
+        "The form's security token is missing or does not match this session. Reload the page and try again."
+    )
+    return error_page(request, None, 403, "Forbidden", detail)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+def set_cookie(response: Response, codec: CookieCodec, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="strict", secure=codec.secure
+    )
+
+
+def checked_viewer(request: Request, c: ContainerDep, csrf: str | None) -> Viewer | None:
+    """The signed-in viewer of a POST whose CSRF token matches its session; None otherwise."""
+    viewer = viewer_of(request, c)
+    if viewer is None or not same_token(viewer.csrf, csrf):
+        return None
+    return viewer
