@@ -77,29 +77,44 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to serve on")] = None,
     worker: Annotated[bool, typer.Option(help="Run the job worker in this process")] = True,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Server processes on the port (FRAUDRAIL_WORKERS)")
+    ] = None,
 ) -> None:
     """Migrate, create the platform-admin key on first start, and serve the API."""
+    import os
+
     import uvicorn
 
-    from control_plane.app import create_app
     from control_plane.bootstrap.admin_key import ensure_admin_key
-    from control_plane.container import build_container
+    from control_plane.db import make_engine, make_session_factory
     from control_plane.migrate import upgrade
 
-    settings = _settings(host=host, port=port, run_worker_in_process=worker)
+    # Validated here, once, so an unsafe combination stops before anything starts.
+    settings = _settings(host=host, port=port, run_worker_in_process=worker, workers=workers)
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
-    container = build_container(settings)
-    token = ensure_admin_key(container.factory)
+    engine = make_engine(settings.resolved_database_url)
+    token = ensure_admin_key(make_session_factory(engine))
+    engine.dispose()
     if token:
         typer.echo("Platform-admin key (shown once; stored only as a hash):")
         typer.echo(f"FRAUDRAIL_ADMIN_KEY={token}")
     typer.echo(f"Fraudrail control plane on http://{settings.host}:{settings.port} (docs at /docs)")
+    # Each server process builds its own state (adapters, threads, spool) from the environment
+    # through the app factory, so the command-line options travel as environment variables.
+    os.environ.update(
+        FRAUDRAIL_HOST=settings.host,
+        FRAUDRAIL_PORT=str(settings.port),
+        FRAUDRAIL_RUN_WORKER_IN_PROCESS=str(settings.run_worker_in_process).lower(),
+        FRAUDRAIL_WORKERS=str(settings.workers),
+    )
     uvicorn.run(
-        create_app(settings, container),
+        "control_plane.app:create_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
-        workers=1,
+        workers=settings.workers,
         log_level="info",
         access_log=False,
     )
