@@ -161,3 +161,19 @@ def test_pause_resume_and_promote_answer_the_weights_read_back(
     assert paused["weights_read_back"] == {t["model"]: 5000, t["candidate"]: 5000}
     promoted = client.post(f"{base}/promote", headers=auth(t["admin"])).json()
     assert promoted["state"] == "PROMOTED" and promoted["weights_read_back"] == {t["candidate"]: 10000}
+
+
+def test_a_direct_promotion_moves_the_traffic_through_the_reconcile(
+    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: Container
+) -> None:
+    from traffic import served, set_weights
+
+    t = canary_setup
+    host = container.providers.model_host
+    worker.drain()
+    set_weights(host, t["id"], {t["model"]: 10000})
+    resp = client.post(f"/v1/models/{t['candidate']}/promote", headers=auth(t["admin"]))
+    assert resp.status_code == 200, resp.text
+    assert served(host.weights(t["id"])) == {t["model"]: 10000}  # the route and the cache wrote nothing
+    worker.drain()  # the reconcile queued when serving.changed found the host disagreeing
+    assert served(host.weights(t["id"])) == {t["candidate"]: 10000}
