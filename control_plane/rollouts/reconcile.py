@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 import traffic
 from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
+from control_plane.errors import NotFound
 from control_plane.jobs.worker import JobContext
 from control_plane.notifications.rollback_notice import enqueue_rollback_notice
 from control_plane.registry import service as registry
@@ -128,7 +129,12 @@ def complete_rollback(
 ) -> AlarmOutcome:
     """A ROLLING_BACK rollout, in one go in the caller's transaction (the emergency route)."""
     alarm = rollback_alarm(session, rollout)
-    _deploy(session, c.providers.model_host, rollout.tenant_id, (rollout.stable_version,))
+    _deploy(
+        session,
+        c.providers.model_host,
+        rollout.tenant_id,
+        (rollout.stable_version, rollout.candidate_version),
+    )
     outcome = traffic.handle_alarm(alarm, traffic_deps(c))
     finish_rollback(session, rollout, alarm, outcome, actor=actor, now=now)
     return outcome
@@ -221,7 +227,10 @@ class ReconcileRollout:
         )
         if rollout_id is None or ctx.tenant_id is None:
             return
-        rollout = service.get(session, ctx.tenant_id, str(rollout_id))
+        try:
+            rollout = service.get(session, ctx.tenant_id, str(rollout_id))
+        except NotFound:
+            return  # the tenant was offboarded meanwhile
         if RolloutState(rollout.state) is RolloutState.ROLLING_BACK:
             # The traffic did not move after every retry: page the tenant's channels about it.
             enqueue_rollback_notice(session, rollback_alarm(session, rollout), now=ctx.clock(), error=error)
