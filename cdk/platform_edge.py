@@ -8,7 +8,7 @@ counts per tenant after authentication, cannot absorb stop here.
 
 from __future__ import annotations
 
-from aws_cdk import CfnParameter, Duration, Stack
+from aws_cdk import CfnParameter, CfnRule, CfnRuleAssertion, Duration, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -20,15 +20,32 @@ CERTIFICATE_PARAMETER = "ApiCertificateArn"
 
 
 def certificate_arn(scope: Construct, from_context: str | None, context_key: str) -> str:
-    """The context's ARN, or a template parameter the operator fills at deploy time (never invented)."""
+    """The context's ARN, or a template parameter the operator fills at deploy time (never invented).
+
+    The parameter defaults to empty and a template rule refuses the empty value, so CloudFormation
+    stops before creating anything with a message saying what to pass; emulators, which ignore
+    rules, deploy the listener without a certificate.
+    """
     if from_context:
         return from_context
+    stack = Stack.of(scope)
     parameter = CfnParameter(
-        Stack.of(scope),
+        stack,
         CERTIFICATE_PARAMETER,
         type="String",
+        default="",
         description=f"ACM certificate of the API's HTTPS listener (or synthesize with -c {context_key}=...)",
-        allowed_pattern=r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
+        allowed_pattern=r"^$|^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$",
+    )
+    CfnRule(
+        stack,
+        "ApiCertificateRequired",
+        assertions=[
+            CfnRuleAssertion(
+                assert_=Fn.condition_not(Fn.condition_equals(parameter.value_as_string, "")),
+                assert_description=f"Pass {CERTIFICATE_PARAMETER}=<ACM certificate ARN>: HTTPS only",
+            )
+        ],
     )
     return parameter.value_as_string
 
