@@ -27,12 +27,14 @@ import redis
 
 from control_plane.errors import TooManyRequests
 from guardrails.budget import refill, take
+from providers.lru import BoundedMap
 from providers.ports import FeatureCache, MetricsSink
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 _TOKEN_EPSILON = 1e-9  # the same slack as guardrails.budget.take
+MAX_TENANTS = 100_000  # per in-process map; past it the least recently seen tenant is forgotten
 
 
 @dataclass(frozen=True)
@@ -117,35 +119,38 @@ class BucketStore(Protocol):
 class MemoryBuckets:
     """In-process buckets, guarded by the memory feature cache's lock (one process only)."""
 
-    def __init__(self, lock: Any = None) -> None:
+    def __init__(self, lock: Any = None, *, max_tenants: int = MAX_TENANTS) -> None:
         self._lock = lock if lock is not None else threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._days: dict[str, tuple[int, int]] = {}
+        # Bounded (one entry per tenant, at most max_tenants) and expiring: a bucket past its TTL is
+        # full again and a day's count past midnight is zero, which is what an absent entry means.
+        self._buckets: BoundedMap[str, tuple[float, float]] = BoundedMap(max_tenants, clock=time.time)
+        self._days: BoundedMap[str, tuple[int, int]] = BoundedMap(max_tenants, clock=time.time)
 
     def take(self, tenant_id: str, now: float, limits: Limits) -> RawTake:
         # Step for step what TAKE_SCRIPT does in Redis.
         day = int(now // DAY_S)
         with self._lock:
-            tokens, last = self._buckets.get(tenant_id, (limits.burst, now))
+            tokens, last = self._buckets.get(tenant_id, now) or (limits.burst, now)
+            full_in = limits.burst / limits.rate + 1.0
             used = 0
             if limits.daily:
-                seen_day, count = self._days.get(tenant_id, (day, 0))
+                seen_day, count = self._days.get(tenant_id, now) or (day, 0)
                 used = count if seen_day == day else 0
             if limits.daily and used >= limits.daily:
                 available = refill(tokens, last, now, limits.rate, limits.burst)
-                self._buckets[tenant_id] = (available, now)
+                self._buckets.set(tenant_id, (available, now), full_in, now)
                 return RawTake(False, available, 0.0, "daily", used)
             result = take(tokens, last, now, limits.rate, limits.burst)
-            self._buckets[tenant_id] = (result.tokens, now)
+            self._buckets.set(tenant_id, (result.tokens, now), full_in, now)
             if result.allowed and limits.daily:
                 used += 1
-                self._days[tenant_id] = (day, used)
+                self._days.set(tenant_id, (day, used), DAY_S - now % DAY_S + 1.0, now)
         reason = "" if result.allowed else "rate"
         return RawTake(result.allowed, result.tokens, result.retry_after_s, reason, used)
 
     def reset(self, tenant_id: str) -> None:
         with self._lock:
-            self._buckets.pop(tenant_id, None)
+            self._buckets.pop(tenant_id)
 
 
 # The same refill / take as guardrails.budget (same operations, same order, IEEE doubles), plus
@@ -255,29 +260,31 @@ class RateLimiter:
         metrics: MetricsSink | None = None,
         clock: Callable[[], float] = time.time,
         max_window_s: float = 1.0,
+        max_tenants: int = MAX_TENANTS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.max_window_s = max_window_s  # bounds how long another process's reset goes unseen
         self._resolve = resolve
         self._metrics = metrics
-        self._limits: dict[str, Limits] = {}
-        self._windows: dict[str, _Window] = {}
+        # One entry per tenant, bounded; a window expires at its end (swept, not only hidden).
+        self._limits: BoundedMap[str, Limits] = BoundedMap(max_tenants, clock=clock)
+        self._windows: BoundedMap[str, _Window] = BoundedMap(max_tenants, clock=clock)
 
     def limits(self, tenant_id: str) -> Limits | None:
         found = self._limits.get(tenant_id)
         if found is None:
             found = self._resolve(tenant_id)
             if found is not None:
-                self._limits[tenant_id] = found
+                self._limits.set(tenant_id, found)
         return found
 
     def set_limits(self, tenant_id: str, limits: Limits) -> None:
         """Replace a tenant's limits (a tier change, a throttle). Entering or leaving a throttle
         starts the bucket full at the new size, so a lifted tenant is not held back by the floor."""
         before = self._limits.get(tenant_id)
-        self._limits[tenant_id] = limits
-        self._windows.pop(tenant_id, None)
+        self._limits.set(tenant_id, limits)
+        self._windows.pop(tenant_id)
         if before is not None and before.throttled != limits.throttled:
             try:
                 self.store.reset(tenant_id)
@@ -286,8 +293,8 @@ class RateLimiter:
 
     def forget(self, tenant_id: str) -> None:
         """A deleted tenant: drop its limits (a later request resolves them again, or nothing)."""
-        self._limits.pop(tenant_id, None)
-        self._windows.pop(tenant_id, None)
+        self._limits.pop(tenant_id)
+        self._windows.pop(tenant_id)
 
     def refusal(self, tenant_id: str) -> RateDecision | None:
         """The refusal for a tenant inside an open refusal window (no bucket call); None otherwise."""
@@ -296,7 +303,7 @@ class RateLimiter:
             return None
         now = self.clock()
         if not window.at <= now < window.until:
-            self._windows.pop(tenant_id, None)
+            self._windows.pop(tenant_id)
             return None
         limits = window.limits
         if window.reason == "daily":
@@ -336,7 +343,7 @@ class RateLimiter:
             # The bucket allows once available + epsilon >= 1: the window ends at that instant.
             open_for = raw.retry_after_s - _TOKEN_EPSILON / limits.rate
         until = now + min(open_for, self.max_window_s)
-        self._windows[tenant_id] = _Window(now, until, raw.tokens, limits, raw.reason)
+        self._windows.set(tenant_id, _Window(now, until, raw.tokens, limits, raw.reason), until - now, now)
         return decision
 
     def check(self, tenant_id: str) -> RateDecision | None:

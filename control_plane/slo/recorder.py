@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200)
 MAX_SCORES_PER_BUCKET = 2000
+# Buckets wait here only until a flush writes them; during a database outage they pile up. Past
+# this many the oldest are dropped (logged and counted): the SLO loses history, the process lives.
+MAX_BUCKETS = 20_000
 
 
 @dataclass
@@ -70,8 +73,11 @@ class RequestRecorder:
         bucket_s: int = 10,
         slow_ms: float = 200.0,
         clock: Callable[[], float] = time.time,
+        max_buckets: int = MAX_BUCKETS,
     ) -> None:
         self._factory = factory
+        self.max_buckets = max_buckets
+        self.dropped = 0
         self.bucket_s = bucket_s
         self.slow_ms = slow_ms
         self.clock = clock
@@ -95,6 +101,7 @@ class RequestRecorder:
         with self._lock:
             b = self._buckets.get((tenant_id, version, cohort, start))
             if b is None:
+                self._trim()
                 b = self._buckets[(tenant_id, version, cohort, start)] = _Bucket()
             b.requests += 1
             if not ok:
@@ -111,9 +118,25 @@ class RequestRecorder:
         """A shadow pair: did the candidate's decision differ from the stable answer's?"""
         start = int(self.clock()) // self.bucket_s * self.bucket_s
         with self._lock:
+            if (tenant_id, version, "shadow", start) not in self._buckets:
+                self._trim()
             b = self._buckets.setdefault((tenant_id, version, "shadow", start), _Bucket())
             b.pairs += 1
             b.flips += int(flipped)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buckets)
+
+    def _trim(self) -> None:
+        """Make room for one more bucket (lock held): drop the oldest tenth past the bound."""
+        if len(self._buckets) < self.max_buckets:
+            return
+        oldest = sorted(self._buckets, key=lambda k: k[3])[: max(1, self.max_buckets // 10)]
+        for key in oldest:
+            del self._buckets[key]
+        self.dropped += len(oldest)
+        log.error("request samples not written for too long: dropped the %d oldest buckets", len(oldest))
 
     def flush(self, *, all_buckets: bool = True) -> int:
         """Write buckets (only finished ones unless ``all_buckets``) to the database."""
@@ -148,6 +171,8 @@ class RequestRecorder:
             log.exception("could not write request samples; keeping them for the next flush")
             with self._lock:
                 for key, b in ready.items():
+                    if key not in self._buckets:
+                        self._trim()
                     self._buckets.setdefault(key, b)
             return 0
         return len(ready)

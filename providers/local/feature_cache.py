@@ -1,48 +1,81 @@
-"""In-process feature cache: per-tenant dicts behind one lock (one process only)."""
+"""In-process feature cache: one bounded map behind one lock (one process only).
+
+Bounded by ``max_entries`` for the whole process (least recently used entries go first: idle
+cards and terminals, old idempotency answers) and by each entry's TTL (expired entries are swept,
+not just hidden). An evicted card loses its velocity history and an evicted answer is no longer
+recognised as a retry, so the bound is sized for a single-machine deployment; production runs
+Redis (``FRAUDRAIL_CACHE_BACKEND=redis``) with its own ``maxmemory``.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from providers.lru import BoundedMap
+
+MAX_ENTRIES = 25_000
 
 
 class MemoryFeatureCache:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        max_entries: int = MAX_ENTRIES,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_every_s: float = 30.0,
+    ) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, dict[str, tuple[bytes, float | None]]] = {}
+        self._namespaces: set[str] = set()
+        self._data: BoundedMap[tuple[str, str], bytes] = BoundedMap(
+            max_entries, clock=clock, sweep_every_s=sweep_every_s
+        )
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The cache's lock, which the rate limiter's in-process buckets share."""
+        return self._lock
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def sweep(self) -> int:
+        """Drop every expired entry now (``set_many`` also does it every ``sweep_every_s``)."""
+        with self._lock:
+            return self._data.sweep()
 
     def ensure_namespace(self, tenant_id: str) -> bool:
         with self._lock:
-            if tenant_id in self._data:
+            if tenant_id in self._namespaces:
                 return False
-            self._data[tenant_id] = {}
+            self._namespaces.add(tenant_id)
             return True
 
     def get_many(self, tenant_id: str, keys: Sequence[str]) -> list[bytes | None]:
-        now = time.monotonic()
         with self._lock:
-            space = self._data.get(tenant_id, {})
-            out: list[bytes | None] = []
-            for key in keys:
-                item = space.get(key)
-                out.append(None if item is None or (item[1] is not None and item[1] < now) else item[0])
-            return out
+            return [self._data.get((tenant_id, key)) for key in keys]
 
     def set_many(self, tenant_id: str, items: Mapping[str, bytes], ttl_s: int | None = None) -> None:
-        expires = None if ttl_s is None else time.monotonic() + ttl_s
         with self._lock:
-            space = self._data.setdefault(tenant_id, {})
+            self._namespaces.add(tenant_id)
             for key, value in items.items():
-                space[key] = (value, expires)
+                self._data.set((tenant_id, key), value, ttl_s)
 
     def keys(self, tenant_id: str) -> list[str]:
         with self._lock:
-            return sorted(self._data.get(tenant_id, {}))
+            return sorted(
+                k for t, k in self._data.key_list() if t == tenant_id and self._data.get((t, k)) is not None
+            )
 
     def purge_tenant(self, tenant_id: str) -> int:
         with self._lock:
-            return len(self._data.pop(tenant_id, {}))
+            self._namespaces.discard(tenant_id)
+            mine = [key for key in self._data.key_list() if key[0] == tenant_id]
+            for key in mine:
+                self._data.pop(key)
+            return len(mine)
 
     def ping(self) -> bool:
         return True
@@ -50,21 +83,14 @@ class MemoryFeatureCache:
     def claim_and_read(
         self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
     ) -> tuple[bytes | None, list[bytes | None]]:
-        now = time.monotonic()
         with self._lock:
-            space = self._data.setdefault(tenant_id, {})
-            held = space.get(claim_key)
-            existing = None if held is None or (held[1] is not None and held[1] < now) else held[0]
+            self._namespaces.add(tenant_id)
+            existing = self._data.get((tenant_id, claim_key))
             if existing is None:
-                space[claim_key] = (marker, now + ttl_s)
-            values: list[bytes | None] = []
-            for key in read_keys:
-                item = space.get(key)
-                values.append(None if item is None or (item[1] is not None and item[1] < now) else item[0])
-            return existing, values
+                self._data.set((tenant_id, claim_key), marker, ttl_s)
+            return existing, [self._data.get((tenant_id, key)) for key in read_keys]
 
     def delete_many(self, tenant_id: str, keys: Sequence[str]) -> None:
         with self._lock:
-            space = self._data.get(tenant_id, {})
             for key in keys:
-                space.pop(key, None)
+                self._data.pop((tenant_id, key))
