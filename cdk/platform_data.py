@@ -75,7 +75,7 @@ def control_plane_database(
     instance_class: str,
     log_group: logs.LogGroup,
 ) -> Database:
-    """PostgreSQL 16 on RDS: encrypted with the platform key, private, reachable from ``clients`` only."""
+    """PostgreSQL 17 on RDS: encrypted with the platform key, private, reachable from ``clients`` only."""
     security_group = ec2.SecurityGroup(
         scope, "DatabaseSecurityGroup", vpc=vpc, description="Fraudrail PostgreSQL", allow_all_outbound=False
     )
@@ -97,7 +97,9 @@ def control_plane_database(
     instance = rds.DatabaseInstance(
         scope,
         "Database",
-        engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16),
+        # A full version: cfn-lint's RDS data marks bare majors ("16", "17") as unusable for new
+        # instances; later minors arrive in the maintenance window (auto_minor_version_upgrade).
+        engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_6),
         instance_type=ec2.InstanceType(instance_class),
         instance_identifier=DB_INSTANCE_ID,
         vpc=vpc,

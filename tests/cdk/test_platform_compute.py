@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -370,3 +371,12 @@ def test_context_sets_certificate_image_and_task_counts() -> None:
     )
     images = {str(c["Image"]) for c in _containers(template.to_json()["Resources"]).values()}
     assert len(images) == 1 and "/ops/fraudrail:v1.2.3" in images.pop()
+
+
+def test_cfn_lint_finds_no_error_in_the_platform_template(synthesized: Synthesized) -> None:
+    # cfn-lint knows each resource type's schema (WAF rules, ECS, RDS engine versions); W3005 (a
+    # redundant DependsOn that CDK writes) is the only warning it may report.
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(synthesized.template_json("platform")), config=ManualArgs(regions=[REGION]))
+    assert [(m.rule.id, m.message) for m in matches if m.rule.id != "W3005"] == []
