@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from control_plane.audit.router import router as audit_router
 from control_plane.auth.router import router as keys_router
+from control_plane.auth.write_guard import guard_tenant_writes
 from control_plane.chaos.router import router as chaos_router
 from control_plane.container import Container, build_container
 from control_plane.datasets.router import router as datasets_router
@@ -85,7 +86,8 @@ def create_app(settings: AppSettings | None = None, container: Container | None 
         ),
         lifespan=lifespan,
         # PostgreSQL cannot store NUL: refuse it in any input with a 422 before a handler runs.
-        dependencies=[Depends(reject_nul_characters)],
+        # Then scope and tenant state before any body is validated (auth.write_guard).
+        dependencies=[Depends(reject_nul_characters), Depends(guard_tenant_writes)],
     )
     install_error_handlers(app)
     install_finops(app)  # routes, and 429s with Retry-After / RateLimit-* headers

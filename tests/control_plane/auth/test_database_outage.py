@@ -37,9 +37,9 @@ def _assert_503(resp: Any) -> None:
 
 def test_keys_verified_recently_survive_an_outage_others_get_503(
     client: TestClient,
-    live_tenant: Any,
+    live_tenant: Any,  # noqa: F811
     container: Container,
-    database_url: str,  # noqa: F811
+    database_url: str,
 ) -> None:
     t = live_tenant()
     fresh = client.post(
