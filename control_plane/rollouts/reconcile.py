@@ -53,7 +53,8 @@ def traffic_deps(c: Container) -> AlarmDeps:
 
 
 def _deploy(session: Session, host: ModelHost, tenant_id: str, version_ids: Iterable[str]) -> None:
-    """Every version the weights name must be deployed on the host first (idempotent)."""
+    """Every version the weights name must be deployed on the host first (idempotent); only those:
+    on SageMaker a deployed version is a variant of the tenant's endpoint."""
     for version_id in version_ids:
         mv = registry.get(session, tenant_id, version_id)
         host.deploy(HostedModel(tenant_id, mv.id, mv.artifact_key, mv.sha256))
@@ -70,11 +71,12 @@ def converge(session: Session, c: Container, rollout: Rollout) -> dict[str, int]
     Raises ``traffic.WeightChangeFailed`` (or the host's ``ProviderError``) when they did not move.
     """
     host = c.providers.model_host
-    _deploy(session, host, rollout.tenant_id, (rollout.stable_version, rollout.candidate_version))
+    desired = service.weights_for(rollout)
+    _deploy(session, host, rollout.tenant_id, desired)
     return traffic.set_weights(
         host,
         rollout.tenant_id,
-        service.weights_for(rollout),
+        desired,
         canary=_canary(rollout),
         metrics=c.providers.metrics,
     )
@@ -160,8 +162,8 @@ class ReconcileRollout:
             state = RolloutState(rollout.state)
             if state is RolloutState.ROLLING_BACK:
                 alarm = rollback_alarm(session, rollout)
-            _deploy(session, host, tenant_id, (rollout.stable_version, rollout.candidate_version))
             desired, canary = service.weights_for(rollout), _canary(rollout)
+            _deploy(session, host, tenant_id, desired)
         if alarm is not None:
             return self._roll_back(ctx, c, alarm, now)
         before = traffic.served(host.weights(tenant_id))
