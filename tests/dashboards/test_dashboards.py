@@ -1,10 +1,9 @@
 """Every query of every dashboard is backed by a catalogued metric that the app really exposes.
 
 Grafana dashboards are checked against ``/metrics`` after real traffic (a tenant onboarded, checks
-answered LEGIT, SUSPICIOUS, degraded and failed); CloudWatch dashboards against the data the
-CloudWatch adapter would send for the same metric calls. The two rollout metrics only move on a
-rollout's weight change or rollback (emitted by the rollouts code): they are emitted here once,
-through the app's own sink, to prove the exposition of what the catalogue declares.
+answered LEGIT, SUSPICIOUS, degraded and failed, then a canary set to 10 % and rolled back by the
+code the reconcile and the rollback Lambda share: ``traffic.set_weights`` / ``handle_alarm``);
+CloudWatch dashboards against the data the CloudWatch adapter sends for the same metric calls.
 """
 
 from __future__ import annotations
@@ -18,15 +17,17 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.container import Container
+from fraud_model.training import sha256
 from providers.aws.metrics import CloudWatchMetrics
 from providers.local.metrics import InMemoryMetrics
 from providers.metrics_catalog import CATALOG, spec_for_series
-from providers.ports import ProviderError
+from providers.ports import HostedModel, ProviderError
 from tests.control_plane.conftest import auth
-from tests.control_plane.scoring.conftest import LiveFn, txn
+from tests.control_plane.scoring.conftest import LiveFn, register_model, txn
 from tests.dashboards.queries import NAMESPACE, Use, cloudwatch_uses, dashboard_files, grafana_uses
+from traffic import CANARY_WEIGHT_METRIC, AlarmDeps, handle_alarm, set_weights
+from traffic.alarm import ROLLBACKS_METRIC
 
-ROLLOUT_ONLY = {"fraudrail_canary_weight", "fraudrail_rollbacks_total"}
 _PERCENTILE = re.compile(r"^p\d+(\.\d+)?$")
 Call = tuple[str, str, float, dict[str, str]]
 
@@ -108,9 +109,10 @@ class FakeCloudWatch:
 
 
 def _drive_traffic(
-    client: TestClient, live_tenant: LiveFn, container: Container, mp: pytest.MonkeyPatch
+    client: TestClient, live_tenant: LiveFn, container: Container, artifact: bytes, mp: pytest.MonkeyPatch
 ) -> str:
     t = live_tenant()
+    tenant_id: str = t["id"]
     config = {
         "review_threshold": "0.5",
         "suspicious_threshold": "0.8",
@@ -130,12 +132,25 @@ def _drive_traffic(
     def unavailable(*_: Any, **__: Any) -> list[float]:
         raise ProviderError("model endpoint unreachable")
 
-    mp.setattr(container.providers.model_host, "invoke", unavailable)
+    host = container.providers.model_host
+    mp.setattr(host, "invoke", unavailable)
     assert client.post("/v1/fraud-check", json=txn("tx_err"), headers=app).status_code == 503
-    # Rollout-only metrics (see the module docstring), through the app's own sink.
-    container.providers.metrics.gauge("fraudrail_canary_weight", 0.1, tenant=t["id"])
-    container.providers.metrics.increment("fraudrail_rollbacks_total", tenant=t["id"], reason="p95_latency")
-    tenant_id: str = t["id"]
+
+    # A canary at 10 %, then its rollback, through the app's own host and metrics sink.
+    canary = register_model(container, tenant_id, artifact)
+    host.deploy(HostedModel(tenant_id, canary, f"tenants/{tenant_id}/models/{canary}.frm", sha256(artifact)))
+    metrics = container.providers.metrics
+    set_weights(host, tenant_id, {t["model"]: 9_000, canary: 1_000}, canary=canary, metrics=metrics)
+    alarm = {
+        "type": "rollout.alarm",
+        "tenant_id": tenant_id,
+        "rollout_id": "ro_dash",
+        "stable_version": t["model"],
+        "canary_version": canary,
+        "reason": "canary analysis failed: latency_p95_ms observed 900 against threshold 250",
+        "evidence": {"metric": "latency_p95_ms", "threshold": 250, "observed": 900},
+    }
+    assert handle_alarm(alarm, AlarmDeps(host, container.providers.rollback_log, metrics)).first
     return tenant_id
 
 
@@ -149,11 +164,15 @@ def _exposed(use: Use, samples: list[tuple[str, dict[str, str]]]) -> bool:
 
 
 def test_every_queried_series_is_exposed_after_real_traffic(
-    client: TestClient, live_tenant: LiveFn, container: Container, monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    live_tenant: LiveFn,
+    container: Container,
+    trained_artifact: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     metrics = container.providers.metrics
     calls = _record_calls(metrics, monkeypatch)
-    tenant_id = _drive_traffic(client, live_tenant, container, monkeypatch)
+    tenant_id = _drive_traffic(client, live_tenant, container, trained_artifact, monkeypatch)
 
     scrape = client.get("/metrics")
     assert scrape.status_code == 200
@@ -169,6 +188,8 @@ def test_every_queried_series_is_exposed_after_real_traffic(
     assert metrics.counter("fraudrail_flagged_total", tenant=tenant_id, decision="SUSPICIOUS") == 1
     assert metrics.counter("fraudrail_flagged_total", tenant=tenant_id, decision="LEGIT") == 0
     assert metrics.value("fraudrail_fraud_check_seconds_count", tenant=tenant_id) == 3  # answered checks
+    assert metrics.value("fraudrail_canary_weight", tenant=tenant_id) == 0.0  # rolled back from 0.1
+    assert metrics.counter("fraudrail_rollbacks_total", tenant=tenant_id, reason="latency_p95_ms") == 1
 
     # The same calls, as the CloudWatch adapter would send them.
     fake = FakeCloudWatch()
@@ -188,9 +209,6 @@ def test_every_queried_series_is_exposed_after_real_traffic(
             assert any("Values" in d for d in data), f"percentiles need Values/Counts: {use}"
 
 
-def test_rollout_metrics_are_the_only_ones_proved_by_a_unit_emission() -> None:
-    # Everything else the dashboards query must come out of real traffic above.
-    queried = {spec.name for use in _grafana() if (spec := spec_for_series(use.series)) is not None}
-    queried |= {use.series for use in _cloudwatch()}
-    assert queried >= ROLLOUT_ONLY
-    assert {CATALOG[name].kind for name in ROLLOUT_ONLY} == {"gauge", "counter"}
+def test_the_rollout_code_emits_catalogued_names() -> None:
+    assert CATALOG[CANARY_WEIGHT_METRIC].kind == "gauge"
+    assert CATALOG[ROLLBACKS_METRIC].kind == "counter"
