@@ -8,6 +8,7 @@ a large batch is scored.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +97,9 @@ def create_app(
 
     async def load(request: Request) -> Response:
         try:
-            data: Any = await request.json()
+            data: Any = json.loads(await _body(request))
+        except payload.PayloadError as exc:
+            return _error(str(exc), exc.status)
         except ValueError:
             return _error("body must be JSON {'model_name': ..., 'url': ...}", 400)
         if not isinstance(data, dict):

@@ -78,10 +78,13 @@ def parse_digest(text: str, source: str) -> str:
 
 
 def _read_capped(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_ARTIFACT_BYTES:
-        raise ModelLoadError(f"{path} is {size} bytes, above the {MAX_ARTIFACT_BYTES} byte limit")
-    return path.read_bytes()
+    try:
+        size = path.stat().st_size
+        if size > MAX_ARTIFACT_BYTES:
+            raise ModelLoadError(f"{path} is {size} bytes, above the {MAX_ARTIFACT_BYTES} byte limit")
+        return path.read_bytes()
+    except OSError as exc:  # unreadable: a client error about this url, not a server fault
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _tar_members(path: Path) -> dict[str, bytes]:

@@ -163,6 +163,8 @@ LOAD_ERRORS = [
     ("empty name", b'{"model_name": "", "url": "/x"}', 400, "['model_name']"),
     ("numeric sha256", b'{"model_name": "x", "url": "/x", "sha256": 5}', 400, "['sha256']"),
     ("outside the root", b'{"model_name": "x", "url": "/etc"}', 403, "outside the model roots"),
+    ("oversized", b'{"model_name": "' + b"x" * (6 * 1024 * 1024) + b'"}', 413, "body of"),
+    ("not UTF-8", b"\xff\xfe", 400, "body must be JSON"),
 ]
 
 

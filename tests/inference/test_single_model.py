@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -260,3 +262,10 @@ def test_without_a_model_invocations_points_to_the_multi_model_routes(serve: Cal
         r = c.post("/invocations", content=ROW, headers={"Content-Type": "text/csv"})
     assert r.status_code == 404
     assert "POST /models" in r.json()["error"]
+
+
+def test_the_console_script_runs_the_same_entry_point() -> None:
+    script = Path(sys.executable).with_name("fraudrail-inference")  # installed by pyproject's scripts
+    out = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "--model-dir" in out.stdout and "--memory-budget" in out.stdout
