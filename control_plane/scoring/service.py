@@ -6,12 +6,16 @@ degrades the check (features from empty history, ``degraded: true``) instead of 
 During a rollout the card's traffic bucket picks the canary or the stable version; a canary
 that fails answers from the stable version (the failure is recorded against the canary, which
 is what its analysis sees), and in a shadow phase the candidate scores alongside the stable.
+A PRODUCTION model that cannot load or score answers from the tenant's rules (``degraded: true``,
+``degraded_inputs: ["production_model"]``), counted in ``fraudrail_degraded_total`` (input
+``production_model``) and logged at ERROR; the failure still burns the version's error budget.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,6 +47,10 @@ from providers.ports import (
     ProviderError,
 )
 
+log = logging.getLogger(__name__)
+# A PRODUCTION model that cannot load or score: the check is answered from the tenant's rules.
+PRODUCTION_FALLBACK = "production_model"
+FALLBACK_LOG_INTERVAL_S = 60.0
 IDEMPOTENCY_TTL_S = 7 * 86_400
 CENT = Decimal("0.01")
 PENDING = b"pending:"
@@ -91,6 +99,7 @@ class FraudChecker:
         self.metrics = metrics
         self.recorder = recorder
         self.top_k = explain_top_k
+        self._fallback_logged: dict[tuple[str, str], float] = {}
 
     def cold_versions(self, tenant_id: str) -> list[str]:
         """Versions this tenant's checks may need that the host has not loaded yet."""
@@ -241,14 +250,16 @@ class FraudChecker:
         else:
             try:
                 score = self._invoke(tid, version, vector)
-            except ServiceUnavailable:
+            except ServiceUnavailable as exc:
+                # The failure still counts against the version's SLO (its error budget burns and
+                # freezes deployments), but the check is answered from the tenant's rules.
                 self.recorder.record(
                     tid, version, cohort, ok=False, latency_ms=(time.perf_counter() - t0) * 1000
                 )
-                self.metrics.increment(
-                    "fraudrail_fraud_check_total", tenant=tid, decision="error", cohort=cohort
-                )
-                raise
+                self._alert_fallback(tid, version, exc)
+                score, reasons = rules_score(dict(zip(FEATURE_NAMES, vector, strict=True)))
+                version, cohort = None, "rules"
+                degraded.append(PRODUCTION_FALLBACK)
         decision = hit.decision or threshold_decision(score, tenant.policy)
         if reasons is None:
             # Contributions cost more than the score itself: explain only what a person will look at.
@@ -273,7 +284,7 @@ class FraudChecker:
                 self.metrics.increment("fraudrail_spool_refused_total", tenant=tid)
                 raise
         answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        if cohort != "canary" or "canary_model" not in degraded:
+        if (cohort != "canary" or "canary_model" not in degraded) and PRODUCTION_FALLBACK not in degraded:
             self.recorder.record(
                 tid,
                 version or "rules",
@@ -284,6 +295,23 @@ class FraudChecker:
                 flagged=decision != LEGIT,
             )
         return answer, (card.to_bytes(), terminal.to_bytes())
+
+    def _alert_fallback(self, tenant_id: str, version: str, exc: ServiceUnavailable) -> None:
+        """Count every fallback; log at ERROR once a minute per version (not once per check)."""
+        self.metrics.increment("fraudrail_degraded_total", tenant=tenant_id, input=PRODUCTION_FALLBACK)
+        now = time.monotonic()
+        key = (tenant_id, version)
+        if now - self._fallback_logged.get(key, float("-inf")) >= FALLBACK_LOG_INTERVAL_S:
+            if len(self._fallback_logged) > 10_000:  # bounded: one entry per failing version
+                self._fallback_logged.clear()
+            self._fallback_logged[key] = now
+            log.error(
+                "PRODUCTION model %s of tenant %s cannot score (%s): answering from the tenant's rules, "
+                "degraded; roll back with POST /v1/models/rollback-production",
+                version,
+                tenant_id,
+                exc.detail,
+            )
 
     def _shadow(self, tenant: TenantServing, vector: list[float], stable_decision: str) -> None:
         """Score the candidate on the same features; record it and whether its decision would differ."""
