@@ -15,7 +15,7 @@ gauges by their maximum), so a scrape shows no tenant id the operator did not ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
@@ -52,6 +52,7 @@ class InMemoryMetrics:
             name: _register(spec, self.registry) for name, spec in catalog.items()
         }
         self._logged: set[str] = set()
+        self._updates: dict[tuple[object, ...], Callable[[float], None]] = {}
 
     def _child(self, name: str, kind: MetricKind, labels: Mapping[str, str]) -> MetricWrapperBase:
         spec = self._catalog.get(name)
@@ -66,14 +67,21 @@ class InMemoryMetrics:
 
     def _record(self, kind: MetricKind, name: str, value: float, labels: Mapping[str, str]) -> bool:
         """Record one call; False when it was refused (only when not strict)."""
+        # The hot path: a call site seen before skips the catalogue check and the label lookup.
+        key = (kind, name, *labels.items())
+        update = self._updates.get(key)
         try:
-            child = self._child(name, kind, labels)
-            if isinstance(child, Counter):
-                child.inc(value)  # refuses a negative value: a counter never goes down
-            elif isinstance(child, Histogram):
-                child.observe(value)
-            elif isinstance(child, Gauge):
-                child.set(value)
+            if update is None:
+                child = self._child(name, kind, labels)
+                if isinstance(child, Counter):
+                    update = child.inc
+                elif isinstance(child, Histogram):
+                    update = child.observe
+                else:
+                    assert isinstance(child, Gauge)
+                    update = child.set
+                self._updates[key] = update  # a racing thread stores the same child's method
+            update(value)  # Counter.inc refuses a negative value: a counter never goes down
         except ValueError as exc:  # UndeclaredMetric, or a counter asked to go down
             if self.strict:
                 raise
