@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,8 +11,9 @@ from fastapi import Depends, FastAPI
 from control_plane.audit.router import router as audit_router
 from control_plane.auth.router import router as keys_router
 from control_plane.auth.write_guard import guard_tenant_writes
+from control_plane.bootstrap.lifespan import serve_state
+from control_plane.bootstrap.state import State, build_state
 from control_plane.chaos.router import router as chaos_router
-from control_plane.container import Container, build_container
 from control_plane.datasets.router import router as datasets_router
 from control_plane.finops.router import install_finops
 from control_plane.finops.shedding import ShedRefusedTenants
@@ -35,48 +35,22 @@ log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/v1/datasets", "/v1/batch-scoring")
 
 
-def build_worker(container: Container) -> Worker:
-    from control_plane.jobs.handlers import job_handlers
-
-    worker = Worker(
-        container.factory, job_handlers(), lease_s=container.settings.job_lease_s, services=container
-    )
-    container.extras["worker"] = worker
-    container.on_enqueue = worker.wake.set
-    return worker
+def build_worker(state: State) -> Worker:
+    """The process's worker (built with the state; kept for callers of the old name)."""
+    return state.worker
 
 
-def create_app(settings: AppSettings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(settings: AppSettings | None = None, state: State | None = None) -> FastAPI:
+    """The HTTP app over ``state`` (built from ``settings`` at start-up when not given)."""
     settings = settings or AppSettings()
-    stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        c = container or build_container(settings)
-        app.state.container = c
-        worker = c.extras.get("worker") or build_worker(c)
-        c.scoring.serving.load_all()
-        c.scoring.drainer.start()
-        c.finops.flusher.start()
-        c.scoring.recorder.start()
-        thread = None
-        if settings.run_worker_in_process:
-            thread = threading.Thread(
-                target=worker.run_forever, args=(stop,), name="fraudrail-worker", daemon=True
-            )
-            thread.start()
-        try:
+        s = state or build_state(settings)
+        app.state.container = s  # the console and the metrics route still read it by this name
+        app.state.provided = s.provided()
+        async with serve_state(s, owns_state=state is None):
             yield
-        finally:
-            stop.set()
-            worker.wake.set()
-            if thread is not None:
-                thread.join(timeout=10)
-            c.scoring.drainer.stop()
-            c.finops.flusher.stop()
-            c.scoring.recorder.stop()
-            if container is None:
-                c.engine.dispose()
 
     app = FastAPI(
         title="Fraudrail control plane",

@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.scopes import Principal
-from control_plane.container import Container
+from control_plane.auth.service import KeyVerifier
 from control_plane.errors import Forbidden, Unauthenticated
+from control_plane.settings import AppSettings
+from guardrails.policy import PolicyEngine
+from providers.ports import (
+    EventBus,
+    FeatureCache,
+    FlaggedTransactionStore,
+    ModelHost,
+    ObjectStore,
+    RollbackLog,
+)
+
+T = TypeVar("T")
+Templates = dict[str, dict[str, Any]]
 
 
-async def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def provided(kind: Any) -> Callable[[Request], Any]:
+    """A dependency answering the object the composition root provides under ``kind`` (a port, a
+    runtime): routes name the narrow type they need, never the whole process state."""
+
+    def dependency(request: Request) -> Any:
+        return request.app.state.provided[kind]
+
+    dependency.__name__ = f"provided_{getattr(kind, '__name__', 'templates')}"
+    return dependency
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+def _provided(kind: type[T]) -> Callable[[Request], T]:
+    return cast(Callable[[Request], T], provided(kind))
 
 
-def get_session(container: ContainerDep) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, rolled back on error."""
-    session = container.factory()
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(provided(sessionmaker))]
+VerifierDep = Annotated[KeyVerifier, Depends(_provided(KeyVerifier))]
+SettingsDep = Annotated[AppSettings, Depends(_provided(AppSettings))]
+PolicyDep = Annotated[PolicyEngine, Depends(provided(PolicyEngine))]
+TemplatesDep = Annotated[Templates, Depends(provided(Templates))]
+ObjectStoreDep = Annotated[ObjectStore, Depends(provided(ObjectStore))]
+FeatureCacheDep = Annotated[FeatureCache, Depends(provided(FeatureCache))]
+ModelHostDep = Annotated[ModelHost, Depends(provided(ModelHost))]
+FlaggedStoreDep = Annotated[FlaggedTransactionStore, Depends(provided(FlaggedTransactionStore))]
+EventBusDep = Annotated[EventBus, Depends(provided(EventBus))]
+RollbackLogDep = Annotated[RollbackLog, Depends(provided(RollbackLog))]
+
+
+def get_session(factory: SessionFactoryDep) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back on error.
+    The outbox relay delivers the events and wakes the worker for the jobs it recorded."""
+    session = factory()
     try:
         yield session
         session.commit()
@@ -43,12 +77,12 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def get_principal(
-    container: ContainerDep,
+    verifier: VerifierDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
     token = bearer.credentials if bearer is not None else header_key
-    return container.verifier.verify(require_token(token))
+    return verifier.verify(require_token(token))
 
 
 def require_token(token: str | None) -> str:
@@ -82,3 +116,11 @@ def platform_admin(principal: PrincipalDep) -> Principal:
 
 
 PlatformAdminDep = Annotated[Principal, Depends(platform_admin)]
+
+
+def _whole_state(request: Request) -> Any:
+    return request.app.state.container
+
+
+# Deprecated: the whole process state, while the last routes move to the typed dependencies above.
+ContainerDep = Annotated[Any, Depends(_whole_state)]

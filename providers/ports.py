@@ -135,6 +135,23 @@ class ModelHost(Protocol):
         ...
 
 
+@runtime_checkable
+class ModelPreloading(Protocol):
+    """An optional capability of an in-process model host: load and verify a version ahead of its
+    first check (off the event loop), and say whether it is loaded."""
+
+    def is_loaded(self, tenant_id: str, version_id: str) -> bool: ...
+    def scorer(self, tenant_id: str, version_id: str) -> object: ...
+
+
+@runtime_checkable
+class ModelFaultInjection(Protocol):
+    """An optional capability of a model host: make a version fail or slow down (game days)."""
+
+    def inject_fault(self, tenant_id: str, version_id: str, *, error: bool, delay_ms: float) -> None: ...
+    def clear_faults(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class FlaggedRecord:
     tenant_id: str
@@ -267,4 +284,39 @@ class DeliveryResult:
 class Notifier(Protocol):
     def send(self, contacts: Mapping[str, Any], note: Notification) -> list[DeliveryResult]:
         """Deliver to every webhook in ``contacts``; never raises for a failed delivery."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """One training run as an experiment tracker records it (the platform stays the source of truth)."""
+
+    tenant_id: str
+    model_version_id: str
+    stage: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    # File name → bytes: evaluation curves (PNG) and the search history (JSON).
+    files: Mapping[str, bytes]
+    artifact: bytes
+    artifact_name: str
+    # Per-step series (e.g. each search trial's validation AP), logged as metric histories.
+    series: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ExperimentTracker(Protocol):
+    """An experiment tracker and model registry mirror (MLflow), one experiment per tenant."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def log_run(self, run: TrackedRun) -> str:
+        """Record the run, its artifact and a registry version; idempotent per model version.
+        Returns the tracker's run id; raises ProviderError when the tracker cannot be reached."""
+        ...
+
+    def set_alias(self, tenant_id: str, model_version_id: str, stage: str) -> None:
+        """Mirror a registry stage on the tracker's version (alias and tag); ProviderError on failure."""
         ...

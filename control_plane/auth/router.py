@@ -8,7 +8,7 @@ from control_plane.auth import service
 from control_plane.auth.orm import ApiKey
 from control_plane.auth.schemas import KeyCreate, KeyIssued, KeyOut
 from control_plane.auth.scopes import Scope
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import PrincipalDep, SessionDep, VerifierDep
 from control_plane.errors import Conflict
 from control_plane.tenants import repository
 from control_plane.tenants.lifecycle import TenantStatus
@@ -55,21 +55,21 @@ def list_keys(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> l
 
 @router.post("/{key_id}/rotate", status_code=status.HTTP_201_CREATED, response_model=KeyIssued)
 def rotate_key(
-    tenant_id: str, key_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    tenant_id: str, key_id: str, session: SessionDep, verifier: VerifierDep, principal: PrincipalDep
 ) -> KeyIssued:
     service.authorize(principal, tenant_id, ADMINS)
     issued = service.rotate_key(session, tenant_id, key_id, actor=principal.actor)
     session.flush()
-    c.verifier.forget([key_id])
+    verifier.forget([key_id])
     return _issued(issued)
 
 
 @router.delete("/{key_id}", response_model=KeyOut)
 def revoke_key(
-    tenant_id: str, key_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    tenant_id: str, key_id: str, session: SessionDep, verifier: VerifierDep, principal: PrincipalDep
 ) -> KeyOut:
     service.authorize(principal, tenant_id, ADMINS)
     key = service.revoke_key(session, tenant_id, key_id, actor=principal.actor)
     session.flush()
-    c.verifier.forget([key_id])
+    verifier.forget([key_id])
     return key_out(key)

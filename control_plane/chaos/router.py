@@ -6,12 +6,14 @@ Refused outside FRAUDRAIL_ENV=development and for any key but a platform admin's
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_plane.deps import ContainerDep, PlatformAdminDep
+from control_plane.deps import ModelHostDep, PlatformAdminDep, SettingsDep
 from control_plane.errors import Conflict, Forbidden
-from providers.local.model_host import LocalModelHost
+from providers.ports import ModelFaultInjection
 
 router = APIRouter(prefix="/v1/chaos", tags=["chaos"])
 
@@ -24,20 +26,22 @@ class ModelFault(BaseModel):
     delay_ms: float = Field(default=0.0, ge=0, le=10_000)
 
 
-def _host(c: ContainerDep) -> LocalModelHost:
-    if c.settings.env != "development":
+def _faults(settings: SettingsDep, host: ModelHostDep) -> ModelFaultInjection:
+    if settings.env != "development":
         raise Forbidden("fault injection is only available with FRAUDRAIL_ENV=development")
-    host = c.providers.model_host
-    if not isinstance(host, LocalModelHost):
-        raise Conflict("fault injection needs the embedded model host", field="provider")
+    if not isinstance(host, ModelFaultInjection):
+        raise Conflict("this model host cannot inject faults (the embedded one can)", field="provider")
     return host
 
 
+FaultsDep = Annotated[ModelFaultInjection, Depends(_faults)]
+
+
 @router.post("/model-faults", status_code=204)
-def inject_model_fault(body: ModelFault, c: ContainerDep, _: PlatformAdminDep) -> None:
-    _host(c).inject_fault(body.tenant_id, body.version_id, error=body.error, delay_ms=body.delay_ms)
+def inject_model_fault(body: ModelFault, faults: FaultsDep, _: PlatformAdminDep) -> None:
+    faults.inject_fault(body.tenant_id, body.version_id, error=body.error, delay_ms=body.delay_ms)
 
 
 @router.delete("/model-faults", status_code=204)
-def clear_model_faults(c: ContainerDep, _: PlatformAdminDep) -> None:
-    _host(c).clear_faults()
+def clear_model_faults(faults: FaultsDep, _: PlatformAdminDep) -> None:
+    faults.clear_faults()

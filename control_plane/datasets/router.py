@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from control_plane.auth.scopes import Scope
 from control_plane.datasets import service
 from control_plane.datasets.orm import Dataset
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import ObjectStoreDep, PrincipalDep, SessionDep
 from control_plane.errors import InvalidInput
 from control_plane.http import PROBLEM
 from control_plane.tenancy import tenant_of
@@ -49,7 +49,7 @@ def dataset_out(d: Dataset) -> DatasetOut:
 )
 def upload_dataset(
     session: SessionDep,
-    c: ContainerDep,
+    store: ObjectStoreDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="CSV or Parquet in the transaction schema")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -67,7 +67,7 @@ def upload_dataset(
             raise InvalidInput("the uploaded file is empty", field="file")
         dataset, report = service.ingest(
             session,
-            c.providers.object_store,
+            store,
             tenant_id=tenant_id,
             name=name,
             path=path,

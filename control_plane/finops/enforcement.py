@@ -8,7 +8,7 @@ undelivered by a crash is sent again after ``notify_resend_s``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,7 @@ from guardrails.budget import (
     month_bounds,
     thresholds_to_notify,
 )
-from providers.ports import DeliveryResult, EventBus, Notification, Notifier
+from providers.ports import DeliveryResult, Notification, Notifier
 
 EVALUATE_JOB = "finops.evaluate"
 THRESHOLD_TOPIC = events.BUDGET_THRESHOLD
@@ -83,14 +83,12 @@ class BudgetEnforcer:
         self,
         factory: sessionmaker[Session],
         settings: FinOpsSettings,
-        bus: EventBus,
-        notifier: Callable[[], Notifier],
+        notifier: Notifier,
         *,
         templates: Mapping[str, Mapping[str, Any]],
     ) -> None:
         self.factory = factory
         self.settings = settings
-        self.bus = bus
         self.notifier = notifier
         self.templates = templates
 
@@ -292,8 +290,9 @@ class BudgetEnforcer:
     ) -> None:
         if not outbox.thresholds and not outbox.anomalies:
             return
-        notifier = self.notifier()
+        notifier = self.notifier
         delivered: dict[str, list[DeliveryResult]] = {}
+        announced: list[tuple[str, dict[str, Any]]] = []
         for key, figures in outbox.thresholds:
             title, severity = THRESHOLD_TEXT[BudgetThreshold(key)]
             note = Notification(
@@ -306,9 +305,11 @@ class BudgetEnforcer:
                 facts={k: str(v) for k, v in figures.items() if k not in ("claimed_at", "delivered_at")},
             )
             delivered[key] = notifier.send(contacts, note)
-            self.bus.publish(
-                THRESHOLD_TOPIC,
-                {"tenant_id": tenant_id, "month": month, "threshold": key, **_public(figures)},
+            announced.append(
+                (
+                    THRESHOLD_TOPIC,
+                    {"tenant_id": tenant_id, "month": month, "threshold": key, **_public(figures)},
+                )
             )
         for day, figures in outbox.anomalies:
             note = Notification(
@@ -321,8 +322,10 @@ class BudgetEnforcer:
                 facts={k: str(v) for k, v in figures.items()},
             )
             delivered[f"anomaly:{day}"] = notifier.send(contacts, note)
-            self.bus.publish(ANOMALY_TOPIC, {"tenant_id": tenant_id, **figures})
+            announced.append((ANOMALY_TOPIC, {"tenant_id": tenant_id, **figures}))
         with unit_of_work(self.factory) as session:
+            for topic, message in announced:
+                emit(session, topic, message)
             row = repo.get_month(session, tenant_id, month, for_update=True)
             if row is None:
                 return

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import redis
 
 from control_plane.errors import TooManyRequests
+from control_plane.finops.ports import LockSharing, RedisBacked
 from guardrails.budget import refill, take
 from providers.lru import BoundedMap
 from providers.ports import FeatureCache, MetricsSink
@@ -242,11 +243,9 @@ class RedisBuckets:
 
 def buckets_for(cache: FeatureCache) -> BucketStore:
     """Redis buckets beside a Redis feature cache; in-process buckets (sharing its lock) otherwise."""
-    from providers.redis_cache import RedisFeatureCache
-
-    if isinstance(cache, RedisFeatureCache):
+    if isinstance(cache, RedisBacked):
         return RedisBuckets(cache.client)
-    return MemoryBuckets(getattr(cache, "_lock", None))
+    return MemoryBuckets(cache.lock if isinstance(cache, LockSharing) else None)
 
 
 class RateLimiter:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 METER_DAILY_JOB = "finops.meter_daily"
 METER_JOBS_JOB = "finops.meter_jobs"
 TRAINING_JOB = "training.run"  # control_plane.training.service.TRAINING_JOB
-BATCH_JOB = "scoring.batch"  # control_plane.scoring.batch.BATCH_JOB
+BATCH_JOB = "scoring.batch"  # control_plane.scoring.tasks.BATCH_JOB
 GB = Decimal(1024**3)
 
 
@@ -79,13 +79,11 @@ class UsageWriter:
         templates: Mapping[str, Mapping[str, Any]],
         *,
         evaluate_min_interval_s: float,
-        on_enqueue: Callable[[], None],
     ) -> None:
         self.factory = factory
         self.prices = prices
         self.templates = templates
         self.evaluate_min_interval_s = evaluate_min_interval_s
-        self.on_enqueue = on_enqueue
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._seq = 0
         self._pending: list[_Batch] = []
@@ -130,8 +128,6 @@ class UsageWriter:
                 if record_usage(session, self.prices, self.templates[tier], rec, now=now):
                     touched.append(tenant_id)
             self._queue_evaluations(session, touched, now)
-        if touched:
-            self.on_enqueue()
 
     def _queue_evaluations(self, session: Session, tenant_ids: list[str], now: datetime) -> None:
         clock = now.timestamp()
@@ -162,8 +158,6 @@ class UsageWriter:
                     recorded[meter.value] += 1
                     touched.add(tenant_id)
             self._queue_evaluations(session, sorted(touched), now)
-        if touched:
-            self.on_enqueue()
         return recorded
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from control_plane.auth.scopes import Scope
 from control_plane.auth.service import authorize
-from control_plane.deps import ContainerDep, PlatformAdminDep, PrincipalDep, SessionDep
+from control_plane.deps import PlatformAdminDep, PrincipalDep, SessionDep, provided
 from control_plane.finops import service
 from control_plane.finops.limiter import RateLimited
 from control_plane.finops.prices import Meter, cents
@@ -32,6 +32,8 @@ from control_plane.finops.shedding import rate_limited_response
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.orm import Tenant
+
+FinOpsDep = Annotated[FinOpsRuntime, Depends(provided(FinOpsRuntime))]
 
 router = APIRouter(tags=["finops"])
 READERS = {Scope.TENANT_ADMIN, Scope.SRE}
@@ -70,10 +72,9 @@ def budget_out(rt: FinOpsRuntime, view: service.BudgetView) -> BudgetOut:
 
 
 @router.get("/v1/usage", response_model=UsageOut)
-def get_usage(session: SessionDep, c: ContainerDep, principal: PrincipalDep, month: Month = None) -> UsageOut:
+def get_usage(session: SessionDep, rt: FinOpsDep, principal: PrincipalDep, month: Month = None) -> UsageOut:
     """Usage by day and by meter, month to date (fraud checks are written every few seconds)."""
     tenant_id = tenant_of(principal, READERS)
-    rt: FinOpsRuntime = c.finops
     usage = service.month_usage(session, rt.prices, tenant_id, month=month, now=rt.now())
     return UsageOut(
         tenant_id=tenant_id,
@@ -98,10 +99,9 @@ def get_usage(session: SessionDep, c: ContainerDep, principal: PrincipalDep, mon
 
 
 @router.get("/v1/costs", response_model=CostsOut)
-def get_costs(session: SessionDep, c: ContainerDep, principal: PrincipalDep, month: Month = None) -> CostsOut:
+def get_costs(session: SessionDep, rt: FinOpsDep, principal: PrincipalDep, month: Month = None) -> CostsOut:
     """Cost (usage times the price table) by day and meter, month to date, and a linear month-end forecast."""
     tenant_id = tenant_of(principal, READERS)
-    rt: FinOpsRuntime = c.finops
     now = rt.now()
     tenant = tenants.get(session, tenant_id)
     usage = service.month_usage(session, rt.prices, tenant_id, month=month, now=now)
@@ -145,20 +145,18 @@ def get_costs(session: SessionDep, c: ContainerDep, principal: PrincipalDep, mon
 
 
 @router.get("/v1/tenants/{tenant_id}/budget", response_model=BudgetOut)
-def get_budget(tenant_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> BudgetOut:
+def get_budget(tenant_id: str, session: SessionDep, rt: FinOpsDep, principal: PrincipalDep) -> BudgetOut:
     """This month's budget, spend, forecast, enforcement state and the tenant's rate limits."""
     authorize(principal, tenant_id, READERS)
-    rt: FinOpsRuntime = c.finops
     tenant: Tenant = tenants.get(session, tenant_id)
     return budget_out(rt, service.budget_view(session, tenant, now=rt.now()))
 
 
 @router.put("/v1/tenants/{tenant_id}/budget", response_model=BudgetOut)
 def put_budget(
-    tenant_id: str, body: BudgetIn, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep
+    tenant_id: str, body: BudgetIn, session: SessionDep, rt: FinOpsDep, admin: PlatformAdminDep
 ) -> BudgetOut:
     """Change a tenant's monthly budget (audited); a raise above the spend lifts a freeze at once."""
-    rt: FinOpsRuntime = c.finops
     now = rt.now()
     limits_changed = rt.enforcer.change_budget(
         session,

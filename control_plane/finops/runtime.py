@@ -1,47 +1,53 @@
-"""The FinOps runtime of one process: usage counter and flusher, rate limiter, budget enforcer."""
+"""The FinOps runtime of one process: usage counter, rate limiter, budget enforcer.
+
+Built by the composition root with what it needs (no back-reference to the process's wiring).
+Per-process buffers are flushed by ``housekeeping_tick`` (the serving process's housekeeping
+loop); work that any process may do is a periodic job (``periodic_jobs``) run by the worker.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane import events
 from control_plane.finops import guard, metering, repository, service
-from control_plane.finops.enforcement import LIMITS_TOPIC, BudgetEnforcer
+from control_plane.finops.enforcement import BudgetEnforcer
 from control_plane.finops.limiter import Limits, RateLimiter, buckets_for, tier_limits
 from control_plane.finops.prices import PriceTable, estimate_monthly_cost, rollout_plan
 from control_plane.finops.settings import FinOpsSettings
+from control_plane.jobs.periodic import PeriodicJob
 from control_plane.orm_base import utcnow
-from control_plane.registry.service import SERVING_TOPIC
 from control_plane.tenants.orm import Tenant
-from providers.ports import DeliveryResult, Notification, Notifier
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from control_plane.container import Container
+from providers.ports import EventBus, FeatureCache, MetricsSink, Notifier, ObjectStore
 
 log = logging.getLogger(__name__)
+
+Templates = Mapping[str, Mapping[str, Any]]
+TierOf = Callable[[str], "str | None"]
 
 
 @dataclass
 class FinOpsRuntime:
-    container: Container
+    factory: sessionmaker[Session]
     settings: FinOpsSettings
     prices: PriceTable
+    templates: Templates
+    object_store: ObjectStore
     usage: metering.UsageCounter
     writer: metering.UsageWriter
     limiter: RateLimiter
     enforcer: BudgetEnforcer
+    # The tier of a tenant the serving registry knows (no SQL on the hot path); None if unknown.
+    tier_of: TierOf = lambda _tenant_id: None
     clock: Callable[[], datetime] = utcnow
-    flusher: Flusher = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.flusher = Flusher(self, self.settings)
+    _last_refresh: float = field(default_factory=time.monotonic)
 
     def now(self) -> datetime:
         return self.clock()
@@ -49,7 +55,7 @@ class FinOpsRuntime:
     # --- metering ---------------------------------------------------------------------------
 
     def flush(self, now: datetime | None = None) -> int:
-        """Write counted fraud checks now (tests; the flusher calls it every interval)."""
+        """Write counted fraud checks now (tests; the housekeeping tick calls it every interval)."""
         return self.writer.flush(self.usage, now=now or self.now())
 
     def meter_jobs(self, now: datetime | None = None) -> dict[str, int]:
@@ -58,10 +64,21 @@ class FinOpsRuntime:
         return self.writer.meter_finished_jobs(since=since, now=at)
 
     def meter_day(self, day: date, now: datetime | None = None) -> dict[str, Any]:
-        c = self.container
         return metering.meter_day(
-            c.factory, self.prices, c.templates, c.providers.object_store, day, now=now or self.now()
+            self.factory, self.prices, self.templates, self.object_store, day, now=now or self.now()
         )
+
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        """Finished-job metering every interval; yesterday's hosting and storage every hour (the
+        daily meter is idempotent per tenant and day, so a missed midnight is caught up)."""
+        return [
+            PeriodicJob(metering.METER_JOBS_JOB, self.settings.meter_jobs_interval_s),
+            PeriodicJob(
+                metering.METER_DAILY_JOB,
+                3600.0,
+                lambda now: {"day": (now.date() - timedelta(days=1)).isoformat()},
+            ),
+        ]
 
     # --- budgets ----------------------------------------------------------------------------
 
@@ -73,32 +90,24 @@ class FinOpsRuntime:
         """``(status, actual, budget, headroom)``: the deployment policy's budget input."""
         from control_plane.tenants import repository as tenants
 
-        with self.container.factory() as session:
+        with self.factory() as session:
             return service.budget_state(session, tenants.get(session, tenant_id), now=now or self.now())
 
     def rollout_context(self, session: Session, tenant: Tenant) -> dict[str, Any]:
-        """The rollouts module's ``deployment_context`` hook: 403 when frozen, else the budget
+        """What a rollout's deployment decision needs from FinOps: 403 when frozen, else the budget
         status, the headroom and the monthly cost of the capacity a canary adds."""
+        template = self.templates[tenant.tier]
         estimate = estimate_monthly_cost(
-            self.container.template(tenant.tier),
-            rollout_plan(self.container.template(tenant.tier)),
-            self.prices,
-            hours_per_month=self.settings.hours_per_month,
+            template, rollout_plan(template), self.prices, hours_per_month=self.settings.hours_per_month
         )
         return guard.deployment_context(
             session, tenant, now=self.now(), action="start a rollout", estimated_monthly=estimate.monthly
         )
 
-    def notifier(self) -> Notifier:
-        """``extras["notifier"]`` when set (an override), else the providers' Notifier port."""
-        c = self.container
-        found = c.extras.get("notifier") or getattr(c.providers, "notifier", None)
-        return found if found is not None else _NoNotifier()
-
     # --- rate limits --------------------------------------------------------------------------
 
     def limits_for(self, tier: str, throttled: bool) -> Limits:
-        base = tier_limits(self.container.template(tier))
+        base = tier_limits(self.templates[tier])
         if not throttled:
             return base
         return Limits(
@@ -107,13 +116,13 @@ class FinOpsRuntime:
 
     def resolve_limits(self, tenant_id: str) -> Limits | None:
         """First sight of a tenant on the hot path: its tier from the serving registry (no SQL)."""
-        serving = self.container.scoring.serving.get(tenant_id)
-        return None if serving is None else self.limits_for(serving.tier, False)
+        tier = self.tier_of(tenant_id)
+        return None if tier is None else self.limits_for(tier, False)
 
     def refresh_limits(self, tenant_id: str | None = None) -> int:
         """Reload tiers and throttles from the database (one tenant, or all)."""
         month = service.month_key(self.now())
-        with self.container.factory() as session:
+        with self.factory() as session:
             tiers = repository.tenant_tiers(session, [tenant_id] if tenant_id else None)
             throttled = repository.throttled_tenants(session, month)
         if tenant_id is not None and tenant_id not in tiers:
@@ -127,126 +136,69 @@ class FinOpsRuntime:
         if isinstance(tenant_id, str):
             self.refresh_limits(tenant_id)
 
+    # --- this process's housekeeping ------------------------------------------------------------
 
-class _NoNotifier:
-    def send(self, contacts: Mapping[str, Any], note: Notification) -> list[DeliveryResult]:
-        log.warning("finops: no Notifier wired; %r not delivered (the bus event still is)", note.title)
-        return []
-
-
-class Flusher:
-    """Background thread: flush counts every interval; scan finished jobs, queue the daily
-    metering at a day change, reload limits now and then. Started and stopped in the lifespan."""
-
-    def __init__(self, rt: FinOpsRuntime, settings: FinOpsSettings) -> None:
-        self.rt = rt
-        self.settings = settings
-        self.wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._day = rt.now().date()
-        self._last_jobs_scan = time.monotonic()
-        self._last_refresh = time.monotonic()
-
-    def start(self) -> None:
-        self._catch_up()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fraudrail-finops", daemon=True)
-        self._thread.start()
-
-    def _catch_up(self) -> None:
-        """A process that was down at midnight still meters yesterday."""
-        now = self.rt.now()
+    def housekeeping_tick(self) -> None:
+        """Flush this process's counted checks; now and then reload every limit (a safety net for a
+        missed ``finops.limits`` event). Every part is safe to repeat; failures wait for the next."""
         try:
-            if metering.queue_daily_metering(
-                self.rt.container.factory, now.date() - timedelta(days=1), now=now
-            ):
-                self.rt.container.on_enqueue()
-        except Exception:
-            log.exception("finops: daily metering catch-up failed")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.wake.wait(self.settings.flush_interval_s)
-            self.wake.clear()
-            if self._stop.is_set():
-                break
-            self.tick()
-
-    def tick(self) -> None:
-        """One round of background work; every part is safe to repeat and failures are retried."""
-        rt = self.rt
-        now = rt.now()
-        try:
-            rt.flush(now)
+            self.flush()
         except Exception:
             log.exception(
-                "finops: flush failed; %d fraud check(s) wait for the next one", rt.writer.pending()
+                "finops: flush failed; %d fraud check(s) wait for the next one", self.writer.pending()
             )
         mono = time.monotonic()
-        if mono - self._last_jobs_scan >= self.settings.meter_jobs_interval_s:
-            self._last_jobs_scan = mono
-            try:
-                rt.meter_jobs(now)
-            except Exception:
-                log.exception("finops: job metering failed")
-        if now.date() != self._day:
-            try:
-                if metering.queue_daily_metering(rt.container.factory, self._day, now=now):
-                    rt.container.on_enqueue()
-                self._day = now.date()
-            except Exception:
-                log.exception("finops: could not queue the daily metering")
         if mono - self._last_refresh >= self.settings.limits_refresh_s:
             self._last_refresh = mono
             try:
-                rt.refresh_limits()
+                self.refresh_limits()
             except Exception:
                 log.exception("finops: limits refresh failed")
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+    def shutdown(self) -> None:
         try:
-            self.rt.flush()
+            self.flush()
         except Exception:
-            log.warning("finops: %d counted fraud check(s) not written at shutdown", self.rt.writer.pending())
+            log.warning("finops: %d counted fraud check(s) not written at shutdown", self.writer.pending())
 
 
-def build_finops(c: Container, settings: FinOpsSettings | None = None) -> FinOpsRuntime:
-    """Wire the runtime into the container's ports and bus (called once by ``build_container``)."""
+def build_finops(
+    factory: sessionmaker[Session],
+    *,
+    templates: Templates,
+    object_store: ObjectStore,
+    feature_cache: FeatureCache,
+    event_bus: EventBus,
+    notifier: Notifier,
+    metrics: MetricsSink,
+    tier_of: TierOf,
+    settings: FinOpsSettings | None = None,
+) -> FinOpsRuntime:
+    """The runtime, subscribed to the events that change limits (called once by the composition root)."""
     settings = settings or FinOpsSettings()
     prices = PriceTable.load(settings.prices_path)
-    p = c.providers
     holder: dict[str, FinOpsRuntime] = {}
     limiter = RateLimiter(
-        buckets_for(p.feature_cache),
+        buckets_for(feature_cache),
         lambda tid: holder["rt"].resolve_limits(tid),
-        metrics=p.metrics,
+        metrics=metrics,
         max_window_s=settings.refusal_window_s,
     )
     rt = FinOpsRuntime(
-        container=c,
+        factory=factory,
         settings=settings,
         prices=prices,
+        templates=templates,
+        object_store=object_store,
         usage=metering.UsageCounter(),
         writer=metering.UsageWriter(
-            c.factory,
-            prices,
-            c.templates,
-            evaluate_min_interval_s=settings.evaluate_min_interval_s,
-            on_enqueue=lambda: c.on_enqueue(),
+            factory, prices, templates, evaluate_min_interval_s=settings.evaluate_min_interval_s
         ),
         limiter=limiter,
-        enforcer=BudgetEnforcer(
-            c.factory, settings, p.event_bus, lambda: holder["rt"].notifier(), templates=c.templates
-        ),
+        enforcer=BudgetEnforcer(factory, settings, notifier, templates=templates),
+        tier_of=tier_of,
     )
-    holder["rt"] = rt
-    p.event_bus.subscribe(SERVING_TOPIC, rt.on_tenant_event)
-    p.event_bus.subscribe(LIMITS_TOPIC, rt.on_tenant_event)
-    c.extras["deployment_context"] = rt.rollout_context
+    holder["rt"] = rt  # the limiter asks the runtime for a tenant's limits on first sight
+    event_bus.subscribe(events.SERVING_CHANGED, rt.on_tenant_event)
+    event_bus.subscribe(events.FINOPS_LIMITS, rt.on_tenant_event)
     return rt

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.db import unit_of_work
 from control_plane.review import repository, service
 from control_plane.review.contract import FLAGGED_TOPIC
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+from providers.ports import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,7 @@ class ReviewPurger:
             return repository.remaining(session, tenant_id)
 
 
-def register_review_subscribers(container: Container) -> None:
-    """Subscribe to flagged records and purge review data on offboarding."""
-    bus = container.providers.event_bus
-    bus.subscribe(FLAGGED_TOPIC, FlaggedSubscriber(container.factory), mode="work", group="review-queue")
-    container.purgers.append(ReviewPurger(container.factory))
+def register_review_subscribers(bus: EventBus, factory: sessionmaker[Session]) -> ReviewPurger:
+    """Subscribe to flagged records (one consumer acts on each); return the purger of review data."""
+    bus.subscribe(FLAGGED_TOPIC, FlaggedSubscriber(factory))
+    return ReviewPurger(factory)

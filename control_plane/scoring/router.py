@@ -18,14 +18,15 @@ from pydantic import ValidationError
 
 from control_plane.audit import service as audit
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.container import Container
 from control_plane.datasets.service import detect_format
 from control_plane.deps import (
-    ContainerDep,
+    FlaggedStoreDep,
+    ObjectStoreDep,
     PrincipalDep,
     SessionDep,
-    get_container,
+    TemplatesDep,
     get_principal,
+    provided,
     token_from_headers,
 )
 from control_plane.errors import InvalidInput, NotFound
@@ -33,10 +34,8 @@ from control_plane.finops.shedding import PRINCIPAL_KEY
 from control_plane.http import reject_nul_in_json
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
-from control_plane.outbox import emit
-from control_plane.registry.service import SERVING_TOPIC
-from control_plane.scoring.batch import BATCH_JOB
-from control_plane.scoring.orm import ScoringConfig
+from control_plane.scoring import config as scoring_config
+from control_plane.scoring.ports import FraudCheckDeps
 from control_plane.scoring.schemas import (
     BatchScoringOut,
     FraudCheckRequest,
@@ -44,9 +43,8 @@ from control_plane.scoring.schemas import (
     ScoringConfigIn,
     ScoringConfigOut,
 )
-from control_plane.scoring.serving import default_policy
+from control_plane.scoring.tasks import BATCH_JOB
 from control_plane.tenancy import tenant_of
-from control_plane.tenants import repository as tenants
 from fraud_model.validation import DatasetError, read_table, validate_dataset
 
 router = APIRouter(tags=["fraud-check"])
@@ -68,7 +66,7 @@ router = APIRouter(tags=["fraud-check"])
 )
 async def fraud_check(
     body: FraudCheckRequest,
-    c: Annotated[Container, Depends(get_container)],
+    deps: Annotated[FraudCheckDeps, Depends(provided(FraudCheckDeps))],
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> Response:
     """Score one card transaction: LEGIT / REVIEW / SUSPICIOUS with a score and reason codes.
@@ -76,98 +74,65 @@ async def fraud_check(
     Served by ``fraud_check_fast`` (mounted in front of the router); this route documents it.
     """
     started = time.perf_counter()
-    limit = c.finops.limiter.check(tenant_of(principal, {Scope.APP}))
-    return await answer_check(c, principal, body, started, limit=limit)
+    limit = deps.limiter.check(tenant_of(principal, {Scope.APP}))
+    return await answer_check(deps, principal, body, started, limit=limit)
 
 
 async def fraud_check_fast(request: Request) -> Response:
     """The hot path without FastAPI's routing and dependency solving (about 40% of a request's CPU):
     the same key check, body validation (errors as 422 naming the field) and answer."""
     started = time.perf_counter()
-    c: Container = request.app.state.container
-    principal = request.scope.get(PRINCIPAL_KEY) or c.verifier.verify(token_from_headers(request))
+    deps: FraudCheckDeps = request.app.state.provided[FraudCheckDeps]
+    principal = request.scope.get(PRINCIPAL_KEY) or deps.verifier.verify(token_from_headers(request))
     # The rate limit comes before the body is parsed: a tenant flooding past its quota then costs
     # the others as little as possible.
-    limit = c.finops.limiter.check(tenant_of(principal, {Scope.APP}))
+    limit = deps.limiter.check(tenant_of(principal, {Scope.APP}))
     raw = await request.body()
     reject_nul_in_json(raw)  # the app-wide NUL guard is a FastAPI dependency, which this route skips
     try:
         body = FraudCheckRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    return await answer_check(c, principal, body, started, limit=limit)
+    return await answer_check(deps, principal, body, started, limit=limit)
 
 
 async def answer_check(
-    c: Container, principal: Principal, body: FraudCheckRequest, started: float, *, limit: Any
+    deps: FraudCheckDeps, principal: Principal, body: FraudCheckRequest, started: float, *, limit: Any
 ) -> Response:
     tenant_id = tenant_of(principal, {Scope.APP})
-    checker = c.scoring.checker
+    checker = deps.checker
     cold = checker.cold_versions(tenant_id)
     if cold:
         # Loading and verifying an artifact takes tens of ms: never on the event loop, where it
         # would stall every other tenant's checks.
         await anyio.to_thread.run_sync(checker.warm, tenant_id, cold)
     answer = checker.check(tenant_id, body, started=started)
-    c.finops.usage.fraud_check(tenant_id)  # counted in memory; the FinOps flusher writes it
+    deps.usage.fraud_check(tenant_id)  # counted in memory; FinOps writes the counts in batches
     headers = limit.headers if limit is not None else None
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 
 @router.get("/v1/scoring-config", response_model=ScoringConfigOut)
-def get_scoring_config(session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> ScoringConfigOut:
+def get_scoring_config(
+    session: SessionDep, templates: TemplatesDep, principal: PrincipalDep
+) -> ScoringConfigOut:
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE})
-    config = session.get(ScoringConfig, tenant_id)
-    if config is None:
-        policy = default_policy(c.template(tenants.get(session, tenant_id).tier))
-        return ScoringConfigOut(
-            review_threshold=policy.review,
-            suspicious_threshold=policy.suspicious,  # type: ignore[arg-type]
-            updated_by=None,
-            updated_at=None,
-        )
-    return ScoringConfigOut.model_validate(config, from_attributes=True)
+    return scoring_config.read(session, tenant_id, templates)
 
 
 @router.put("/v1/scoring-config", response_model=ScoringConfigOut)
 def put_scoring_config(
-    body: ScoringConfigIn, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    body: ScoringConfigIn, session: SessionDep, principal: PrincipalDep
 ) -> ScoringConfigOut:
     """Thresholds (review ≤ suspicious), allow / block lists, and the rules-only fallback."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
-    if body.review_threshold > body.suspicious_threshold:
-        raise InvalidInput("review_threshold must not exceed suspicious_threshold", field="review_threshold")
-    tenants.get(session, tenant_id)
-    config = session.get(ScoringConfig, tenant_id)
-    before = (
-        ScoringConfigIn.model_validate(config, from_attributes=True).model_dump(mode="json")
-        if config
-        else None
-    )
-    if config is None:
-        config = ScoringConfig(tenant_id=tenant_id, updated_by=principal.actor, **body.model_dump())
-        session.add(config)
-    else:
-        for key, value in body.model_dump().items():
-            setattr(config, key, value)
-        config.updated_by = principal.actor
-    audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=principal.actor,
-        action="scoring_config.updated",
-        subject=tenant_id,
-        before=before,
-        after=body.model_dump(mode="json"),
-    )
-    emit(session, SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "scoring config"})
-    return ScoringConfigOut.model_validate(config, from_attributes=True)
+    return scoring_config.write(session, tenant_id, body, actor=principal.actor)
 
 
 @router.post("/v1/batch-scoring", status_code=status.HTTP_202_ACCEPTED, response_model=BatchScoringOut)
 def start_batch_scoring(
     session: SessionDep,
-    c: ContainerDep,
+    store: ObjectStoreDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="CSV or Parquet of transactions (labels optional)")],
     format: Annotated[str | None, Form()] = None,
@@ -198,7 +163,7 @@ def start_batch_scoring(
         max_attempts=3,
     )
     key = f"tenants/{tenant_id}/batch/{job.id}.in.parquet"
-    c.providers.object_store.put(key, buffer.getvalue())
+    store.put(key, buffer.getvalue())
     job.payload = {"tenant_id": tenant_id, "input_key": key, "rows": len(frame)}
     audit.record(
         session,
@@ -209,7 +174,6 @@ def start_batch_scoring(
         after={"rows": len(frame)},
     )
     session.flush()
-    c.on_enqueue()
     return BatchScoringOut(job_id=job.id, status=job.status, progress={}, result=None)
 
 
@@ -232,18 +196,20 @@ def get_batch_scoring(job_id: str, session: SessionDep, principal: PrincipalDep)
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def get_batch_result(job_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> Response:
+def get_batch_result(
+    job_id: str, session: SessionDep, store: ObjectStoreDep, principal: PrincipalDep
+) -> Response:
     job = _batch_job(session, principal, job_id)
     if job.status != queue.SUCCEEDED or not job.result:
         raise NotFound(f"job {job_id} has no result yet (status {job.status})", field="job_id")
-    data = c.providers.object_store.get(str(job.result["output_key"]))
+    data = store.get(str(job.result["output_key"]))
     return Response(data, media_type="text/csv")
 
 
 @router.get("/v1/flagged")
 def list_flagged(
-    c: ContainerDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    flagged: FlaggedStoreDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[dict[str, Any]]:
     """Flagged transactions as stored in the flagged-transaction store (oldest first)."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST})
-    return [dict(r.payload) for r in c.providers.flagged_store.list(tenant_id, limit=limit)]
+    return [dict(r.payload) for r in flagged.list(tenant_id, limit=limit)]

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from control_plane.registry.service import SERVING_TOPIC
-from control_plane.review.contract import FLAGGED_TOPIC, LABEL_TOPIC
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.events import FLAGGED_STORED as FLAGGED_TOPIC
+from control_plane.events import LABEL_RECORDED as LABEL_TOPIC
+from control_plane.events import SERVING_CHANGED as SERVING_TOPIC
 from control_plane.scoring.service import TERMINAL_TTL_S, FraudChecker
 from control_plane.scoring.serving import ServingRegistry
 from control_plane.scoring.spool import FlaggedSpool, SpoolDrainer
+from control_plane.scoring.spool_dirs import SpoolDirectory
 from control_plane.slo.recorder import RequestRecorder
 from fraud_model.online_features import TerminalState, apply_label
-from providers.ports import FlaggedRecord
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+from providers.ports import (
+    EventBus,
+    FeatureCache,
+    FlaggedRecord,
+    FlaggedTransactionStore,
+    MetricsSink,
+    ModelHost,
+)
 
 
 @dataclass
@@ -26,19 +35,47 @@ class ScoringRuntime:
     spool: FlaggedSpool
     drainer: SpoolDrainer
     recorder: RequestRecorder
+    spool_dir: SpoolDirectory | None = None  # holds the spool directory's lock while the process lives
 
 
-def build_scoring(c: Container) -> ScoringRuntime:
-    p = c.providers
-    serving = ServingRegistry(c.factory, p.model_host, c.templates)
-    spool = FlaggedSpool(c.settings.home / c.settings.spool_dir_name)
+class FlaggedDelivery:
+    """The spool's sink: the flagged store first, then the review queue. A record counts as
+    delivered once the queue has it: a failing subscriber keeps it in the spool."""
 
-    def deliver(record: Mapping[str, Any]) -> None:
-        p.flagged_store.put(FlaggedRecord(record["tenant_id"], record["flagged_id"], record["payload"]))
-        # Delivered once the review queue has it: a failing subscriber keeps the record in the spool.
-        p.event_bus.publish(
-            FLAGGED_TOPIC, {**record["payload"], "tenant_id": record["tenant_id"]}, require_delivery=True
-        )
+    def __init__(self, store: FlaggedTransactionStore, bus: EventBus) -> None:
+        self.store = store
+        self.bus = bus
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        self.store.put(FlaggedRecord(record["tenant_id"], record["flagged_id"], record["payload"]))
+        message = {**record["payload"], "tenant_id": record["tenant_id"]}
+        self.bus.publish(FLAGGED_TOPIC, message, require_delivery=True)
+
+
+@dataclass(frozen=True)
+class ScoringPorts:
+    """The ports the hot path and its spool use."""
+
+    feature_cache: FeatureCache
+    model_host: ModelHost
+    flagged_store: FlaggedTransactionStore
+    event_bus: EventBus
+    metrics: MetricsSink
+
+
+def build_scoring(
+    factory: sessionmaker[Session],
+    p: ScoringPorts,
+    *,
+    templates: Mapping[str, Mapping[str, Any]],
+    spool_root: Path,
+    slo_bucket_s: int,
+) -> ScoringRuntime:
+    """The runtime, subscribed to serving changes and labels (called once by the composition root)."""
+    serving = ServingRegistry(factory, p.model_host, templates)
+    # One spool per process (a dead process's spool is taken over here): see spool_dirs.
+    spool_dir = SpoolDirectory(spool_root)
+    spool = FlaggedSpool(spool_dir.path)
 
     def on_label(_topic: str, message: Mapping[str, Any]) -> None:
         """Analyst verdicts feed the terminal-risk windows (used once older than the label delay)."""
@@ -53,9 +90,14 @@ def build_scoring(c: Container) -> ScoringRuntime:
             )
 
     p.event_bus.subscribe(SERVING_TOPIC, serving.on_event)
-    p.event_bus.subscribe(LABEL_TOPIC, on_label)
-    recorder = RequestRecorder(c.factory, bucket_s=c.settings.slo_bucket_s)
+    p.event_bus.subscribe(LABEL_TOPIC, on_label, mode="work", group="terminal-labels")
+    recorder = RequestRecorder(factory, bucket_s=slo_bucket_s)
     checker = FraudChecker(serving, p.feature_cache, p.model_host, spool, p.metrics, recorder)
     return ScoringRuntime(
-        serving=serving, checker=checker, spool=spool, drainer=SpoolDrainer(spool, deliver), recorder=recorder
+        serving=serving,
+        checker=checker,
+        spool=spool,
+        drainer=SpoolDrainer(spool, FlaggedDelivery(p.flagged_store, p.event_bus)),
+        recorder=recorder,
+        spool_dir=spool_dir,
     )

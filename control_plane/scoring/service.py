@@ -44,6 +44,7 @@ from providers.ports import (
     FeatureCache,
     MetricsSink,
     ModelHost,
+    ModelPreloading,
     ProviderError,
 )
 
@@ -100,26 +101,27 @@ class FraudChecker:
         self.recorder = recorder
         self.top_k = explain_top_k
         self._fallback_logged: dict[tuple[str, str], float] = {}
+        # A remote host (SageMaker) loads on its side; an in-process one can be warmed off the loop.
+        self._preload = host if isinstance(host, ModelPreloading) else None
 
     def cold_versions(self, tenant_id: str) -> list[str]:
         """Versions this tenant's checks may need that the host has not loaded yet."""
-        is_loaded = getattr(self.host, "is_loaded", None)
+        preload = self._preload
         tenant = self.serving.get(tenant_id)
-        if is_loaded is None or tenant is None or tenant.production is None:
+        if preload is None or tenant is None or tenant.production is None:
             return []
         needed = {tenant.production.version_id, *self.host.weights(tenant_id)}
         if tenant.shadow_version:
             needed.add(tenant.shadow_version)
-        return [v for v in needed if not is_loaded(tenant_id, v)]
+        return [v for v in needed if not preload.is_loaded(tenant_id, v)]
 
     def warm(self, tenant_id: str, versions: list[str]) -> None:
         """Load (and verify) models ahead of scoring; a failure surfaces when the check scores."""
-        load = getattr(self.host, "scorer", None)
-        if load is None:
+        if self._preload is None:
             return
         for version in versions:
             with contextlib.suppress(ProviderError, ArtifactIntegrityError):
-                load(tenant_id, version)
+                self._preload.scorer(tenant_id, version)
 
     def check(
         self, tenant_id: str, req: FraudCheckRequest, *, started: float | None = None

@@ -352,37 +352,23 @@ def _write_offset(seg: Path, offset: int) -> None:
 
 
 class SpoolDrainer:
-    """Background delivery with exponential backoff while the store is down."""
+    """Delivery of the spool, one ``tick`` at a time (the process's housekeeping loop calls it)."""
 
     def __init__(self, spool: FlaggedSpool, sink: Sink, *, idle_s: float = 0.05, max_backoff_s: float = 5.0):
         self.spool = spool
         self.sink = sink
         self.idle_s = idle_s
         self.max_backoff_s = max_backoff_s
-        self.wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopped = False
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fraudrail-spool", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        backoff = self.idle_s
-        while not self._stop.is_set():
-            try:
-                self.spool.drain(self.sink)
-                backoff = self.idle_s
-            except Exception:
-                backoff = min(max(backoff * 2, 0.1), self.max_backoff_s)
-            self.wake.wait(backoff)
-            self.wake.clear()
+    def tick(self) -> None:
+        """Deliver what is waiting; raises while the store is down (the caller backs off)."""
+        if not self._stopped:
+            self.spool.drain(self.sink)
 
     def stop(self) -> None:
-        self._stop.set()
-        self.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        """No more ticks; one last drain (a record left over is replayed at the next start)."""
+        self._stopped = True
         try:
             self.spool.drain(self.sink)
         except Exception:

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from control_plane.auth.scopes import Scope
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import PrincipalDep, SessionDep, TemplatesDep, provided
 from control_plane.orm_base import utcnow
 from control_plane.slo import service
+from control_plane.slo.recorder import RequestRecorder
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
+
+RecorderDep = Annotated[RequestRecorder, Depends(provided(RequestRecorder))]
 
 router = APIRouter(prefix="/v1/slo", tags=["slo"])
 
 
 @router.get("")
-def slo_status(session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> dict[str, Any]:
+def slo_status(
+    session: SessionDep, recorder: RecorderDep, templates: TemplatesDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """Availability and latency objectives, error budget left, burn rates (SRE workbook windows)."""
     tenant_id = tenant_of(principal, {Scope.SRE, Scope.TENANT_ADMIN})
-    c.scoring.recorder.flush()
+    recorder.flush()  # this process's samples count at once
     tenant = tenants.get(session, tenant_id)
-    objective, latency_ms = service.slo_for(c.template(tenant.tier))
+    objective, latency_ms = service.slo_for(templates[tenant.tier])
     now = utcnow()
     budget = service.error_budget(session, tenant_id, objective, now=now)
     alerts, ratios = service.burn_alerts(session, tenant_id, objective, now=now)

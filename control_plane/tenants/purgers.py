@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.orm import ApiKey
-
-if TYPE_CHECKING:
-    from control_plane.container import Container, TenantDataPurger
+from control_plane.tenants.ports import TenantDataPurger
+from providers.ports import (
+    FeatureCache,
+    FlaggedTransactionStore,
+    ModelHost,
+    ObjectStore,
+    Provisioner,
+    RollbackLog,
+)
 
 
 @dataclass
@@ -27,11 +33,21 @@ class FunctionPurger:
         return self.remaining_fn(tenant_id)
 
 
-def default_purgers(c: Container) -> list[TenantDataPurger]:
-    p = c.providers
+@dataclass(frozen=True)
+class TenantStores:
+    """Every port that keeps data per tenant."""
 
+    object_store: ObjectStore
+    feature_cache: FeatureCache
+    model_host: ModelHost
+    flagged_store: FlaggedTransactionStore
+    rollback_log: RollbackLog
+    provisioner: Provisioner
+
+
+def default_purgers(factory: sessionmaker[Session], p: TenantStores) -> list[TenantDataPurger]:
     def active_keys(tenant_id: str) -> list[str]:
-        with c.factory() as session:
+        with factory() as session:
             stmt = select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
             return list(session.scalars(stmt))
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 
 from control_plane.auth.scopes import Scope
 from control_plane.auth.service import authorize
 from control_plane.db import unit_of_work
-from control_plane.deps import ContainerDep, PlatformAdminDep, PrincipalDep, SessionDep
+from control_plane.deps import (
+    PlatformAdminDep,
+    PolicyDep,
+    PrincipalDep,
+    SessionDep,
+    SessionFactoryDep,
+    provided,
+)
 from control_plane.errors import NotFound
 from control_plane.jobs import queue
+from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
 from control_plane.tenants import repository, service
 from control_plane.tenants.lifecycle import SuspensionReason
@@ -26,6 +34,8 @@ from control_plane.tenants.schemas import (
     TenantCreated,
     TenantOut,
 )
+
+WorkerDep = Annotated[Worker, Depends(provided(Worker))]
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -59,12 +69,11 @@ def tenant_out(t: Tenant) -> TenantOut:
     },
 )
 def create_tenant(
-    body: TenantCreate, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep
+    body: TenantCreate, session: SessionDep, policy: PolicyDep, admin: PlatformAdminDep
 ) -> TenantCreated:
     """Onboard a tenant: policy check, record it REQUESTED, queue provisioning, issue its admin key."""
-    result = service.onboard(session, c.policy, body, actor=admin, now=utcnow())
+    result = service.onboard(session, policy, body, actor=admin, now=utcnow())
     session.flush()
-    c.on_enqueue()
     k = result.admin_key
     return TenantCreated(
         tenant=tenant_out(result.tenant),
@@ -94,7 +103,7 @@ def get_tenant(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> 
 
 @router.post("/{tenant_id}/suspend", response_model=TenantOut)
 def suspend_tenant(
-    tenant_id: str, body: SuspendRequest, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep
+    tenant_id: str, body: SuspendRequest, session: SessionDep, admin: PlatformAdminDep
 ) -> TenantOut:
     tenant = service.suspend(
         session, tenant_id, SuspensionReason(body.reason), actor=admin.actor, note=body.note
@@ -103,17 +112,14 @@ def suspend_tenant(
 
 
 @router.post("/{tenant_id}/resume", response_model=TenantOut)
-def resume_tenant(tenant_id: str, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep) -> TenantOut:
+def resume_tenant(tenant_id: str, session: SessionDep, admin: PlatformAdminDep) -> TenantOut:
     tenant = service.resume(session, tenant_id, actor=admin.actor)
     return tenant_out(tenant)
 
 
 @router.post("/{tenant_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_tenant(
-    tenant_id: str, session: SessionDep, c: ContainerDep, admin: PlatformAdminDep
-) -> dict[str, str]:
+def retry_tenant(tenant_id: str, session: SessionDep, admin: PlatformAdminDep) -> dict[str, str]:
     job = service.retry_provisioning(session, tenant_id, actor=admin.actor, now=utcnow())
-    c.on_enqueue()
     return {"provisioning_job_id": job.id}
 
 
@@ -122,21 +128,20 @@ def retry_tenant(
     response_model=DeletionReport,
     responses={202: {"description": "Offboarding queued; poll the job"}},
 )
-def offboard_tenant(tenant_id: str, c: ContainerDep, admin: PlatformAdminDep) -> Any:
+def offboard_tenant(
+    tenant_id: str, factory: SessionFactoryDep, worker: WorkerDep, admin: PlatformAdminDep
+) -> Any:
     """Offboard: revoke keys, purge every store, and answer with a deletion report that re-lists each."""
     # Two boundaries on purpose: the OFFBOARDING state and revoked keys are committed before any
     # store is purged, so a crash mid-purge leaves a tenant the worker (or a repeated DELETE) finishes.
-    with unit_of_work(c.factory) as session:
+    with unit_of_work(factory) as session:
         job = service.request_offboarding(session, tenant_id, actor=admin.actor, now=utcnow())
         job_id = job.id
-    worker = c.extras.get("worker")
-    if worker is not None:
-        worker.run_once(job_id=job_id)
-    with unit_of_work(c.factory) as session:
+    worker.run_once(job_id=job_id)
+    with unit_of_work(factory) as session:
         job = queue.get_job(session, job_id, tenant_id=None)
         if job.status == queue.SUCCEEDED and job.result:
             return DeletionReport.model_validate(job.result)
-        c.on_enqueue()
         return JSONResponse(
             {"status": "OFFBOARDING", "job_id": job_id, "last_error": job.last_error}, status_code=202
         )

@@ -37,8 +37,7 @@ def container(settings: AppSettings, clean_db: None) -> Iterator[Container]:
 
 @pytest.fixture
 def worker(container: Container) -> Worker:
-    w: Worker = container.extras["worker"]
-    return w
+    return container.worker
 
 
 @pytest.fixture

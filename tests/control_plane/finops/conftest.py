@@ -96,7 +96,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 @pytest.fixture
 def notifier(container: Container) -> RecordingNotifier:
     recording = RecordingNotifier()
-    container.extras["notifier"] = recording
+    container.finops.enforcer.notifier = recording
     return recording
 
 

@@ -79,7 +79,7 @@ def test_store_outage_loses_nothing_and_duplicates_nothing(
 ) -> None:
     t = live_tenant()
     flaky = FlakyStore(container.providers.flagged_store)
-    container.providers.flagged_store = flaky  # type: ignore[assignment]
+    container.scoring.drainer.sink.store = flaky  # type: ignore[attr-defined]
     config = {"review_threshold": "0.5", "suspicious_threshold": "0.8", "block_cards": ["card_bad"]}
     client.put("/v1/scoring-config", json=config, headers=auth(t["admin"]))
     spool, sink = container.scoring.spool, container.scoring.drainer.sink

@@ -1,9 +1,9 @@
-"""Durable tenant jobs: provisioning and offboarding, each step safe to repeat after a crash."""
+"""Tenant job handlers: provisioning and offboarding, each step safe to repeat after a crash."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -14,22 +14,23 @@ from control_plane.jobs.worker import JobContext
 from control_plane.orm_base import utcnow
 from control_plane.tenants import repository, service
 from control_plane.tenants.lifecycle import TenantStatus
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+from control_plane.tenants.ports import KeyCache, TenantDataPurger
+from providers.ports import Provisioner
 
 WORKER_ACTOR = "system:worker"
 
 
-def _container(ctx: JobContext) -> Container:
-    return ctx.services  # type: ignore[no-any-return]
+Templates = Mapping[str, Mapping[str, Any]]
 
 
 class ProvisionTenant:
     """REQUESTED/FAILED → PROVISIONING → each planned resource → ACTIVE."""
 
+    def __init__(self, provisioner: Provisioner, templates: Templates) -> None:
+        self.provisioner = provisioner
+        self.templates = templates
+
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        c = _container(ctx)
         tenant_id = str(ctx.payload["tenant_id"])
         with unit_of_work(ctx.factory) as session:
             tenant = repository.get(session, tenant_id, for_update=True)
@@ -44,14 +45,14 @@ class ProvisionTenant:
                 )
             elif status is not TenantStatus.PROVISIONING:
                 return {"skipped": True, "status": status.value}
-            spec = service.spec_for(tenant, c.template(tenant.tier))
+            spec = service.spec_for(tenant, self.templates[tenant.tier])
             done = set(tenant.provisioning.get("done", []))
-        plan = c.providers.provisioner.plan(spec)
+        plan = self.provisioner.plan(spec)
         created: list[str] = []
         for index, resource in enumerate(plan, start=1):
             step = f"{resource.kind}:{resource.name}"
             if step not in done:
-                if c.providers.provisioner.apply(spec, resource):
+                if self.provisioner.apply(spec, resource):
                     created.append(step)
                 crash_point(f"provision.after_apply.{resource.kind}")
                 with unit_of_work(ctx.factory) as session:
@@ -91,21 +92,32 @@ class ProvisionTenant:
 class OffboardTenant:
     """OFFBOARDING → purge every store → re-list each by tenant → DELETED with the report."""
 
+    def __init__(
+        self,
+        provisioner: Provisioner,
+        templates: Templates,
+        purgers: Sequence[TenantDataPurger],
+        key_cache: KeyCache,
+    ) -> None:
+        self.provisioner = provisioner
+        self.templates = templates
+        self.purgers = purgers
+        self.key_cache = key_cache
+
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        c = _container(ctx)
         tenant_id = str(ctx.payload["tenant_id"])
         actor = str(ctx.payload.get("actor", WORKER_ACTOR))
         with unit_of_work(ctx.factory) as session:
             tenant = repository.get(session, tenant_id)
             if tenant.status == TenantStatus.DELETED.value:
                 return dict(tenant.provisioning.get("deletion_report", {}))
-            spec = service.spec_for(tenant, c.template(tenant.tier))
+            spec = service.spec_for(tenant, self.templates[tenant.tier])
             key_ids = [k.id for k in list_keys(session, tenant_id)]
-        c.verifier.forget(key_ids)
-        purged = {purger.name: purger.purge(tenant_id) for purger in c.purgers}
-        c.providers.provisioner.destroy(spec)
+        self.key_cache.forget(key_ids)
+        purged = {purger.name: purger.purge(tenant_id) for purger in self.purgers}
+        self.provisioner.destroy(spec)
         stores = []
-        for purger in c.purgers:
+        for purger in self.purgers:
             remaining = purger.remaining(tenant_id)
             stores.append(
                 {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,33 +18,43 @@ from sqlalchemy.orm import Session
 from control_plane.audit import service as audit
 from control_plane.jobs.worker import JobContext, PermanentJobError
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
+from control_plane.scoring.service import FraudChecker
+from control_plane.scoring.serving import ServingRegistry
 from fraud_model import schema
 from fraud_model.features import FEATURE_NAMES, batch_features
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+from providers.ports import ModelHost, ObjectStore
 
 BATCH_JOB = "scoring.batch"
 
 
 class BatchScoring:
+    def __init__(
+        self,
+        serving: ServingRegistry,
+        checker: FraudChecker,
+        object_store: ObjectStore,
+        model_host: ModelHost,
+    ) -> None:
+        self.serving = serving
+        self.checker = checker
+        self.object_store = object_store
+        self.model_host = model_host
+
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        c: Container = ctx.services
         tenant_id = str(ctx.payload["tenant_id"])
-        runtime = c.scoring
-        tenant = runtime.serving.reload(tenant_id)
+        tenant = self.serving.reload(tenant_id)
         if tenant is None:
             raise PermanentJobError("tenant not found")
         if tenant.production is None and tenant.policy.fallback != "rules":
             raise PermanentJobError("no PRODUCTION model and no rules-only fallback")
-        store = c.providers.object_store
+        store = self.object_store
         frame = pd.read_parquet(io.BytesIO(store.get(str(ctx.payload["input_key"]))))
         ctx.progress("features", 10, rows=len(frame))
         no_labels = pd.Series(np.zeros(len(frame), dtype=np.int64), index=frame.index)
         features = batch_features(frame, labels=no_labels)
         matrix = features.to_numpy(dtype=np.float32)
         ctx.progress("score", 40)
-        versions = [runtime.checker.route(tenant, str(card))[0] for card in frame[schema.CARD_TOKEN]]
+        versions = [self.checker.route(tenant, str(card))[0] for card in frame[schema.CARD_TOKEN]]
         scores = np.zeros(len(frame), dtype=np.float64)
         for version in set(versions):
             mask = np.array([v == version for v in versions])
@@ -53,7 +63,7 @@ class BatchScoring:
                     rules_score(dict(zip(FEATURE_NAMES, row, strict=True)))[0] for row in matrix[mask]
                 ]
             else:
-                scores[mask] = c.providers.model_host.invoke(tenant_id, version, matrix[mask].tolist())
+                scores[mask] = self.model_host.invoke(tenant_id, version, matrix[mask].tolist())
         ctx.progress("decide", 80)
         decisions = []
         for card, terminal, score in zip(

@@ -1,0 +1,172 @@
+"""The composition root: every concrete object of one process, built once from settings.
+
+Nothing below ``control_plane.bootstrap`` imports this module. Domains receive what they need at
+construction (runtimes, job handlers, subscribers) or, in a route, through a typed dependency
+(``control_plane.deps.provided``) that ``State.provided`` fills with the objects under the
+types the domains ask for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.auth.service import KeyVerifier
+from control_plane.bootstrap.providers import Providers, build_providers
+from control_plane.db import make_engine, make_session_factory
+from control_plane.finops.runtime import FinOpsRuntime, build_finops
+from control_plane.jobs.periodic import PeriodicSchedule
+from control_plane.jobs.worker import Worker
+from control_plane.outbox import OutboxRelay
+from control_plane.review.subscribers import register_review_subscribers
+from control_plane.scoring.ports import FraudCheckDeps
+from control_plane.scoring.runtime import ScoringPorts, ScoringRuntime, build_scoring
+from control_plane.settings import AppSettings
+from control_plane.slo.recorder import RequestRecorder
+from control_plane.tenants.ports import TenantDataPurger
+from control_plane.tenants.purgers import TenantStores, default_purgers
+from guardrails.policy import PolicyEngine, load_tier_templates
+from providers.ports import (
+    EventBus,
+    FeatureCache,
+    FlaggedTransactionStore,
+    MetricsSink,
+    ModelHost,
+    Notifier,
+    ObjectStore,
+    Provisioner,
+    RollbackLog,
+)
+
+Templates = dict[str, dict[str, Any]]
+
+
+@dataclass
+class State:
+    settings: AppSettings
+    engine: Engine
+    factory: sessionmaker[Session]
+    providers: Providers
+    policy: PolicyEngine
+    templates: Templates
+    verifier: KeyVerifier
+    outbox: OutboxRelay
+    scoring: ScoringRuntime
+    finops: FinOpsRuntime
+    purgers: list[TenantDataPurger]
+    worker: Worker = field(init=False)
+    periodic: PeriodicSchedule = field(init=False)
+    # The rollouts module's deployment hook; kept while that module still reads it by name.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def template(self, tier: str) -> dict[str, Any]:
+        return self.templates[tier]
+
+    def provided(self) -> Mapping[type, object]:
+        """What a route may ask for with ``control_plane.deps.provided(T)``: each object under the
+        narrow type (a port, a runtime) the domain declares, never this State."""
+        p = self.providers
+        return {
+            AppSettings: self.settings,
+            sessionmaker: self.factory,
+            KeyVerifier: self.verifier,
+            PolicyEngine: self.policy,
+            Templates: self.templates,
+            ObjectStore: p.object_store,
+            FeatureCache: p.feature_cache,
+            ModelHost: p.model_host,
+            FlaggedTransactionStore: p.flagged_store,
+            EventBus: p.event_bus,
+            MetricsSink: p.metrics,
+            Provisioner: p.provisioner,
+            RollbackLog: p.rollback_log,
+            Notifier: p.notifier,
+            OutboxRelay: self.outbox,
+            ScoringRuntime: self.scoring,
+            FraudCheckDeps: FraudCheckDeps(
+                self.verifier, self.finops.limiter, self.scoring.checker, self.finops.usage
+            ),
+            RequestRecorder: self.scoring.recorder,
+            FinOpsRuntime: self.finops,
+            Worker: self.worker,
+        }
+
+
+def build_policy_engine(settings: AppSettings, templates: Templates) -> PolicyEngine:
+    if settings.policy_engine == "opa":
+        from guardrails.policy import OpaPolicyEngine
+
+        return OpaPolicyEngine(settings.opa_url, settings.policy_dir, templates)
+    from guardrails.policy import RegoPolicyEngine
+
+    return RegoPolicyEngine(settings.policy_dir, templates)
+
+
+def build_state(settings: AppSettings) -> State:
+    """Build every object of the process in dependency order; subscribe the domains to the bus."""
+    from control_plane.bootstrap.jobs import job_handlers
+    from control_plane.rollouts.wiring import register_rollback_handler
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
+    templates = load_tier_templates(settings.tenant_templates_dir)
+    p = build_providers(settings, factory)
+    verifier = KeyVerifier(factory, ttl_s=settings.key_cache_ttl_s)
+    listen = getattr(verifier, "listen", None)
+    if callable(listen):
+        listen(p.event_bus)  # keys.revoked: every process forgets the key
+    outbox = OutboxRelay(factory, p.event_bus)
+    outbox.install()
+    scoring = build_scoring(
+        factory,
+        ScoringPorts(p.feature_cache, p.model_host, p.flagged_store, p.event_bus, p.metrics),
+        templates=templates,
+        spool_root=settings.home / settings.spool_dir_name,
+        slo_bucket_s=settings.slo_bucket_s,
+    )
+    finops = build_finops(
+        factory,
+        templates=templates,
+        object_store=p.object_store,
+        feature_cache=p.feature_cache,
+        event_bus=p.event_bus,
+        notifier=p.notifier,
+        metrics=p.metrics,
+        tier_of=lambda tenant_id: _tier(scoring, tenant_id),
+    )
+    stores = TenantStores(
+        p.object_store, p.feature_cache, p.model_host, p.flagged_store, p.rollback_log, p.provisioner
+    )
+    purgers = default_purgers(factory, stores)
+    purgers.append(register_review_subscribers(p.event_bus, factory))
+    state = State(
+        settings=settings,
+        engine=engine,
+        factory=factory,
+        providers=p,
+        policy=build_policy_engine(settings, templates),
+        templates=templates,
+        verifier=verifier,
+        outbox=outbox,
+        scoring=scoring,
+        finops=finops,
+        purgers=purgers,
+    )
+    state.extras["deployment_context"] = finops.rollout_context
+    register_rollback_handler(state)
+    state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s, services=state)
+    state.periodic = PeriodicSchedule(factory, finops.periodic_jobs())
+    outbox.wake_worker = state.worker.wake.set
+    # Between jobs: deliver events left by a crash, queue the periodic jobs that are due.
+    state.worker.idle_tasks.extend([outbox.deliver_due, state.periodic.enqueue_due])
+    return state
+
+
+def _tier(scoring: ScoringRuntime, tenant_id: str) -> str | None:
+    serving = scoring.serving.get(tenant_id)
+    return None if serving is None else serving.tier
