@@ -16,11 +16,14 @@ memory, never extracted, so a crafted archive cannot write outside the model dir
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from fraud_model.scoring import Scorer
 from fraud_model.training import ARTIFACT_MAGIC, ArtifactIntegrityError, TrainedModel, sha256
@@ -141,20 +144,11 @@ def find_artifact(location: Path) -> tuple[bytes, list[str]]:
 
 
 def footprint(model: TrainedModel, scorer: Scorer) -> int:
-    """Estimated resident bytes: the booster's bytes twice (kept raw and loaded) and the tree arrays."""
+    """Estimated resident bytes: the booster's bytes twice (kept raw and loaded) and the arrays of
+    the tree walk (XGBoost's or LightGBM's, both dataclasses of numpy arrays)."""
     trees = scorer.trees
-    arrays = (
-        trees.roots,
-        trees.feature,
-        trees.threshold,
-        trees.left,
-        trees.right,
-        trees.default_left,
-        trees.feature2,
-        trees.threshold2,
-        trees.children2,
-    )
-    return 2 * len(model.booster_ubj) + sum(int(a.nbytes) for a in arrays)
+    arrays = [getattr(trees, f.name) for f in dataclasses.fields(trees)]
+    return 2 * len(model.booster_ubj) + sum(int(a.nbytes) for a in arrays if isinstance(a, np.ndarray))
 
 
 def load_model(

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from fraud_model.reasons import reason_codes
 from fraud_model.scoring import Scorer
@@ -207,10 +206,10 @@ def predict(scorer: Scorer, rows: np.ndarray, top_k: int) -> list[dict[str, Any]
 def _batch_reasons(scorer: Scorer, rows: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
     """``Scorer.reasons`` for many rows with one SHAP call instead of one per row (same numbers)."""
     n = len(scorer.feature_names)
-    contrib = np.asarray(scorer.booster.predict(xgb.DMatrix(rows, nthread=1), pred_contribs=True))
+    contrib = scorer.contributions_batch(rows)
     typical = scorer.model.reference_medians
     out = []
-    for row, c in zip(rows, contrib.astype(np.float32), strict=True):
+    for row, c in zip(rows, contrib, strict=True):
         c = c[:n]
         order = np.argsort(-c, kind="stable")[:top_k]
         values = {name: float(row[i]) for i, name in enumerate(scorer.feature_names)}

@@ -29,12 +29,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def train_small(seed: int) -> TrainedModel:
+def train_small(seed: int, algorithm: str = "xgboost") -> TrainedModel:
     """A tiny but real model: 600 random rows, the label driven by two features."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(600, len(FEATURE_NAMES))).astype(np.float32)
     y = ((x[:, 0] + 0.5 * x[:, 5] + rng.normal(scale=0.5, size=600)) > 1.0).astype(np.float32)
-    return train_model(x, y, params={"max_depth": 3, "num_boost_round": 15 + seed}, seed=seed)
+    params = {"num_boost_round": 15 + seed} | ({"max_depth": 3} if algorithm == "xgboost" else {})
+    return train_model(x, y, params=params, seed=seed, algorithm=algorithm)
 
 
 def write_model(directory: Path, artifact: bytes, *, digest: str | None = "auto") -> Path:

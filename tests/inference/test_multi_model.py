@@ -16,7 +16,7 @@ from fraud_model.scoring import Scorer
 from fraud_model.training import TrainedModel, sha256
 from inference.artifacts import load_model
 from inference.registry import InsufficientMemoryError, ModelRegistry
-from tests.inference.conftest import ARTIFACT_NAME, Server, write_model
+from tests.inference.conftest import ARTIFACT_NAME, Server, train_small, write_model
 
 ROW = [0.5] * len(FEATURE_NAMES)
 
@@ -87,6 +87,25 @@ def test_csv_invoke_and_the_target_model_header(
     )
     assert r.status_code == 200, r.text
     assert [float(x) for x in r.text.split()] == [float(s) for s in Scorer(models[2]).score_batch(rows)]
+
+
+def test_a_lightgbm_artifact_scores_and_explains_like_the_control_plane(
+    server: Server, client: httpx.Client
+) -> None:
+    model = train_small(5, algorithm="lightgbm")
+    scorer = Scorer(model)
+    assert (
+        client.post("/models", json={"model_name": "lgb", "url": _place(server, "lgb", model)}).status_code
+        == 200
+    )
+    rows = np.random.default_rng(4).normal(size=(6, len(FEATURE_NAMES))).astype(np.float32)
+    many = client.post("/models/lgb/invoke", json={"instances": rows.tolist(), "top_k": 2}).json()[
+        "predictions"
+    ]
+    assert [p["score"] for p in many] == [float(s) for s in scorer.score_batch(rows)]
+    assert [p["reasons"] for p in many] == [scorer.reasons(row, 2) for row in rows]
+    [one] = client.post("/models/lgb/invoke", json=[float(v) for v in rows[0]]).json()["predictions"]
+    assert one["score"] == scorer.score_one(rows[0])
 
 
 def test_model_names_are_opaque_and_may_contain_slashes(
