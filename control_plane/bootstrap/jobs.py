@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 from control_plane.finops.metering import MeteredRun
 from control_plane.finops.tasks import finops_tasks
 from control_plane.jobs.worker import JobHandler
-from control_plane.rollouts.reconcile import ReconcileRollout
-from control_plane.rollouts.service import RECONCILE_JOB
+from control_plane.rollouts.tasks import rollout_tasks
 from control_plane.scoring.tasks import BATCH_JOB, BatchScoring
 from control_plane.tenants.service import OFFBOARD_JOB, PROVISION_JOB
 from control_plane.tenants.tasks import OffboardTenant, ProvisionTenant
@@ -28,6 +27,6 @@ def job_handlers(state: State) -> dict[str, JobHandler]:
         TRAINING_JOB: MeteredRun(TrainingRun(p.object_store, state.templates, p.tracker)),
         MLFLOW_SYNC_JOB: MlflowSync(p.tracker, p.object_store),  # retries MLflow logging (issue 19)
         BATCH_JOB: BatchScoring(state.scoring.serving, state.scoring.checker, p.object_store, p.model_host),
-        RECONCILE_JOB: ReconcileRollout(),
+        **rollout_tasks(),  # rollout.reconcile and rollout.notify
         **finops_tasks(state.finops),
     }
