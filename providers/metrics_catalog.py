@@ -54,8 +54,8 @@ SPECS: Final = (
     MetricSpec(
         "fraudrail_fraud_check_total",
         "counter",
-        "Fraud checks answered, by decision (LEGIT, REVIEW, SUSPICIOUS, or error when no model "
-        "could score) and cohort (stable, canary, rules).",
+        "Fraud checks, by decision (LEGIT, REVIEW, SUSPICIOUS, or error when the check could not be "
+        "answered) and cohort (stable, canary, rules; none for errors).",
         ("tenant", "decision", "cohort"),
     ),
     MetricSpec(

@@ -159,9 +159,13 @@ class FraudChecker:
             return self._replay(existing, digest, req.txn_id, t0)
         try:
             answer, state = self._score(tenant, req, event, card_raw, term_raw, degraded, t0)
-        except BaseException:
+        except BaseException as exc:
             if "feature_cache" not in degraded:
                 self._release(tenant_id, idem_key)
+            if isinstance(exc, Exception):  # a check the service could not answer (503 / 500)
+                self.metrics.increment(
+                    "fraudrail_fraud_check_total", tenant=tenant_id, decision="error", cohort="none"
+                )
             raise
         if "feature_cache" not in degraded:
             final = orjson.dumps({"h": digest, "r": answer})

@@ -1,10 +1,10 @@
 """Every query of every dashboard is backed by a catalogued metric that the app really exposes.
 
 Grafana dashboards are checked against ``/metrics`` after real traffic (a tenant onboarded, checks
-answered LEGIT, SUSPICIOUS, degraded and failed, then a canary set to 10 % and rolled back by the
-code the reconcile and the rollback Lambda share: ``traffic.set_weights`` / ``handle_alarm``);
-CloudWatch dashboards against the data the CloudWatch adapter sends for the same metric calls.
-"""
+answered LEGIT, SUSPICIOUS and degraded, one refused for a full spool, then a canary set to 10 %
+and rolled back by the code the reconcile and the rollback Lambda share: ``traffic.set_weights``
+and ``handle_alarm``); CloudWatch dashboards against the data the CloudWatch adapter sends for the
+same metric calls."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.container import Container
+from control_plane.scoring.spool import SpoolUnavailable
 from fraud_model.training import sha256
 from providers.aws.metrics import CloudWatchMetrics
 from providers.local.metrics import InMemoryMetrics
@@ -129,14 +130,16 @@ def _drive_traffic(
     degraded = client.post("/v1/fraud-check", json=txn("tx_deg", terminal_id="term_trusted"), headers=app)
     assert degraded.json()["degraded_inputs"] == ["feature_cache"], degraded.text
 
-    def unavailable(*_: Any, **__: Any) -> list[float]:
-        raise ProviderError("model endpoint unreachable")
+    def disk_full(_: Any) -> None:
+        raise SpoolUnavailable("flagged spool: [Errno 28] No space left on device")
 
-    host = container.providers.model_host
-    mp.setattr(host, "invoke", unavailable)
-    assert client.post("/v1/fraud-check", json=txn("tx_err"), headers=app).status_code == 503
+    # A flagged answer that cannot be made durable is not given: 503, counted as an error.
+    mp.setattr(container.scoring.checker.spool, "append", disk_full)
+    failed = client.post("/v1/fraud-check", json=txn("tx_err", card_token="card_stolen"), headers=app)
+    assert failed.status_code == 503, failed.text
 
     # A canary at 10 %, then its rollback, through the app's own host and metrics sink.
+    host = container.providers.model_host
     canary = register_model(container, tenant_id, artifact)
     host.deploy(HostedModel(tenant_id, canary, f"tenants/{tenant_id}/models/{canary}.frm", sha256(artifact)))
     metrics = container.providers.metrics
