@@ -25,6 +25,8 @@ from botocore.exceptions import ClientError
 # Types moto 5.2's CloudFormation does not model (tests/cdk checks this list against moto).
 MOTO_UNSUPPORTED_TYPES = frozenset(
     {
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
         "AWS::Budgets::Budget",
         "AWS::CloudWatch::Alarm",
         "AWS::EC2::SecurityGroupEgress",
@@ -37,6 +39,9 @@ MOTO_UNSUPPORTED_TYPES = frozenset(
         "AWS::SageMaker::Domain",
         "AWS::SageMaker::UserProfile",
         "AWS::SecretsManager::Secret",
+        "AWS::SecretsManager::SecretTargetAttachment",
+        "AWS::WAFv2::WebACL",
+        "AWS::WAFv2::WebACLAssociation",
     }
 )
 

@@ -204,8 +204,20 @@ def test_cache_is_encrypted_in_isolated_subnets(synthesized: Synthesized) -> Non
     assert "{{resolve:secretsmanager:" in json.dumps(group["Properties"]["AuthToken"])
     isolated = [{"Ref": logical_id(stack, subnet)} for subnet in stack.vpc.isolated_subnets]
     template.has_resource_properties("AWS::ElastiCache::SubnetGroup", {"SubnetIds": isolated})
-    template.resource_count_is("AWS::EC2::InternetGateway", 0)
-    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    # The load balancer's public subnets have an internet gateway; the cache's subnets route nowhere.
+    isolated_ids = {ref["Ref"] for ref in isolated}
+    tables = {
+        a["Properties"]["RouteTableId"]["Ref"]
+        for a in template.find_resources("AWS::EC2::SubnetRouteTableAssociation").values()
+        if a["Properties"]["SubnetId"].get("Ref") in isolated_ids
+    }
+    assert len(tables) == len(isolated_ids)
+    outward = [
+        r
+        for r in template.find_resources("AWS::EC2::Route").values()
+        if r["Properties"]["RouteTableId"].get("Ref") in tables
+    ]
+    assert outward == [], f"isolated subnets must have no route out: {outward}"
     template.has_resource_properties(
         "AWS::EC2::SecurityGroup",
         {
