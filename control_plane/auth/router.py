@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from control_plane.auth import service
 from control_plane.auth.orm import ApiKey
-from control_plane.auth.schemas import KeyCreate, KeyIssued, KeyOut
+from control_plane.auth.schemas import KeyCreate, KeyIssued, KeyOut, KeyRotate
 from control_plane.auth.scopes import Scope
 from control_plane.deps import PrincipalDep, SessionDep, VerifierDep
 from control_plane.errors import Conflict
@@ -55,10 +55,17 @@ def list_keys(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> l
 
 @router.post("/{key_id}/rotate", status_code=status.HTTP_201_CREATED, response_model=KeyIssued)
 def rotate_key(
-    tenant_id: str, key_id: str, session: SessionDep, verifier: VerifierDep, principal: PrincipalDep
+    tenant_id: str,
+    key_id: str,
+    session: SessionDep,
+    verifier: VerifierDep,
+    principal: PrincipalDep,
+    body: KeyRotate | None = None,
 ) -> KeyIssued:
+    """A new secret with the same scope; the old one keeps working for ``overlap_s`` (default 0)."""
     service.authorize(principal, tenant_id, ADMINS)
-    issued = service.rotate_key(session, tenant_id, key_id, actor=principal.actor)
+    overlap_s = body.overlap_s if body else 0
+    issued = service.rotate_key(session, tenant_id, key_id, actor=principal.actor, overlap_s=overlap_s)
     session.flush()
     verifier.forget([key_id])
     return _issued(issued)

@@ -14,6 +14,17 @@ class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 
 
+class KeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    overlap_s: int = Field(
+        default=0,
+        ge=0,
+        le=7 * 86_400,
+        description="Seconds the old secret keeps working after the rotation (0: it stops at once; "
+        "at most 7 days), so clients can switch without an outage. The old key's `revoked_at` says when.",
+    )
+
+
 class KeyOut(BaseModel):
     id: str
     prefix: str = Field(description="The non-secret start of the token, to recognise it")

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -93,7 +94,7 @@ def revoke_key(
     session: Session, tenant_id: str, key_id: str, *, actor: str, reason: str | None = None
 ) -> ApiKey:
     key = get_key(session, tenant_id, key_id)
-    if key.revoked_at is not None:
+    if not is_live(key, utcnow()):  # a rotated key inside its overlap can still be revoked at once
         raise Conflict(f"key {key_id} is already revoked", field="key_id")
     key.revoked_at = utcnow()
     audit.record(
@@ -103,30 +104,46 @@ def revoke_key(
     return key
 
 
-def rotate_key(session: Session, tenant_id: str, key_id: str, *, actor: str) -> IssuedKey:
-    """Issue a replacement with the same scope and revoke the old key in the same transaction."""
+MAX_ROTATION_OVERLAP_S = 7 * 86_400
+
+
+def rotate_key(session: Session, tenant_id: str, key_id: str, *, actor: str, overlap_s: int = 0) -> IssuedKey:
+    """Issue a replacement with the same scope; the old key stops working after ``overlap_s``
+    seconds (0: at once), so clients can move to the new secret without an outage."""
+    if not 0 <= overlap_s <= MAX_ROTATION_OVERLAP_S:
+        raise InvalidInput(f"overlap_s must be between 0 and {MAX_ROTATION_OVERLAP_S}", field="overlap_s")
     old = get_key(session, tenant_id, key_id)
     if old.revoked_at is not None:
-        raise Conflict(f"key {key_id} is revoked and cannot be rotated", field="key_id")
+        raise Conflict(f"key {key_id} is revoked or already rotated and cannot be rotated", field="key_id")
     new = issue_key(session, tenant_id=tenant_id, scope=Scope(old.scope), name=old.name, actor=actor)
-    old.revoked_at = utcnow()
+    old.revoked_at = utcnow() + timedelta(seconds=overlap_s)  # a future revoked_at: still valid until then
     old.replaced_by = new.key.id
-    emit(session, KEYS_REVOKED, {"key_ids": [key_id]})
+    emit(session, KEYS_REVOKED, {"key_ids": [key_id]})  # every process re-reads it after the commit
     audit.record(
         session,
         tenant_id=tenant_id,
         actor=actor,
         action="key.rotated",
         subject=key_id,
-        after={"replaced_by": new.key.id},
+        after={"replaced_by": new.key.id, "old_key_valid_until": old.revoked_at.isoformat()},
     )
     return new
 
 
+def is_live(key: ApiKey, now: datetime) -> bool:
+    """Not revoked, or revoked in the future: a rotated key inside its overlap period."""
+    return key.revoked_at is None or _aware(key.revoked_at) > now
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def revoke_all(session: Session, tenant_id: str, *, actor: str, reason: str) -> list[str]:
-    ids = [k.id for k in list_keys(session, tenant_id) if k.revoked_at is None]
+    now = utcnow()
+    ids = [k.id for k in list_keys(session, tenant_id) if is_live(k, now)]
     if ids:
-        session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(revoked_at=utcnow()))
+        session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(revoked_at=now))
         audit.record(
             session,
             tenant_id=tenant_id,
@@ -157,6 +174,7 @@ class _Verified:
     secret_hash: str
     principal: Principal
     at: float  # monotonic time of the database read
+    until: float = float("inf")  # a rotated key's end of overlap, on the same clock
 
 
 class KeyVerifier:
@@ -206,18 +224,25 @@ class KeyVerifier:
         now = self.clock()
         with self._lock:
             hit = self._cache.get(key_id)
+        if hit is not None and now >= hit.until:
+            self.forget([key_id])
+            raise Unauthenticated("invalid API key")
         if hit is not None and now - hit.at < self._ttl:
             return _matching(hit, digest)
         try:
             with self._factory() as session:
                 key = session.get(ApiKey, key_id)
-                if key is None or key.revoked_at is not None:
+                if key is None or not is_live(key, utcnow()):
                     self.forget([key_id])
                     raise Unauthenticated("invalid API key")
+                until = float("inf")
+                if key.revoked_at is not None:  # rotated: valid until the overlap ends
+                    until = now + (_aware(key.revoked_at) - utcnow()).total_seconds()
                 verified = _Verified(
                     key.secret_hash,
                     Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id),
                     now,
+                    until,
                 )
         except DATABASE_OUTAGES as exc:
             if hit is not None and now - hit.at < self._stale_s:

@@ -22,10 +22,11 @@ from control_plane.errors import NotFound
 from control_plane.jobs import queue
 from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
-from control_plane.tenants import repository, service
+from control_plane.tenants import contacts, repository, service
 from control_plane.tenants.lifecycle import SuspensionReason
 from control_plane.tenants.orm import Tenant
 from control_plane.tenants.schemas import (
+    Contacts,
     DeletionReport,
     IssuedKeyOut,
     Money,
@@ -99,6 +100,20 @@ def list_tenants(
 def get_tenant(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> TenantOut:
     authorize(principal, tenant_id, {Scope.TENANT_ADMIN, Scope.SRE})
     return tenant_out(repository.get(session, tenant_id))
+
+
+@router.patch(
+    "/{tenant_id}/contacts",
+    response_model=TenantOut,
+    responses={422: {"description": "A contact refused by the onboarding policy (e.g. a webhook not https)"}},
+)
+def patch_contacts(
+    tenant_id: str, body: Contacts, session: SessionDep, policy: PolicyDep, principal: PrincipalDep
+) -> TenantOut:
+    """Change the tenant's notification contacts (the fields sent; null clears one), validated by
+    the onboarding policy's contact rules and audited. The tenant's tenant-admin or a platform admin."""
+    authorize(principal, tenant_id, {Scope.TENANT_ADMIN})
+    return tenant_out(contacts.update_contacts(session, policy, tenant_id, body, actor=principal.actor))
 
 
 @router.post("/{tenant_id}/suspend", response_model=TenantOut)

@@ -20,6 +20,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/tenants/{tenant_id}/keys", None, "analyst"),
     ("POST", "/v1/tenants/{tenant_id}/keys", {"scope": "app", "name": "x"}, "app"),
     ("POST", "/v1/tenants/{tenant_id}/keys/{key_id}/rotate", None, "sre"),
+    ("PATCH", "/v1/tenants/{tenant_id}/contacts", {"email": "x@example.com"}, "sre"),
     ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", None, "analyst"),
     ("GET", "/v1/tenants/{tenant_id}/audit", None, "app"),
     ("GET", "/v1/jobs/{job_id}", None, "app"),
