@@ -40,6 +40,9 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] = ()
+    # How a gauge's values combine across processes and across tenants merged into "*" (counters
+    # and histograms always add up).
+    gauge_combine: Literal["max", "min"] = "max"
 
     def __post_init__(self) -> None:
         if self.kind == "counter" and not self.name.endswith("_total"):
@@ -112,12 +115,14 @@ SPECS: Final = (
         "gauge",
         "Free bytes on the flagged spool's disk (refreshed when a health probe asks).",
         (),
+        gauge_combine="min",
     ),
     MetricSpec(
         "fraudrail_spool_ready",
         "gauge",
         "1 when the flagged spool can make records durable, else 0 (refreshed by health probes).",
         (),
+        gauge_combine="min",  # one process that cannot write makes the service not ready
     ),
     MetricSpec(
         "fraudrail_metrics_refused_total",

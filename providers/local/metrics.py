@@ -7,19 +7,27 @@ TYPE lines; a name or a label set the catalogue does not declare raises ``Undecl
 Counters only go up and histograms keep cumulative buckets, ``_sum`` and ``_count``, so
 ``rate()`` and ``histogram_quantile()`` work across scrapes.
 
+Several server processes on one port (``FRAUDRAIL_WORKERS`` > 1) would each answer ``/metrics``
+with their own counters, which then jump between scrapes. With ``PROMETHEUS_MULTIPROC_DIR`` set
+before the processes start (prometheus-client's own switch: values go to files there), every
+process renders the sum over all of them (gauges: the catalogue's max or min).
+
 ``render_prometheus`` applies the operator's tenant-label policy (``TenantLabels``): series of
 tenants that may not be named are merged into ``tenant="*"`` (counters and histograms summed,
-gauges by their maximum), so a scrape shows no tenant id the operator did not choose to expose.
+gauges by the catalogue's max or min), so a scrape shows no tenant id the operator did not choose.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from providers.metrics_catalog import (
@@ -44,9 +52,16 @@ class InMemoryMetrics:
     so tests catch it. Not strict (production), such a call is dropped, logged once and counted in
     ``fraudrail_metrics_refused_total``: a metric typo must not fail a fraud check or a rollback."""
 
-    def __init__(self, catalog: Mapping[str, MetricSpec] = CATALOG, *, strict: bool = True) -> None:
+    def __init__(
+        self,
+        catalog: Mapping[str, MetricSpec] = CATALOG,
+        *,
+        strict: bool = True,
+        multiprocess_dir: Path | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.strict = strict
+        self.multiprocess_dir = multiprocess_dir or _multiprocess_dir()
         self._catalog = catalog
         self._metrics: dict[str, MetricWrapperBase] = {
             name: _register(spec, self.registry) for name, spec in catalog.items()
@@ -116,42 +131,71 @@ class InMemoryMetrics:
         return self.value(name, **labels) or 0.0
 
     def render_prometheus(self, tenant_labels: TenantLabels = ALL_TENANTS) -> str:
-        return generate_latest(_Exposed(self.registry, tenant_labels)).decode()
+        source = self.registry
+        if self.multiprocess_dir is not None:
+            source = CollectorRegistry(auto_describe=False)
+            MultiProcessCollector(source, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(_Exposed(source, tenant_labels, self._catalog)).decode()
+
+
+def _multiprocess_dir() -> Path | None:
+    """The folder every process writes its values to, when prometheus-client was imported with
+    ``PROMETHEUS_MULTIPROC_DIR`` set (set later, values stay in memory: render those instead)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder or values.ValueClass is values.MutexValue:
+        return None
+    return Path(folder)
 
 
 def _register(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
     if spec.kind == "counter":
         return Counter(spec.name, spec.help, spec.labels, registry=registry)
     if spec.kind == "gauge":
-        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+        mode = spec.gauge_combine  # how the multiprocess collector combines the processes' values
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry, multiprocess_mode=mode)
     return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
 
 
 class _Exposed(Collector):
-    """The registry's families as served: ``_created`` samples dropped (they would double the
-    series count and nothing reads them) and unlisted tenants merged into ``tenant="*"``."""
+    """The families as served: HELP from the catalogue (the multiprocess collector has none),
+    every catalogued metric present even before its first sample, ``_created`` samples dropped
+    (they would double the series count and nothing reads them), unlisted tenants merged into
+    ``tenant="*"``."""
 
-    def __init__(self, source: CollectorRegistry, tenant_labels: TenantLabels) -> None:
+    def __init__(
+        self, source: CollectorRegistry, tenant_labels: TenantLabels, catalog: Mapping[str, MetricSpec]
+    ) -> None:
         self._source = source
         self._tenants = tenant_labels
+        self._catalog = catalog
 
     def collect(self) -> Iterable[Metric]:
-        for family in self._source.collect():
-            merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-            for sample in family.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                labels = dict(sample.labels)
-                if "tenant" in labels and not self._tenants.shown(labels["tenant"]):
-                    labels["tenant"] = COLLAPSED_TENANT
-                key = (sample.name, tuple(labels.items()))
-                if key not in merged:
-                    merged[key] = sample.value
-                elif family.type == "gauge":
-                    merged[key] = max(merged[key], sample.value)
-                else:  # counters and histogram series add up
-                    merged[key] += sample.value
-            out = Metric(family.name, family.documentation, family.type, family.unit)
-            for (name, pairs), value in merged.items():
+        families = {family.name: family for family in self._source.collect()}
+        for spec in self._catalog.values():
+            # prometheus-client names a counter's family without its _total suffix.
+            base = spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
+            family = families.get(base)
+            out = Metric(base, spec.help, spec.kind)
+            for (name, pairs), value in self._merged(spec, family).items():
                 out.add_sample(name, dict(pairs), value)
             yield out
+
+    def _merged(
+        self, spec: MetricSpec, family: Metric | None
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        pick = max if spec.gauge_combine == "max" else min
+        for sample in family.samples if family is not None else ():
+            if sample.name.endswith("_created"):
+                continue
+            labels = dict(sample.labels)
+            if "tenant" in labels and not self._tenants.shown(labels["tenant"]):
+                labels["tenant"] = COLLAPSED_TENANT
+            key = (sample.name, tuple(sorted(labels.items())))
+            if key not in merged:
+                merged[key] = sample.value
+            elif spec.kind == "gauge":
+                merged[key] = pick(merged[key], sample.value)
+            else:  # counters and histogram series add up
+                merged[key] += sample.value
+        return merged
