@@ -78,8 +78,10 @@ KNOWN_CYCLE_EDGES: dict[str, str] = {
     # TODO(issue 12): Principal / Scope (auth.scopes) and authorize (auth.service) are the
     # request boundary's, not the auth domain's; move them to the kernel / deps.
     "audit -> auth": "audit/router.py imports auth.scopes and auth.service",
-    # TODO(issue 12): the auth router checks the tenant's lifecycle through the tenants domain.
-    "auth -> tenants": "auth/router.py imports tenants.lifecycle and tenants.repository",
+    # TODO(issue 12): the auth router and the write guard read the tenant's status through the
+    # tenants domain; a port declared in auth (tenant status lookup) would break the cycle.
+    "auth -> tenants": "auth/router.py imports tenants.lifecycle, tenants.repository; "
+    "auth/write_guard.py imports tenants.orm",
     # TODO(issue 12): the registry router asks rollouts whether a version is an active candidate;
     # rollouts should answer through a port the registry declares.
     "registry -> rollouts": "registry/router.py imports rollouts.service",
