@@ -14,7 +14,7 @@ endif
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
-.PHONY: run test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation worker clean
+.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation worker clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: venv ## Serve the control plane on embedded defaults (127.0.0.1:$(PORT), st
 
 worker: venv
 	$(BIN)/fraudrail worker
+
+WORKERS ?= 2
+run-scaled: venv ## $(WORKERS) server processes on throwaway PostgreSQL + Redis started on loopback; Ctrl-C stops all
+	bash scripts/with-services.sh bash -c 'FRAUDRAIL_DATABASE_URL="$$FRAUDRAIL_TEST_DATABASE_URL" \
+	  FRAUDRAIL_REDIS_URL="$$FRAUDRAIL_TEST_REDIS_URL" FRAUDRAIL_CACHE_BACKEND=redis FRAUDRAIL_BUS_BACKEND=redis \
+	  FRAUDRAIL_WORKERS=$(WORKERS) FRAUDRAIL_PORT=$(PORT) FRAUDRAIL_HOME="$${FRAUDRAIL_HOME:-$(CURDIR)/var/scaled}" \
+	  exec $(BIN)/fraudrail serve'
 
 test: venv ## Install what the tests need, start PostgreSQL and Redis on loopback, lint, type-check, test
 	bash scripts/test.sh

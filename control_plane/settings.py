@@ -32,6 +32,9 @@ class AppSettings(BaseSettings):
     cache_timeout_ms: float = 5.0
     bus_backend: Literal["memory", "redis", "sns"] = "memory"
     bus_redis_url: str | None = Field(default=None, description="Redis of the bus (default: redis_url).")
+    bus_stream_prefix: str = Field(
+        default="fraudrail:bus:", description="Key prefix of the bus's streams (deployments sharing a Redis)."
+    )
     bus_claim_idle_s: float = Field(
         default=30.0, gt=0, description="A work event pending this long (its consumer died) is taken over."
     )
@@ -51,6 +54,11 @@ class AppSettings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token a scraper must send to GET /metrics; required in production.",
+    )
+    metrics_listener_port: int | None = Field(
+        default=None,
+        description="Port of a process's own /metrics listener (fraudrail worker); the API serves "
+        "/metrics on its port.",
     )
     metrics_tenant_labels: str | None = Field(
         default=None,

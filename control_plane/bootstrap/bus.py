@@ -15,6 +15,7 @@ def build_event_bus(settings: AppSettings) -> EventBus:
 
         return RedisStreamsEventBus(
             settings.bus_redis_url or settings.redis_url,
+            prefix=settings.bus_stream_prefix,
             claim_idle_ms=int(settings.bus_claim_idle_s * 1000),
             modes=events.DELIVERY,  # who receives each topic: every process, or one per kind
         )
