@@ -3,11 +3,17 @@
 The scrape names tenants and their traffic by decision, so it answers 401 without the token
 (production refuses to start without one) and shows only the tenant ids the operator allowed
 (``FRAUDRAIL_METRICS_TENANT_LABELS``); the others are merged into ``tenant="*"``.
+
+A process that serves no HTTP API (``fraudrail worker``, where rollout reconciles set
+``fraudrail_canary_weight``) exposes the same answer on a port of its own with
+``start_metrics_listener`` (``FRAUDRAIL_METRICS_LISTENER_PORT``).
 """
 
 from __future__ import annotations
 
 import hmac
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -81,3 +87,28 @@ def _bearer_matches(authorization: str | None, token: str) -> bool:
     scheme, _, presented = (authorization or "").partition(" ")
     # Constant-time, so response timing does not reveal how much of the token was right.
     return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def start_metrics_listener(source: MetricsSource, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve ``GET /metrics`` (same token, same tenant policy) on ``host:port`` from a daemon thread;
+    ``shutdown()`` the returned server to stop it. Port 0 picks a free port (``server_port``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            resp = metrics_response(source, self.headers.get("Authorization"))
+            self.send_response(resp.status_code)
+            for name, value in resp.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(bytes(resp.body))
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # a scrape every few seconds would flood the log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True).start()
+    return server
