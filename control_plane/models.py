@@ -13,6 +13,7 @@ from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
 from control_plane.tenants.orm import Tenant
+from control_plane.web.session import ConsoleSessionRow
 from providers.local.flagged_store import AdapterBase, FlaggedTransactionRow
 
 # Every table Alembic migrates: the domains' and the SQL adapters'.
@@ -30,6 +31,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "BudgetMonth",
+    "ConsoleSessionRow",
     "Dataset",
     "FlaggedTransactionRow",
     "Job",

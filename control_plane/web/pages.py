@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.deps import ContainerDep
 from control_plane.errors import DomainError
-from control_plane.web.session import SESSION_COOKIE, CookieCodec, same_token
+from control_plane.web.session import SESSION_COOKIE, CookieCodec, SessionStore, same_token
 from control_plane.web.settings import ConsoleSettings
 
 HERE = Path(__file__).parent
@@ -45,6 +45,17 @@ def codec_of(request: Request) -> CookieCodec:
     return codec
 
 
+def store_of(request: Request, c: ContainerDep) -> SessionStore:
+    store: SessionStore | None = getattr(request.app.state, "console_sessions", None)
+    if store is None:
+        settings = getattr(request.app.state, "console_settings", None)
+        if settings is None:
+            settings = ConsoleSettings(env=c.settings.env)
+        store = SessionStore(c.factory, settings)
+        request.app.state.console_sessions = store
+    return store
+
+
 @dataclass(frozen=True)
 class Viewer:
     principal: Principal
@@ -69,13 +80,10 @@ class Viewer:
 
 
 def viewer_of(request: Request, c: ContainerDep) -> Viewer | None:
-    session = codec_of(request).load_session(request.cookies.get(SESSION_COOKIE))
+    session = store_of(request, c).load(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    try:
-        principal = c.verifier.verify(session.token)
-    except DomainError:
-        return None
+    principal = session.principal
     if principal.tenant_id is None or principal.scope not in CONSOLE_SCOPES:
         return None
     return Viewer(principal=principal, csrf=session.csrf)

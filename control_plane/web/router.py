@@ -37,6 +37,7 @@ from control_plane.web.pages import (
     redirect,
     render,
     set_cookie,
+    store_of,
     viewer_of,
 )
 from control_plane.web.queue_form import queue_form
@@ -44,7 +45,6 @@ from control_plane.web.session import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
     SIGNIN_MAX_AGE_S,
-    ConsoleSession,
     new_csrf,
     same_token,
 )
@@ -108,8 +108,8 @@ def sign_in(
             403, f"The console takes analyst and tenant-admin keys; this key is {principal.scope.value}."
         )
     response = redirect("/console/queue")
-    session = ConsoleSession(token=token, csrf=new_csrf())
-    set_cookie(response, codec, SESSION_COOKIE, codec.dump_session(session), codec.max_age_s)
+    session_id, _ = store_of(request, c).create(principal)  # the key itself stays out of the cookie
+    set_cookie(response, codec, SESSION_COOKIE, session_id, codec.max_age_s)
     response.delete_cookie(SIGNIN_COOKIE, path=COOKIE_PATH)
     return response
 
@@ -118,6 +118,7 @@ def sign_in(
 def sign_out(request: Request, c: ContainerDep, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     if checked_viewer(request, c, csrf) is None:
         return csrf_refused(request)
+    store_of(request, c).end(request.cookies.get(SESSION_COOKIE))
     response = redirect("/console/sign-in")
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
     return response

@@ -11,15 +11,20 @@ DEV_SECRET = "dev-only-console-secret"  # noqa: S105 - the development default, 
 
 
 class ConsoleSettings(BaseSettings):
-    """The analyst console: the key that signs session cookies, and how long a session lasts."""
+    """The analyst console: the key that signs the sign-in cookie, and how long a session lasts."""
 
     model_config = SettingsConfigDict(env_prefix="FRAUDRAIL_CONSOLE_", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = Field(
         default="development", validation_alias="FRAUDRAIL_ENV", description="Shared with AppSettings.env"
     )
-    secret: SecretStr = Field(default=SecretStr(DEV_SECRET), description="Signs the console's cookies")
-    session_max_age_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    secret: SecretStr = Field(default=SecretStr(DEV_SECRET), description="Signs the sign-in form's cookie")
+    session_max_age_s: int = Field(
+        default=8 * 3600, ge=60, le=7 * 24 * 3600, description="A session ends this long after sign-in"
+    )
+    session_idle_s: int = Field(
+        default=30 * 60, ge=60, le=24 * 3600, description="A session ends after this long without a request"
+    )
     cookie_secure: bool | None = Field(default=None, description="Secure cookies; default: in production")
 
     @model_validator(mode="after")
