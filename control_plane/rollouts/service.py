@@ -17,6 +17,7 @@ from control_plane.errors import Conflict, InvalidInput, NotFound
 from control_plane.ids import new_id
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
+from control_plane.registry import deployment
 from control_plane.registry import service as registry
 from control_plane.registry.stages import Stage
 from control_plane.rollouts.orm import Rollout
@@ -88,15 +89,17 @@ def start(
         raise Conflict("the candidate is already in PRODUCTION", field="candidate_version")
     strategy = str(request["strategy"])
     emergency = bool(request.get("emergency", False))
-    document = registry.deployment_input(
+    # The one deployment decision (registry.deployment), the same a direct promote goes through.
+    document = deployment.decide(
+        session,
+        c,
         tenant,
         candidate,
-        integrity=registry.verify_artifact(c.providers.object_store, candidate),
         strategy=strategy,
         emergency=emergency,
-        **deployment_context(session, c, tenant, now=now),
+        action="start a rollout",
+        now=now,
     )
-    registry.check_deployment(c.policy, document)
     steps = plan_steps(strategy, request.get("steps"), request.get("step_size"))
     shadow = strategy == "shadow"
     rollout = Rollout(
