@@ -137,6 +137,7 @@ def _drive_traffic(
     mp.setattr(container.scoring.checker.spool, "append", disk_full)
     failed = client.post("/v1/fraud-check", json=txn("tx_err", card_token="card_stolen"), headers=app)
     assert failed.status_code == 503, failed.text
+    assert client.get("/readyz").status_code == 200  # a probe refreshes the spool gauges
 
     # A canary at 10 %, then its rollback, through the app's own host and metrics sink.
     host = container.providers.model_host
