@@ -75,9 +75,12 @@ def time_folds(
     n_folds: int = 2,
     valid_days: int = 7,
     delay_days: int = 7,
+    train_days: int | None = None,
 ) -> list[Fold]:
     """Up to ``n_folds`` folds stepping back from the last whole day; folds without a fraud in
-    their training rows or validation window are skipped."""
+    their training rows or validation window are skipped. ``train_days`` bounds each fold's
+    training rows to that many days before its delay (the handbook's 7-day windows); by default
+    a fold trains on everything earlier, as a run does."""
     ts = np.asarray(ts_s, dtype=np.int64)
     y = np.asarray(labels) > 0
     if not len(ts):
@@ -89,6 +92,8 @@ def time_folds(
         valid_start = valid_end - valid_days * DAY_S
         train_end = valid_start - delay_days * DAY_S
         train = ts < train_end
+        if train_days is not None:
+            train &= ts >= train_end - train_days * DAY_S
         valid = (ts >= valid_start) & (ts < valid_end)
         known = np.isin(cards, np.unique(cards[train & y]))
         valid &= ~known
@@ -146,6 +151,7 @@ def search_params(
     on_trial: TrialCallback | None = None,
     nthread: int = DEFAULT_NTHREAD,
     base_params: dict[str, Any] | None = None,
+    train_days: int | None = None,
 ) -> SearchResult:
     """Search ``trials`` parameter sets (or until ``time_budget_s``) and return the best.
 
@@ -164,7 +170,9 @@ def search_params(
     y = frame[s.IS_FRAUD].to_numpy(dtype=np.int64)
     ts = s.epoch_seconds(frame[s.TS])
     cards = frame[s.CARD_TOKEN].to_numpy()
-    folds = time_folds(ts, cards, y, n_folds=n_folds, valid_days=valid_days, delay_days=delay_days)
+    folds = time_folds(
+        ts, cards, y, n_folds=n_folds, valid_days=valid_days, delay_days=delay_days, train_days=train_days
+    )
     if not folds:
         raise ValueError(
             f"no validation fold with frauds fits in the training rows ({valid_days}-day windows "

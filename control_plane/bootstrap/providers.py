@@ -15,8 +15,10 @@ from providers.local.model_host import LocalModelHost
 from providers.local.object_store import LocalObjectStore
 from providers.local.provisioner import LocalProvisioner
 from providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
+from providers.mlflow_tracking import build_tracker
 from providers.ports import (
     EventBus,
+    ExperimentTracker,
     FeatureCache,
     FlaggedTransactionStore,
     ModelHost,
@@ -40,6 +42,8 @@ class Providers:
     # Defaults keep builders that predate these ports working; they should pass durable ones.
     rollback_log: RollbackLog = field(default_factory=MemoryRollbackLog)
     notifier: Notifier = field(default_factory=WebhookNotifier)
+    # MLflow when FRAUDRAIL_MLFLOW_TRACKING_URI is set, else a no-op tracker.
+    tracker: ExperimentTracker = field(default_factory=build_tracker)
 
 
 def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.auth.scopes import Scope
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import PrincipalDep, SessionDep, TemplatesDep
 from control_plane.errors import NotFound
 from control_plane.jobs import queue
 from control_plane.jobs.router import JobOut
@@ -36,8 +36,18 @@ class GateOverride(BaseModel):
     min_card_precision_at_100: float | None = Field(default=None, ge=0, le=1)
 
 
+class SearchRequest(BaseModel):
+    """An in-run hyper-parameter search; omitted budgets take the tier's (which also caps them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    trials: int | None = Field(default=None, ge=1, le=1000)
+    time_budget_s: float | None = Field(default=None, gt=0, le=86_400)
+
+
 class TrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    algorithm: Literal["xgboost", "lightgbm"] = "xgboost"
+    search: SearchRequest | None = None
     dataset_id: str = Field(min_length=1, max_length=40)
     test_days: int = Field(default=7, ge=1, le=60)
     delay_days: int = Field(default=7, ge=1, le=30)
@@ -48,7 +58,7 @@ class TrainingRequest(BaseModel):
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def start_training(
-    body: TrainingRequest, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    body: TrainingRequest, session: SessionDep, templates: TemplatesDep, principal: PrincipalDep
 ) -> Any:
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     tenant = tenants.get(session, tenant_id)
@@ -56,17 +66,19 @@ def start_training(
     names = {"n_estimators": "num_boost_round", "learning_rate": "eta", "max_depth": "max_depth"}
     request["params"] = {names[k]: v for k, v in body.params.model_dump().items() if v is not None}
     request["gate"] = {k: v for k, v in body.gate.model_dump().items() if v is not None}
+    request["search"] = service.resolve_search(
+        None if body.search is None else body.search.model_dump(), templates[tenant.tier].get("search")
+    )
     job = service.start_run(
         session,
         tenant_id=tenant_id,
         request=request,
         actor=principal.actor,
         now=utcnow(),
-        max_concurrent=int(c.template(tenant.tier)["quotas"]["concurrent_training_runs"]),
-        max_models=int(c.template(tenant.tier)["quotas"]["models_hosted"]),
+        max_concurrent=int(templates[tenant.tier]["quotas"]["concurrent_training_runs"]),
+        max_models=int(templates[tenant.tier]["quotas"]["models_hosted"]),
     )
     session.flush()
-    c.on_enqueue()
     return JobOut.model_validate(job, from_attributes=True)
 
 

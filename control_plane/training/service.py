@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from control_plane.audit import service as audit
 from control_plane.datasets import service as datasets
 from control_plane.db import unit_of_work
-from control_plane.errors import Conflict
+from control_plane.errors import Conflict, InvalidInput
 from control_plane.finops.guard import require_budget
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
+from control_plane.monitoring import service as monitoring
 from control_plane.jobs.worker import JobContext, PermanentJobError
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
@@ -27,14 +28,15 @@ from control_plane.registry.stages import Stage
 from control_plane.settings import REPO_ROOT
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.lifecycle import TenantStatus
+from control_plane.training import tracking
 from fraud_model import schema
+from fraud_model.curves import curve_pngs
 from fraud_model.evaluation import check_gate, evaluate
 from fraud_model.features import DAY_S, FEATURE_SET_VERSION, batch_features
 from fraud_model.scoring import Scorer
+from fraud_model.search import search_params
 from fraud_model.training import sha256, train_model
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
+from providers.ports import ExperimentTracker, ObjectStore
 
 TRAINING_JOB = "training.run"
 GATE_METRICS = {
@@ -122,6 +124,28 @@ def start_run(
     return job
 
 
+def resolve_search(
+    requested: Mapping[str, Any] | None, tier: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """A run's search budget: the request's figures, the tier's where omitted, never above the tier's."""
+    if requested is None:
+        return None
+    if not tier:
+        raise InvalidInput("this tier has no hyper-parameter search budget", field="search")
+    out: dict[str, Any] = {}
+    for key, cast in (("trials", int), ("time_budget_s", float)):
+        limit = cast(tier[key])
+        value = requested.get(key)
+        if value is not None and value > limit:
+            raise InvalidInput(
+                f"search.{key} is {value}; the tier allows at most {limit}",
+                field=f"search.{key}",
+                extra={"limit": limit},
+            )
+        out[key] = cast(value) if value is not None else limit
+    return out
+
+
 def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tuple[np.ndarray, np.ndarray]:
     """Train on everything before (test start - delay); test on the last ``test_days`` days.
 
@@ -161,9 +185,52 @@ def _analyst_labels(session: Session, tenant_id: str) -> dict[str, int]:
     return review.analyst_labels(session, tenant_id)
 
 
+def _search(
+    ctx: JobContext,
+    frame: pd.DataFrame,
+    features: pd.DataFrame,
+    p: Mapping[str, Any],
+    algorithm: str,
+    params: dict[str, Any],
+    delay_days: int,
+    valid_days: int,
+) -> dict[str, Any]:
+    """The in-run search on the training rows only (the test window is never passed)."""
+    budget = dict(p["search"])
+
+    def on_trial(t: dict[str, Any]) -> None:
+        ctx.progress("search", 20 + 20 * t["trial"] / t["trials"], **t)
+
+    try:
+        result = search_params(
+            frame,
+            features,
+            algorithm=algorithm,
+            trials=int(budget["trials"]),
+            time_budget_s=float(budget["time_budget_s"]),
+            seed=int(p.get("seed", 0)),
+            delay_days=delay_days,
+            valid_days=valid_days,
+            base_params=params,
+            on_trial=on_trial,
+        )
+    except ValueError as exc:
+        raise PermanentJobError(str(exc)) from exc
+    return {**result.lineage(), "budget": budget}
+
+
 class TrainingRun:
+    def __init__(
+        self,
+        object_store: ObjectStore,
+        templates: Mapping[str, Mapping[str, Any]],
+        tracker: ExperimentTracker | None = None,
+    ) -> None:
+        self.object_store = object_store
+        self.templates = templates
+        self.tracker = tracker
+
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        c: Container = ctx.services
         p = ctx.payload
         tenant_id = str(p["tenant_id"])
         version_id = "mv_" + ctx.job_id.removeprefix(
@@ -176,7 +243,7 @@ class TrainingRun:
             tenant = tenants.get(session, tenant_id)
             gate_minimums = {
                 GATE_METRICS[k]: float(v)
-                for k, v in c.template(tenant.tier)["gate"].items()
+                for k, v in self.templates[tenant.tier]["gate"].items()
                 if k in GATE_METRICS
             }
             for key, value in dict(p.get("gate") or {}).items():
@@ -186,7 +253,7 @@ class TrainingRun:
             dataset_sha, dataset_id = dataset.sha256, dataset.id
             labels = _analyst_labels(session, tenant_id)
         ctx.progress("loading", 5)
-        frame = datasets.load_frame(c.providers.object_store, dataset)
+        frame = datasets.load_frame(self.object_store, dataset)
         frame, used_labels = apply_analyst_labels(frame, labels)
         delay_days, test_days = int(p.get("delay_days", 7)), int(p.get("test_days", 7))
         ctx.progress("features", 15, rows=len(frame), analyst_labels=used_labels)
@@ -195,21 +262,32 @@ class TrainingRun:
         y = frame[schema.IS_FRAUD].to_numpy()
         if y[train].sum() == 0:
             raise PermanentJobError("the training window holds no fraud label: nothing to learn from")
-        ctx.progress("train", 40, train_rows=int(train.sum()), test_rows=int(test.sum()))
+        algorithm, params = str(p.get("algorithm", "xgboost")), dict(p.get("params") or {})
+        search = None
+        if p.get("search"):
+            search = _search(ctx, frame[train], features[train], p, algorithm, params, delay_days, test_days)
+            params = dict(search["best_params"])
+        ctx.progress("train", 40, train_rows=int(train.sum()), test_rows=int(test.sum()), algorithm=algorithm)
         model = train_model(
-            features[train], y[train], params=dict(p.get("params") or {}), seed=int(p.get("seed", 0))
+            features[train], y[train], params=params, seed=int(p.get("seed", 0)), algorithm=algorithm
         )
+        if search is not None:
+            model.params["search"] = search  # lineage: the chosen parameters and every trial
         ctx.progress("evaluate", 80)
         scores = Scorer(model).score_batch(features[test].to_numpy(dtype=np.float32))
         metrics = evaluate(frame[test], scores)
         gate = check_gate(metrics, gate_minimums)
         artifact = model.to_bytes()
         key = f"tenants/{tenant_id}/models/{version_id}.frm"
-        c.providers.object_store.put(key, artifact)
+        self.object_store.put(key, artifact)
         ctx.progress("register", 95)
         clean = {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
         with unit_of_work(ctx.factory) as session:
             stage = Stage.CANDIDATE if gate.passed else Stage.REJECTED
+            # What production monitoring compares this version's traffic with (issue 17).
+            profile = monitoring.reference_profile(
+                session, tenant_id, self.templates, features[train], scores, y[train]
+            )
             mv = ModelVersion(
                 id=version_id,
                 tenant_id=tenant_id,
@@ -223,6 +301,7 @@ class TrainingRun:
                 code_version=code_version(),
                 params=model.params,
                 metrics={**clean, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
+                reference_profile=profile,
                 gate={
                     "passed": gate.passed,
                     "minimums": gate_minimums,
@@ -243,13 +322,30 @@ class TrainingRun:
                 after={"stage": stage.value, "metrics": mv.metrics},
                 evidence=mv.gate,
             )
-        ctx.progress("done", 100)
+        mlflow = tracking.publish(
+            ctx.factory,
+            self.tracker,
+            self.object_store,
+            tenant_id=tenant_id,
+            version_id=version_id,
+            artifact=artifact,
+            files=(
+                {**curve_pngs(y[test], scores, title=version_id), **tracking.search_file(search)}
+                if self.tracker is not None and self.tracker.enabled
+                else {}
+            ),
+            now=ctx.clock(),
+        )
+        ctx.progress("done", 100, **({"mlflow": mlflow["status"]} if mlflow else {}))
         return {
             "model_version": version_id,
             "stage": stage.value,
+            "algorithm": algorithm,
             "metrics": clean,
             "gate": mv.gate,
             "analyst_labels": used_labels,
+            **({"search": {k: v for k, v in search.items() if k != "history"}} if search else {}),
+            **({"mlflow": mlflow} if mlflow else {}),
         }
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:

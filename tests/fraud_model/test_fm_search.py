@@ -35,6 +35,10 @@ def test_folds_leave_the_label_delay_between_training_and_validation() -> None:
         # Cards with a fraud in the fold's training rows are not validated on (known compromised).
         assert not set(cards[fold.valid]) & set(cards[fold.train & (y > 0)])
     assert folds[0].valid_end_s == 40 * DAY_S and folds[1].valid_end_s == folds[0].valid_start_s
+    # The handbook's fixed 7-day training windows, when asked for.
+    weekly = time_folds(ts, cards, y, n_folds=2, valid_days=7, delay_days=7, train_days=7)
+    assert all(ts[f.train].min() >= f.train_end_s - 7 * DAY_S for f in weekly)
+    assert all(f.train.sum() == 70 for f in weekly)
 
 
 def test_search_is_seeded_budgeted_and_reports_each_trial(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
