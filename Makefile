@@ -14,7 +14,7 @@ endif
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
-.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation worker clean
+.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation bench-soak worker clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-rollback: venv
 
 bench-isolation: venv
 	$(BIN)/python bench/bench_isolation.py
+
+bench-soak: venv ## 10 min (MINUTES=…) at 200 flagged checks/s: errors, p99, RSS growth; embedded, then PostgreSQL + Redis
+	bash scripts/with-services.sh $(BIN)/python bench/bench_soak.py --minutes $(or $(MINUTES),10)
 
 clean:
 	rm -rf var/testenv cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -200,11 +200,22 @@ def validate_dataset(
         if n > 1:
             out_of_order[1:] = valid[1:] & (ns[1:] < prev_max[:-1])
         count = int(out_of_order.sum())
+        if not count:
+            order_detail = "non-decreasing"
+        elif require_sorted:
+            order_detail = f"{count} rows earlier than a previous row; this input must be in time order"
+        else:
+            # Accepted, and the detail says what happens to them (it said only that they were
+            # out of order, under a passed check): datasets are stored sorted by ts, and features
+            # are computed per card and terminal in time order whatever the row order.
+            order_detail = (
+                f"{count} rows earlier than a previous row: accepted and put in time order (sorted by ts)"
+            )
         checks.append(
             Check(
                 "time_order",
                 count == 0 or not require_sorted,
-                f"{count} rows earlier than a previous row" if count else "non-decreasing",
+                order_detail,
                 _examples(df, out_of_order, [s.TXN_ID, s.TS]),
             )
         )
