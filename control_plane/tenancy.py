@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from control_plane.auth.scopes import Principal, Scope
+from control_plane.principals import Principal, Scope
 from control_plane.errors import Forbidden
 
 

@@ -1,32 +1,5 @@
-"""Key scopes and the principal a request acts as."""
+"""The auth domain's names for the kernel's principals (``control_plane.principals``)."""
 
-from __future__ import annotations
+from control_plane.principals import TENANT_SCOPES, Principal, Scope
 
-from dataclasses import dataclass
-from enum import StrEnum
-
-
-class Scope(StrEnum):
-    PLATFORM_ADMIN = "platform-admin"
-    TENANT_ADMIN = "tenant-admin"
-    APP = "app"
-    ANALYST = "analyst"
-    SRE = "sre"
-
-
-TENANT_SCOPES = frozenset({Scope.TENANT_ADMIN, Scope.APP, Scope.ANALYST, Scope.SRE})
-
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: str
-    scope: Scope
-    tenant_id: str | None
-
-    @property
-    def actor(self) -> str:
-        return f"key:{self.key_id}"
-
-    @property
-    def is_platform_admin(self) -> bool:
-        return self.scope is Scope.PLATFORM_ADMIN
+__all__ = ["TENANT_SCOPES", "Principal", "Scope"]
