@@ -2,7 +2,7 @@
 
 The Lambda Python runtime ships boto3 / botocore and nothing else of ours, so the asset carries
 the packages the handler imports: ``lambdas``, ``traffic``, and the parts of ``providers`` that
-need only boto3 (the ports and the SageMaker, DynamoDB and S3 adapters). Everything else in
+need only boto3 (the ports, the SageMaker, DynamoDB and S3 adapters and their builders). Everything else in
 ``providers`` (pydantic settings, prometheus metrics, Redis, webhooks) stays out. The handler's
 env module builds its ports without them; ``tests/cdk`` imports the staged handler with
 ``python -I -S`` and only the asset and botocore on ``sys.path`` to prove it.
@@ -25,6 +25,7 @@ ROLLBACK_MODULES: Final = (
     "providers/aws/__init__.py",
     "providers/aws/_util.py",
     "providers/aws/dynamo.py",
+    "providers/aws/factory.py",
     "providers/aws/model_host.py",
     "providers/aws/model_host_endpoint.py",
     "providers/aws/model_host_records.py",

@@ -3,7 +3,8 @@
 The Lambda runtime ships boto3 and nothing else of ours: this module reads the same
 ``FRAUDRAIL_AWS_*`` variables as ``providers.aws.settings`` (whose pydantic-settings the asset
 does not carry; ``tests/lambdas`` checks that the names and defaults agree) and builds the
-SageMaker model host, the DynamoDB rollback log and a CloudWatch metrics sink.
+SageMaker model host (``providers.aws.factory``, as the control plane does), the DynamoDB
+rollback log and a CloudWatch metrics sink.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
 from providers.aws.dynamo import DynamoRollbackLog
-from providers.aws.model_host import SageMakerModelHost
+from providers.aws.factory import build_model_host, make_clients
 from providers.aws.object_store import S3ObjectStore
 from traffic import AlarmDeps
 
@@ -105,31 +103,13 @@ class CloudWatchSink:
 
 
 def deps_from_env(environ: Mapping[str, str] | None = None) -> AlarmDeps:
-    """SageMaker model host, DynamoDB rollback log and CloudWatch metrics from ``FRAUDRAIL_AWS_*``."""
+    """SageMaker model host, DynamoDB rollback log and CloudWatch metrics from ``FRAUDRAIL_AWS_*``,
+    built by the same ``providers.aws.factory`` builders as the control plane's."""
     s = LambdaSettings.from_env(environ)
-    session = boto3.session.Session(region_name=s.region)
-    config = Config(
-        retries={"max_attempts": s.max_attempts, "mode": "standard"}, connect_timeout=10.0, read_timeout=60.0
-    )
-    kw: dict[str, Any] = {"region_name": s.region, "config": config}
-    if s.endpoint_url:
-        kw["endpoint_url"] = s.endpoint_url
-    store = S3ObjectStore(session.client("s3", **kw), s.bucket, s.kms_key_id)
-    host = SageMakerModelHost(
-        session.client("sagemaker", **kw),
-        session.client("sagemaker-runtime", **kw),
-        store,
-        execution_role_arn=s.sagemaker_role_arn,
-        image_uri=s.inference_image_uri,
-        pooled_endpoint=s.pooled_endpoint,
-        bucket=s.bucket,
-        instance_type=s.dedicated_instance_type,
-        kms_key_id=s.endpoint_kms_key_id,
-        poll_s=s.endpoint_poll_s,
-        endpoint_timeout_s=s.endpoint_timeout_s,
-    )
+    clients = make_clients(s, max_attempts=s.max_attempts)
+    store = S3ObjectStore(clients.s3, s.bucket, s.kms_key_id)
     return AlarmDeps(
-        model_host=host,
-        rollback_log=DynamoRollbackLog(session.client("dynamodb", **kw), s.rollback_table),
-        metrics=CloudWatchSink(session.client("cloudwatch", **kw), s.metrics_namespace),
+        model_host=build_model_host(clients, s, s, store, endpoint_timeout_s=s.endpoint_timeout_s),
+        rollback_log=DynamoRollbackLog(clients.dynamodb, s.rollback_table),
+        metrics=CloudWatchSink(clients.cloudwatch, s.metrics_namespace),
     )

@@ -7,7 +7,7 @@ identity, container or instance role); nothing here reads, stores or logs them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -15,7 +15,6 @@ from botocore.config import Config
 from providers.aws.dynamo import DynamoRollbackLog
 from providers.aws.model_host import SageMakerModelHost
 from providers.aws.object_store import S3ObjectStore
-from providers.aws.settings import AwsRuntimeSettings, AwsSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -25,6 +24,39 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
     from mypy_boto3_sns import SNSClient
+
+    from providers.aws.settings import AwsSettings
+
+
+# What the builders read: ``AwsSettings`` / ``AwsRuntimeSettings`` in the control plane, the
+# rollback Lambda's stdlib ``LambdaSettings`` (its runtime has no pydantic-settings).
+
+
+class ClientSettings(Protocol):
+    @property
+    def region(self) -> str: ...
+    @property
+    def endpoint_url(self) -> str | None: ...
+
+
+class HostPlacement(Protocol):
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def pooled_endpoint(self) -> str: ...
+
+
+class HostRuntime(Protocol):
+    @property
+    def sagemaker_role_arn(self) -> str | None: ...
+    @property
+    def inference_image_uri(self) -> str | None: ...
+    @property
+    def dedicated_instance_type(self) -> str: ...
+    @property
+    def endpoint_kms_key_id(self) -> str | None: ...
+    @property
+    def endpoint_poll_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +71,7 @@ class AwsClients:
 
 
 def make_clients(
-    aws: AwsSettings,
+    aws: ClientSettings,
     *,
     max_attempts: int = 5,
     timeout_s: float = 10.0,
@@ -71,8 +103,8 @@ def make_clients(
 
 def build_model_host(
     clients: AwsClients,
-    aws: AwsSettings,
-    rt: AwsRuntimeSettings,
+    aws: HostPlacement,
+    rt: HostRuntime,
     store: S3ObjectStore,
     *,
     endpoint_timeout_s: float = 3600.0,
