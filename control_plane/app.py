@@ -20,6 +20,7 @@ from control_plane.finops.shedding import ShedRefusedTenants
 from control_plane.http import BodySizeLimit, install_error_handlers, reject_nul_characters
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
+from control_plane.monitoring.router import router as monitoring_router
 from control_plane.registry.router import router as models_router
 from control_plane.review.router import router as review_router
 from control_plane.rollouts.router import router as rollouts_router
@@ -86,6 +87,7 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
         slo_router,
         chaos_router,
         review_router,
+        monitoring_router,
         console_router,
     ):
         app.include_router(router)

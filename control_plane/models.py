@@ -5,6 +5,7 @@ from control_plane.auth.orm import ApiKey
 from control_plane.datasets.orm import Dataset
 from control_plane.finops.orm import BudgetMonth, UsageDaily, UsageEvent
 from control_plane.jobs.orm import Job
+from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, TransactionLabel
 from control_plane.orm_base import Base
 from control_plane.outbox.orm import OutboxEvent
 from control_plane.registry.orm import ModelVersion
@@ -33,6 +34,7 @@ __all__ = [
     "BudgetMonth",
     "ConsoleSessionRow",
     "Dataset",
+    "DriftBucket",
     "FlaggedTransactionRow",
     "Job",
     "ModelVersion",
@@ -40,8 +42,10 @@ __all__ = [
     "RequestSample",
     "ReviewItem",
     "Rollout",
+    "ScoredTransaction",
     "ScoringConfig",
     "Tenant",
+    "TransactionLabel",
     "UsageDaily",
     "UsageEvent",
 ]

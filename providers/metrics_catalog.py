@@ -143,6 +143,14 @@ SPECS: Final = (
         "Rollouts rolled back, by reason (the failed analysis metric or alarm).",
         ("tenant", "reason"),
     ),
+    # Set by control_plane.monitoring when a drift report is computed (feature="score" for the score).
+    MetricSpec(
+        "fraudrail_feature_psi",
+        "gauge",
+        "Population stability index of a feature (or the score) against the model version's "
+        "reference profile, in the last drift window computed.",
+        ("tenant", "feature"),
+    ),
 )
 
 CATALOG: Final[dict[str, MetricSpec]] = {spec.name: spec for spec in SPECS}

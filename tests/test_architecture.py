@@ -41,6 +41,7 @@ DOMAINS = frozenset(
         "datasets",
         "finops",
         "jobs",
+        "monitoring",
         "notifications",
         "registry",
         "review",

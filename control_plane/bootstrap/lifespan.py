@@ -81,6 +81,7 @@ def process_chores(state: State) -> list[Chore]:
         Chore("spool", s.drainer.idle_s, s.drainer.tick, max_backoff_s=s.drainer.max_backoff_s),
         Chore("request-samples", 1.0, lambda: s.recorder.flush(all_buckets=False)),
         Chore("finops", state.finops.settings.flush_interval_s, state.finops.housekeeping_tick),
+        Chore("drift-monitor", 10.0, state.monitor.flush),
     ]
 
 
@@ -112,6 +113,8 @@ async def serve_state(state: State, *, owns_state: bool) -> AsyncIterator[None]:
         await housekeeping.stop()
         state.scoring.drainer.stop()
         state.scoring.recorder.flush()
+        with suppress(Exception):  # a database that is gone at shutdown loses these counts, not the stop
+            state.monitor.flush()
         state.finops.shutdown()
         close_bus(state.providers.event_bus)
         if owns_state:

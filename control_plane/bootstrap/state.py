@@ -21,6 +21,7 @@ from control_plane.db import make_engine, make_session_factory
 from control_plane.finops.runtime import FinOpsRuntime, build_finops
 from control_plane.jobs.periodic import PeriodicSchedule
 from control_plane.jobs.worker import Worker
+from control_plane.monitoring.monitor import DriftMonitor
 from control_plane.outbox import OutboxRelay
 from control_plane.review.subscribers import register_review_subscribers
 from control_plane.scoring.ports import FraudCheckDeps
@@ -58,6 +59,7 @@ class State:
     scoring: ScoringRuntime
     finops: FinOpsRuntime
     purgers: list[TenantDataPurger]
+    monitor: DriftMonitor
     worker: Worker = field(init=False)
     periodic: PeriodicSchedule = field(init=False)
     # The rollouts module's deployment hook; kept while that module still reads it by name.
@@ -91,6 +93,7 @@ class State:
                 self.verifier, self.finops.limiter, self.scoring.checker, self.finops.usage
             ),
             RequestRecorder: self.scoring.recorder,
+            DriftMonitor: self.monitor,
             FinOpsRuntime: self.finops,
             Worker: self.worker,
         }
@@ -122,12 +125,14 @@ def build_state(settings: AppSettings) -> State:
         listen(p.event_bus)  # keys.revoked: every process forgets the key
     outbox = OutboxRelay(factory, p.event_bus)
     outbox.install()
+    monitor = DriftMonitor(factory)  # counts every check's features in memory; flushed by a chore
     scoring = build_scoring(
         factory,
         ScoringPorts(p.feature_cache, p.model_host, p.flagged_store, p.event_bus, p.metrics),
         templates=templates,
         spool_root=settings.home / settings.spool_dir_name,
         slo_bucket_s=settings.slo_bucket_s,
+        monitor=monitor,
     )
     finops = build_finops(
         factory,
@@ -156,6 +161,7 @@ def build_state(settings: AppSettings) -> State:
         scoring=scoring,
         finops=finops,
         purgers=purgers,
+        monitor=monitor,
     )
     state.extras["deployment_context"] = finops.rollout_context
     register_rollback_handler(state)

@@ -27,6 +27,8 @@ class ModelVersion(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     gate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What production monitoring compares traffic with (fraud_model.profile); None before issue 17.
+    reference_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
     analyst_labels: Mapped[int] = mapped_column(Integer, default=0)
     approved_by: Mapped[str | None] = mapped_column(String(80))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

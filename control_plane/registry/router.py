@@ -33,6 +33,7 @@ class ModelOut(BaseModel):
     params: dict[str, Any]
     metrics: dict[str, Any]
     gate: dict[str, Any]
+    reference_profile: dict[str, Any] | None = None  # bins, rates, data-quality facts (monitoring)
     analyst_labels: int
     approved_by: str | None
     approved_at: datetime | None

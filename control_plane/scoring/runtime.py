@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.events import FLAGGED_STORED as FLAGGED_TOPIC
 from control_plane.events import LABEL_RECORDED as LABEL_TOPIC
 from control_plane.events import SERVING_CHANGED as SERVING_TOPIC
+from control_plane.scoring.observer import ScoreObserver
 from control_plane.scoring.service import TERMINAL_TTL_S, FraudChecker
 from control_plane.scoring.serving import ServingRegistry
 from control_plane.scoring.spool import FlaggedSpool, SpoolDrainer
@@ -70,6 +71,7 @@ def build_scoring(
     templates: Mapping[str, Mapping[str, Any]],
     spool_root: Path,
     slo_bucket_s: int,
+    monitor: ScoreObserver | None = None,
 ) -> ScoringRuntime:
     """The runtime, subscribed to serving changes and labels (called once by the composition root)."""
     serving = ServingRegistry(factory, p.model_host, templates)
@@ -92,7 +94,9 @@ def build_scoring(
     p.event_bus.subscribe(SERVING_TOPIC, serving.on_event)
     p.event_bus.subscribe(LABEL_TOPIC, on_label, mode="work", group="terminal-labels")
     recorder = RequestRecorder(factory, bucket_s=slo_bucket_s)
-    checker = FraudChecker(serving, p.feature_cache, p.model_host, spool, p.metrics, recorder)
+    checker = FraudChecker(
+        serving, p.feature_cache, p.model_host, spool, p.metrics, recorder, monitor=monitor
+    )
     return ScoringRuntime(
         serving=serving,
         checker=checker,

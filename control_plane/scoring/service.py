@@ -18,13 +18,14 @@ import hashlib
 import logging
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
+from control_plane.scoring.hashing import request_hash
+from control_plane.scoring.observer import ScoreObserver
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
 from control_plane.scoring.spool import FlaggedSpool, SpoolUnavailable
@@ -53,28 +54,8 @@ log = logging.getLogger(__name__)
 PRODUCTION_FALLBACK = "production_model"
 FALLBACK_LOG_INTERVAL_S = 60.0
 IDEMPOTENCY_TTL_S = 7 * 86_400
-CENT = Decimal("0.01")
 PENDING = b"pending:"
 TERMINAL_TTL_S = terminal_horizon_s() + 86_400
-
-
-def request_hash(req: FraudCheckRequest) -> str:
-    """A digest of the request's meaning (same instant and amount however they were written)."""
-    canonical = "\x1f".join(
-        (
-            req.txn_id,
-            req.card_token,
-            req.terminal_id,
-            str(req.timestamp.timestamp()),
-            str(req.amount.quantize(CENT)),
-            req.currency,
-            req.channel or "",
-            req.country or "",
-            req.device or "",
-            req.mcc or "",
-        )
-    )
-    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
 
 def flagged_id(tenant_id: str, txn_id: str) -> str:
@@ -92,6 +73,7 @@ class FraudChecker:
         recorder: RequestRecorder,
         *,
         explain_top_k: int = 3,
+        monitor: ScoreObserver | None = None,
     ) -> None:
         self.serving = serving
         self.cache = cache
@@ -100,6 +82,7 @@ class FraudChecker:
         self.metrics = metrics
         self.recorder = recorder
         self.top_k = explain_top_k
+        self.monitor = monitor
         self._fallback_logged: dict[tuple[str, str], float] = {}
         # A remote host (SageMaker) loads on its side; an in-process one can be warmed off the loop.
         self._preload = host if isinstance(host, ModelPreloading) else None
@@ -289,6 +272,9 @@ class FraudChecker:
             except SpoolUnavailable:
                 self.metrics.increment("fraudrail_spool_refused_total", tenant=tid)
                 raise
+        if self.monitor is not None:
+            with contextlib.suppress(Exception):  # monitoring counts in memory; it never fails a check
+                self.monitor.observe(tid, version, cohort, req, vector, float(score), decision)
         answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         if (cohort != "canary" or "canary_model" not in degraded) and PRODUCTION_FALLBACK not in degraded:
             self.recorder.record(

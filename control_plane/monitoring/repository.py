@@ -1,0 +1,107 @@
+"""Monitoring queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, TransactionLabel
+from control_plane.review.orm import ReviewItem
+
+FRAUD_LABELS = ("fraud", "chargeback")
+
+
+def latest_hour(session: Session, tenant_id: str, version: str, *, until: datetime | None) -> datetime | None:
+    stmt = select(func.max(DriftBucket.hour_start)).where(
+        DriftBucket.tenant_id == tenant_id, DriftBucket.model_version == version
+    )
+    if until is not None:
+        stmt = stmt.where(DriftBucket.hour_start <= until)
+    return session.scalar(stmt)
+
+
+def buckets(
+    session: Session, tenant_id: str, version: str, start: datetime, end: datetime
+) -> Sequence[DriftBucket]:
+    stmt = select(DriftBucket).where(
+        DriftBucket.tenant_id == tenant_id,
+        DriftBucket.model_version == version,
+        DriftBucket.hour_start >= start,
+        DriftBucket.hour_start <= end,
+    )
+    return session.scalars(stmt).all()
+
+
+def scored(session: Session, tenant_id: str, txn_ids: Sequence[str]) -> dict[str, ScoredTransaction]:
+    out: dict[str, ScoredTransaction] = {}
+    for i in range(0, len(txn_ids), 500):
+        stmt = select(ScoredTransaction).where(
+            ScoredTransaction.tenant_id == tenant_id, ScoredTransaction.txn_id.in_(txn_ids[i : i + 500])
+        )
+        out.update({r.txn_id: r for r in session.scalars(stmt)})
+    return out
+
+
+def reviewed(session: Session, tenant_id: str, txn_ids: Sequence[str]) -> dict[str, ReviewItem]:
+    """Flagged transactions in the review queue (scored before monitoring recorded every check)."""
+    out: dict[str, ReviewItem] = {}
+    for i in range(0, len(txn_ids), 500):
+        stmt = select(ReviewItem).where(
+            ReviewItem.tenant_id == tenant_id, ReviewItem.txn_id.in_(txn_ids[i : i + 500])
+        )
+        out.update({r.txn_id: r for r in session.scalars(stmt)})
+    return out
+
+
+def labels(
+    session: Session, tenant_id: str, txn_ids: Sequence[str]
+) -> dict[tuple[str, str], TransactionLabel]:
+    out: dict[tuple[str, str], TransactionLabel] = {}
+    for i in range(0, len(txn_ids), 500):
+        stmt = select(TransactionLabel).where(
+            TransactionLabel.tenant_id == tenant_id, TransactionLabel.txn_id.in_(txn_ids[i : i + 500])
+        )
+        out.update({(r.txn_id, r.source): r for r in session.scalars(stmt)})
+    return out
+
+
+def latest_label(session: Session, tenant_id: str) -> datetime | None:
+    return session.scalar(
+        select(func.max(TransactionLabel.known_at)).where(TransactionLabel.tenant_id == tenant_id)
+    )
+
+
+def latest_scored(session: Session, tenant_id: str, version: str | None) -> datetime | None:
+    stmt = select(func.max(ScoredTransaction.ts)).where(ScoredTransaction.tenant_id == tenant_id)
+    if version is not None:
+        stmt = stmt.where(ScoredTransaction.model_version == version)
+    return session.scalar(stmt)
+
+
+def outcomes(
+    session: Session, tenant_id: str, version: str | None, start: datetime, end: datetime
+) -> Sequence[Any]:
+    """(ts, amount, decision, fraud: 1 / 0 / None when unlabelled) of the scored transactions."""
+    is_fraud = case((TransactionLabel.label.in_(FRAUD_LABELS), 1), else_=0)
+    lab = (
+        select(TransactionLabel.txn_id, func.max(is_fraud).label("fraud"))
+        .where(TransactionLabel.tenant_id == tenant_id)
+        .group_by(TransactionLabel.txn_id)
+        .subquery()
+    )
+    stmt = (
+        select(ScoredTransaction.ts, ScoredTransaction.amount, ScoredTransaction.decision, lab.c.fraud)
+        .outerjoin(lab, lab.c.txn_id == ScoredTransaction.txn_id)
+        .where(
+            ScoredTransaction.tenant_id == tenant_id,
+            ScoredTransaction.ts >= start,
+            ScoredTransaction.ts < end,
+        )
+    )
+    if version is not None:
+        stmt = stmt.where(ScoredTransaction.model_version == version)
+    return session.execute(stmt).all()
