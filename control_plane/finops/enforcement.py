@@ -22,6 +22,7 @@ from control_plane.db import unit_of_work
 from control_plane.errors import InvalidInput
 from control_plane.finops import repository as repo
 from control_plane.finops import service
+from control_plane.finops.notices import THRESHOLD_TEXT, deliver_notices
 from control_plane.finops.orm import BudgetMonth
 from control_plane.finops.prices import cents
 from control_plane.finops.settings import FinOpsSettings
@@ -38,22 +39,15 @@ from guardrails.budget import (
     month_bounds,
     thresholds_to_notify,
 )
-from providers.ports import DeliveryResult, Notification, Notifier
+from providers.ports import Notifier
 
 EVALUATE_JOB = "finops.evaluate"
-THRESHOLD_TOPIC = events.BUDGET_THRESHOLD
+THRESHOLD_TOPIC = events.BUDGET_THRESHOLD  # re-exported: tests and docs name them here
 ANOMALY_TOPIC = events.COST_ANOMALY
 LIMITS_TOPIC = events.FINOPS_LIMITS
 ACTOR = "system:finops"
 THROTTLED = "throttled"
 EVALUATED = ("ACTIVE", "SUSPENDED")
-
-THRESHOLD_TEXT = {
-    BudgetThreshold.ACTUAL_50: ("50% of the monthly budget spent", "info"),
-    BudgetThreshold.ACTUAL_80: ("80% of the monthly budget spent", "warning"),
-    BudgetThreshold.FORECAST_100: ("Forecast to exceed the monthly budget", "warning"),
-    BudgetThreshold.ACTUAL_100: ("Monthly budget spent: new spend is frozen", "critical"),
-}
 
 
 def status_of(row: BudgetMonth, level: BudgetLevel) -> str:
@@ -288,71 +282,9 @@ class BudgetEnforcer:
     def _deliver(
         self, tenant_id: str, month: str, contacts: Mapping[str, Any], outbox: _Outbox, now: datetime
     ) -> None:
-        if not outbox.thresholds and not outbox.anomalies:
-            return
-        notifier = self.notifier
-        delivered: dict[str, list[DeliveryResult]] = {}
-        announced: list[tuple[str, dict[str, Any]]] = []
-        for key, figures in outbox.thresholds:
-            title, severity = THRESHOLD_TEXT[BudgetThreshold(key)]
-            note = Notification(
-                title=f"Fraudrail budget: {title}",
-                text=(
-                    f"Tenant {tenant_id}, {month}: spent {figures['actual']} {figures['currency']} of "
-                    f"{figures['budget']}; forecast to month end {figures['forecast']}."
-                ),
-                severity=severity,
-                facts={k: str(v) for k, v in figures.items() if k not in ("claimed_at", "delivered_at")},
-            )
-            delivered[key] = notifier.send(contacts, note)
-            announced.append(
-                (
-                    THRESHOLD_TOPIC,
-                    {"tenant_id": tenant_id, "month": month, "threshold": key, **_public(figures)},
-                )
-            )
-        for day, figures in outbox.anomalies:
-            note = Notification(
-                title="Fraudrail cost anomaly",
-                text=(
-                    f"Tenant {tenant_id}: {day} has cost {figures['cost']} {figures['currency']} so far, "
-                    f"against a median of {figures['median']} over the last {figures['history_days']} days."
-                ),
-                severity="warning",
-                facts={k: str(v) for k, v in figures.items()},
-            )
-            delivered[f"anomaly:{day}"] = notifier.send(contacts, note)
-            announced.append((ANOMALY_TOPIC, {"tenant_id": tenant_id, **figures}))
-        with unit_of_work(self.factory) as session:
-            for topic, message in announced:
-                emit(session, topic, message)
-            row = repo.get_month(session, tenant_id, month, for_update=True)
-            if row is None:
-                return
-            notified = {k: dict(v) for k, v in (row.notified or {}).items()}
-            anomalies = {k: dict(v) for k, v in (row.anomalies or {}).items()}
-            for key, results in delivered.items():
-                summary = [
-                    {"channel": r.channel, "ok": r.ok, "status": r.status, "error": r.error} for r in results
-                ]
-                target = (
-                    anomalies.get(key.removeprefix("anomaly:"))
-                    if key.startswith("anomaly:")
-                    else notified.get(key)
-                )
-                if target is not None:
-                    target["delivered_at"] = now.isoformat()
-                    target["deliveries"] = summary
-            row.notified, row.anomalies = notified, anomalies
-            audit.record(
-                session,
-                tenant_id=tenant_id,
-                actor=ACTOR,
-                action="finops.notified",
-                subject=tenant_id,
-                after={"sent": sorted(delivered)},
-                evidence={k: [r.ok for r in v] for k, v in delivered.items()},
-            )
+        deliver_notices(
+            self.factory, self.notifier, tenant_id, month, contacts, outbox.thresholds, outbox.anomalies, now
+        )
 
     # --- a budget change (PUT /v1/tenants/{id}/budget) -----------------------------------------
 
@@ -416,7 +348,3 @@ class BudgetEnforcer:
             emit(session, LIMITS_TOPIC, {"tenant_id": tenant_id, "reason": "budget raised"})
         ensure_evaluation(session, tenant_id, now=now)
         return limits_changed
-
-
-def _public(figures: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in figures.items() if k not in ("claimed_at", "delivered_at", "deliveries")}
