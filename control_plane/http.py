@@ -40,6 +40,11 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from control_plane.openapi import install_problem_openapi
+
+    # Every error below answers problem+json: the OpenAPI document says so on every operation.
+    install_problem_openapi(app)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> Response:
         return problem(exc.status, exc.title, exc.detail, field=exc.field, **exc.extra)
