@@ -103,8 +103,8 @@ def conform(schema: dict[str, Any]) -> dict[str, Any]:
                     "description": declared.get("description") or ERROR_ANSWERS[code],
                     "content": {PROBLEM_TYPE: {"schema": PROBLEM_REF}},
                 }
-            for code, answer in responses.items():  # errors a route declared itself
-                if code[0] in "45" and PROBLEM_TYPE not in answer.get("content", {}):
+            for status, answer in responses.items():  # errors a route declared itself
+                if status[0] in "45" and PROBLEM_TYPE not in answer.get("content", {}):
                     answer["content"] = {PROBLEM_TYPE: {"schema": PROBLEM_REF}}
             _describe(op, path, method)
     text = repr(schema.get("paths", {}))
