@@ -97,12 +97,19 @@ def serve(
     engine = make_engine(settings.resolved_database_url)
     token = ensure_admin_key(make_session_factory(engine))
     engine.dispose()
+    target: object = "control_plane.app:create_app"
+    if settings.workers == 1:
+        # One process: build it here, so the lines below mean "about to listen" (as they always did).
+        from control_plane.app import create_app
+        from control_plane.bootstrap.state import build_state
+
+        target = create_app(settings, build_state(settings))
     if token:
         typer.echo("Platform-admin key (shown once; stored only as a hash):")
         typer.echo(f"FRAUDRAIL_ADMIN_KEY={token}")
     typer.echo(f"Fraudrail control plane on http://{settings.host}:{settings.port} (docs at /docs)")
-    # Each server process builds its own state (adapters, threads, spool) from the environment
-    # through the app factory, so the command-line options travel as environment variables.
+    # With several processes each builds its own state (adapters, threads, spool) from the
+    # environment through the app factory, so the command-line options travel as variables.
     os.environ.update(
         FRAUDRAIL_HOST=settings.host,
         FRAUDRAIL_PORT=str(settings.port),
@@ -110,8 +117,8 @@ def serve(
         FRAUDRAIL_WORKERS=str(settings.workers),
     )
     uvicorn.run(
-        "control_plane.app:create_app",
-        factory=True,
+        target,  # type: ignore[arg-type]  # an ASGI app or its factory's import string
+        factory=isinstance(target, str),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
