@@ -87,7 +87,11 @@ def run(name: str, settings: dict[str, str], artifact: bytes, args: argparse.Nam
     with tempfile.TemporaryDirectory(prefix="fraudrail-soak-") as tmp:
         home = Path(tmp)
         port = free_port()
-        server = fraudrail_serve(home, port, log_name="server.log", **settings).start()
+        server = fraudrail_serve(home, port, log_name="server.log", **settings)
+        try:
+            server.start()
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {server.log_text()[-600:]}") from exc
         try:
             base = server.url
             tenant = onboard(base, admin_key(server), f"soak-{name}")
@@ -209,8 +213,15 @@ def main() -> int:
     results = []
     for name, settings in configs:
         log(f"== {name}: {args.minutes} min at {args.rate:.0f}/s")
-        results.append(run(name, settings, artifact, args))
+        try:
+            results.append(run(name, settings, artifact, args))
+        except RuntimeError as exc:  # the server did not start: say so, keep the other figures
+            log(f"{name}: not measured: {exc}")
+            continue
         log(describe(results[-1]))
+    if not results:
+        print("RESULT errors=nan rss_growth_mb=nan p99_ms=nan", flush=True)
+        return 1
     write_section("bench-soak", doc(results, args, artifact))
     errors = sum(r["errors"] for r in results)
     growth = max(r["growth"] for r in results)
