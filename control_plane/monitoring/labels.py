@@ -9,11 +9,14 @@ learn analyst verdicts.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from control_plane.errors import InvalidInput
@@ -31,6 +34,38 @@ from control_plane.monitoring.schemas import (
 from control_plane.outbox import emit
 
 FLAGGED = ("REVIEW", "SUSPICIOUS")
+CSV_COLUMNS = ("txn_id", "label", "known_at")
+MAX_CSV_ROWS = 10_000
+
+
+def parse_csv(data: bytes) -> list[LabelIn]:
+    """Rows of ``txn_id,label,known_at[,source]`` (a header line first); the first bad row is a 422
+    naming its line and column."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the file is not UTF-8 text", field="file") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidInput(f"the CSV header lacks {', '.join(missing)}", field="file")
+    items: list[LabelIn] = []
+    try:
+        for line, row in enumerate(reader, start=2):
+            if len(items) >= MAX_CSV_ROWS:
+                raise InvalidInput(f"at most {MAX_CSV_ROWS} labels per file", field="file")
+            fields = {k: row[k] for k in (*CSV_COLUMNS, "source") if row.get(k)}
+            try:
+                items.append(LabelIn.model_validate(fields))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                column = ".".join(str(p) for p in err["loc"]) or "row"
+                raise InvalidInput(f"line {line}, {column}: {err['msg']}", field=f"file.{column}") from exc
+    except csv.Error as exc:
+        raise InvalidInput(f"unreadable CSV: {exc}", field="file") from exc
+    if not items:
+        raise InvalidInput("the file holds no labels", field="file")
+    return items
 
 
 def record(session: Session, tenant_id: str, items: list[LabelIn], *, actor: str) -> LabelsOut:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Query, UploadFile
 from pydantic import AwareDatetime
 
 from control_plane.deps import PrincipalDep, SessionDep, provided
+from control_plane.errors import InvalidInput
 from control_plane.monitoring import labels, service
 from control_plane.monitoring.schemas import DriftReport, LabelsIn, LabelsOut, PerformanceReport, Window
 from control_plane.principals import Scope
@@ -19,6 +20,7 @@ router = APIRouter(tags=["monitoring"])
 DRIFT_READERS = {Scope.TENANT_ADMIN, Scope.SRE}
 PERFORMANCE_READERS = {Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST}
 MetricsDep = Annotated[MetricsSink, Depends(provided(MetricsSink))]
+MAX_CSV_BYTES = 2 * 1_048_576
 END_HELP = "The window ends with this hour (default: the latest hour with traffic)"
 VersionQuery = Query(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:-]+$")
 
@@ -45,6 +47,20 @@ def post_labels(body: LabelsIn, session: SessionDep, principal: PrincipalDep) ->
     """Record delayed labels, idempotent by (txn_id, source); unknown txn_ids are listed back."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     return labels.record(session, tenant_id, body.items, actor=principal.actor)
+
+
+@router.post("/v1/labels/csv", response_model=LabelsOut)
+def post_labels_csv(
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="CSV: txn_id,label,known_at[,source] with a header")],
+) -> LabelsOut:
+    """The same as ``POST /v1/labels``, from a CSV file (at most 10,000 rows)."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    data = file.file.read(MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        raise InvalidInput(f"the file is larger than {MAX_CSV_BYTES} bytes", field="file")
+    return labels.record(session, tenant_id, labels.parse_csv(data), actor=principal.actor)
 
 
 @router.get("/v1/monitoring/performance", response_model=PerformanceReport)
