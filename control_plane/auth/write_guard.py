@@ -44,6 +44,8 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/models/{model_id}/promote"): frozenset({TA}),
     ("POST", "/v1/models/{model_id}/restore"): frozenset({TA}),
     ("POST", "/v1/models/rollback-production"): frozenset({TA}),
+    ("POST", "/v1/labels"): frozenset({TA}),
+    ("POST", "/v1/labels/csv"): frozenset({TA}),
     ("POST", "/v1/fraud-check"): frozenset({APP}),
     ("PUT", "/v1/scoring-config"): frozenset({TA}),
     ("POST", "/v1/batch-scoring"): frozenset({TA}),
