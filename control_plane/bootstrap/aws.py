@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.bootstrap.bus import build_event_bus
 from control_plane.bootstrap.providers import Providers
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
@@ -18,7 +19,6 @@ from providers.aws.metrics import CloudWatchMetrics
 from providers.aws.object_store import S3ObjectStore
 from providers.aws.provisioner import CloudFormationProvisioner
 from providers.aws.settings import AwsRuntimeSettings, AwsSettings
-from providers.local.event_bus import InProcessEventBus
 from providers.ports import EventBus, TenantSpec
 from providers.redis_cache import RedisFeatureCache
 
@@ -86,7 +86,7 @@ def build_aws_providers(
         create = rt.create_topics if rt.create_topics is not None else bool(aws.endpoint_url)
         bus = SnsEventBus(c.sns, topics, create, advertise_url=rt.receiver_advertise_url)
     else:
-        bus = InProcessEventBus()
+        bus = build_event_bus(settings)  # memory, or redis: a shared bus without SNS
     metrics = CloudWatchMetrics(c.cloudwatch, rt.metrics_namespace)
     metrics.start()
     provisioner = CloudFormationProvisioner(

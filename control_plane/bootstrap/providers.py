@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.bootstrap.bus import build_event_bus
 from control_plane.settings import AppSettings
-from providers.local.event_bus import InProcessEventBus
 from providers.local.feature_cache import MemoryFeatureCache
 from providers.local.flagged_store import SqlFlaggedTransactionStore
 from providers.local.metrics import InMemoryMetrics
@@ -67,7 +67,7 @@ def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Pr
         feature_cache=cache,
         model_host=host,
         flagged_store=SqlFlaggedTransactionStore(factory),
-        event_bus=InProcessEventBus(),
+        event_bus=build_event_bus(settings),
         metrics=InMemoryMetrics(),
         provisioner=LocalProvisioner(store, cache, host, settings.home / "provisioner" / "ledger.jsonl"),
         rollback_log=FileRollbackLog(settings.home / "rollback-log.jsonl"),
