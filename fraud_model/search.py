@@ -52,6 +52,7 @@ class SearchResult:
     folds: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     stopped_by: str = "trials"
+    abandoned: int = 0  # trials cut short by the time budget (not in history)
 
     def lineage(self) -> dict[str, Any]:
         """What a model version records about the search that chose its parameters."""
@@ -61,6 +62,7 @@ class SearchResult:
             "best_value": round(self.best_value, 6),
             "trials": len(self.history),
             "stopped_by": self.stopped_by,
+            "abandoned_trials": self.abandoned,
             "elapsed_s": round(self.elapsed_s, 2),
             "folds": self.folds,
             "history": self.history,
@@ -188,6 +190,10 @@ def search_params(
         params = space(trial, algorithm, base)
         aps, cps = [], []
         for fold in folds:
+            # Optuna's timeout only stops new trials: a trial that runs past the budget is
+            # abandoned between folds (once a trial has completed, so there is a best one).
+            if history and time.perf_counter() - started > time_budget_s:
+                raise optuna.TrialPruned("time budget spent")
             margin = fit_margins(
                 x[fold.train],
                 y[fold.train],
@@ -219,7 +225,11 @@ def search_params(
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({k: base[k] for k in _searched(algorithm) if k in base})
-    study.optimize(objective, n_trials=trials, timeout=time_budget_s, gc_after_trial=False)
+    # The run's own parameters always complete (a search must have a best); then the budget rules.
+    study.optimize(objective, n_trials=1, gc_after_trial=False)
+    remaining = time_budget_s - (time.perf_counter() - started)
+    if trials > 1 and remaining > 0:
+        study.optimize(objective, n_trials=trials - 1, timeout=remaining, gc_after_trial=False)
     elapsed = time.perf_counter() - started
     best = next(h for h in history if h["trial"] == study.best_trial.number)
     return SearchResult(
@@ -238,6 +248,7 @@ def search_params(
         ],
         elapsed_s=elapsed,
         stopped_by="trials" if len(history) >= trials else "time",
+        abandoned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
     )
 
 

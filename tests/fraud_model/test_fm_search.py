@@ -74,6 +74,18 @@ def test_search_is_seeded_budgeted_and_reports_each_trial(data: tuple[pd.DataFra
     assert [h["params"] for h in again.history] == [h["params"] for h in result.history]
 
 
+def test_the_time_budget_cuts_a_trial_short_but_keeps_a_completed_one(
+    data: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    df, features = data
+    # A budget the first trial already exceeds: it completes (a best is needed), later ones stop.
+    result = search_params(
+        df, features, trials=50, time_budget_s=1e-6, seed=0, base_params={"num_boost_round": 10}
+    )
+    assert len(result.history) == 1 and result.stopped_by == "time"
+    assert result.abandoned <= 1 and result.lineage()["abandoned_trials"] == result.abandoned
+
+
 def test_a_search_without_room_for_a_fold_says_why(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     df, features = data
     short = df[s.epoch_seconds(df[s.TS]) < s.epoch_seconds(df[s.TS]).min() + 10 * DAY_S]
