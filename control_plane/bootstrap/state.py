@@ -22,6 +22,7 @@ from control_plane.finops.runtime import FinOpsRuntime, build_finops
 from control_plane.jobs.periodic import PeriodicSchedule
 from control_plane.jobs.worker import Worker
 from control_plane.monitoring.monitor import DriftMonitor
+from control_plane.monitoring.purger import MonitoringPurger
 from control_plane.outbox import OutboxRelay
 from control_plane.review.subscribers import register_review_subscribers
 from control_plane.scoring.ports import FraudCheckDeps
@@ -149,6 +150,7 @@ def build_state(settings: AppSettings) -> State:
     )
     purgers = default_purgers(factory, stores)
     purgers.append(register_review_subscribers(p.event_bus, factory))
+    purgers.append(MonitoringPurger(factory, monitor))
     state = State(
         settings=settings,
         engine=engine,

@@ -139,6 +139,15 @@ class DriftMonitor:
             if entry[0] is not None:
                 self._count(entry[0], (tenant_id, version, cohort, hour), vector, score, decision)
 
+    def forget(self, tenant_id: str) -> None:
+        """Drop what this process holds of a tenant (offboarding), so no flush writes it back."""
+        with self._lock:
+            self._txns = [r for r in self._txns if r[0] != tenant_id]
+            for bucket in [b for b in self._counts if b[0] == tenant_id]:
+                del self._counts[bucket]
+            for key in [k for k in self._pending if k[0] == tenant_id]:
+                del self._pending[key]
+
     def _count(
         self, p: CompiledProfile, key: BucketKey, vector: Sequence[float], score: float, decision: str
     ) -> None:
