@@ -206,7 +206,7 @@ def main() -> int:
     if args.only in (None, "services"):
         if pg and redis:
             configs.append(
-                ("postgres+redis", {"test_database_url": pg, "cache_backend": "redis", "redis_url": redis})
+                ("postgres-redis", {"test_database_url": pg, "cache_backend": "redis", "redis_url": redis})
             )
         else:
             log("no FRAUDRAIL_TEST_DATABASE_URL / FRAUDRAIL_TEST_REDIS_URL: PostgreSQL + Redis skipped")
