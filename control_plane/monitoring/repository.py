@@ -105,3 +105,25 @@ def outcomes(
     if version is not None:
         stmt = stmt.where(ScoredTransaction.model_version == version)
     return session.execute(stmt).all()
+
+
+def replay_rows(
+    session: Session, tenant_id: str, start: datetime, end: datetime, limit: int
+) -> Sequence[Any]:
+    """What a backtest replays: each scored transaction with its online score, answer and label."""
+    is_fraud = case((TransactionLabel.label.in_(FRAUD_LABELS), 1), else_=0)
+    lab = (
+        select(TransactionLabel.txn_id, func.max(is_fraud).label("fraud"))
+        .where(TransactionLabel.tenant_id == tenant_id)
+        .group_by(TransactionLabel.txn_id)
+        .subquery()
+    )
+    s = ScoredTransaction
+    stmt = (
+        select(s.txn_id, s.ts, s.amount, s.card_token, s.terminal_id, s.score, s.decision, lab.c.fraud)
+        .outerjoin(lab, lab.c.txn_id == s.txn_id)
+        .where(s.tenant_id == tenant_id, s.ts >= start, s.ts < end)
+        .order_by(s.ts, s.txn_id)
+        .limit(limit)
+    )
+    return session.execute(stmt).all()

@@ -8,10 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from pydantic import AwareDatetime
 
-from control_plane.deps import PrincipalDep, SessionDep, provided
+from control_plane.deps import PrincipalDep, SessionDep, TemplatesDep, provided
 from control_plane.errors import InvalidInput
-from control_plane.monitoring import labels, service
-from control_plane.monitoring.schemas import DriftReport, LabelsIn, LabelsOut, PerformanceReport, Window
+from control_plane.monitoring import backtest, labels, service
+from control_plane.monitoring.schemas import (
+    BacktestIn,
+    BacktestOut,
+    DriftReport,
+    LabelsIn,
+    LabelsOut,
+    PerformanceReport,
+    Window,
+)
 from control_plane.principals import Scope
 from control_plane.tenancy import tenant_of
 from providers.ports import MetricsSink
@@ -61,6 +69,16 @@ def post_labels_csv(
     if len(data) > MAX_CSV_BYTES:
         raise InvalidInput(f"the file is larger than {MAX_CSV_BYTES} bytes", field="file")
     return labels.record(session, tenant_id, labels.parse_csv(data), actor=principal.actor)
+
+
+@router.post("/v1/backtests", response_model=BacktestOut)
+def post_backtest(
+    body: BacktestIn, session: SessionDep, principal: PrincipalDep, templates: TemplatesDep
+) -> BacktestOut:
+    """Replay proposed thresholds / lists on the tenant's scored, labelled traffic against the live
+    policy on the same window (answered at once: the replay reads stored scores only)."""
+    tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
+    return backtest.run(session, tenant_id, body, templates)
 
 
 @router.get("/v1/monitoring/performance", response_model=PerformanceReport)

@@ -101,3 +101,54 @@ class PerformanceReport(BaseModel):
     model_version: str | None
     latest_label_known_at: datetime | None
     days: list[DayPerformance]
+
+
+class BacktestIn(BaseModel):
+    """A proposal: any of thresholds and allow / block lists (omitted: as live now)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_version: str | None = Field(default=None, max_length=40)
+    review_threshold: Decimal | None = Field(default=None, ge=0, le=1, max_digits=5, decimal_places=4)
+    suspicious_threshold: Decimal | None = Field(default=None, ge=0, le=1, max_digits=5, decimal_places=4)
+    allow_cards: list[str] | None = Field(default=None, max_length=10_000)
+    block_cards: list[str] | None = Field(default=None, max_length=10_000)
+    allow_terminals: list[str] | None = Field(default=None, max_length=10_000)
+    block_terminals: list[str] | None = Field(default=None, max_length=10_000)
+    days: int = Field(default=30, ge=1, le=90)
+    end: date | None = Field(default=None, description="Last day replayed (default: the latest scored day)")
+
+
+class BacktestSide(BaseModel):
+    flagged: int
+    review: int = Field(description="Review workload: REVIEW answers")
+    suspicious: int
+    precision: float | None
+    recall: float | None
+    fraud_amount_caught: Decimal
+    fraud_amount_missed: Decimal
+
+
+class BacktestDay(BaseModel):
+    day: date
+    transactions: int
+    live: BacktestSide
+    proposed: BacktestSide
+
+
+class Flip(BaseModel):
+    from_decision: str
+    to_decision: str
+    count: int
+    examples: list[str] = Field(description="Up to five txn_ids")
+
+
+class BacktestOut(BaseModel):
+    window_start: datetime
+    window_end: datetime
+    transactions: int
+    labelled: int
+    live: BacktestSide
+    proposed: BacktestSide
+    flips: list[Flip] = Field(description="Decision changes live -> proposed, the most frequent first")
+    days: list[BacktestDay]
+    replay_mismatches: int = Field(description="Checks whose live replay differs from the answer given")
