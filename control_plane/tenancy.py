@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from control_plane.principals import Principal, Scope
 from control_plane.errors import Forbidden
+from control_plane.principals import Principal, Scope
 
 
 def tenant_of(principal: Principal, scopes: Iterable[Scope]) -> str:

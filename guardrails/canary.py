@@ -131,6 +131,9 @@ class AnalysisThresholds:
     page_burn_rate: float = 14.4
     max_error_ratio_margin: float = 0.005
     max_latency_factor: float = 1.5
+    # A canary slower than stable by less than this is not a regression, whatever the ratio: at a
+    # p95 of 1-2 ms a ratio is timer and scheduler noise, not the model.
+    min_latency_regression_ms: float = 5.0
     max_psi: float = 0.25
     max_flag_rate_difference: float = 0.02
     max_decision_flip_rate: float = 0.05
@@ -206,7 +209,11 @@ def analyse_step(
     ]
     canary_p95, stable_p95 = canary.p95_ms, stable.p95_ms
     ratio = None if canary_p95 is None or stable_p95 is None or stable_p95 <= 0 else canary_p95 / stable_p95
-    checks.append(_at_most("latency_p95_vs_stable", ratio, t.max_latency_factor))
+    versus_stable = _at_most("latency_p95_vs_stable", ratio, t.max_latency_factor)
+    if ratio is not None and canary_p95 is not None and stable_p95 is not None:
+        if canary_p95 - stable_p95 < t.min_latency_regression_ms:
+            versus_stable = Check(versus_stable.metric, versus_stable.threshold, ratio, passed=True)
+    checks.append(versus_stable)
     psi = (
         population_stability_index(stable.scores, canary.scores, t.psi_bins)
         if canary.scores and stable.scores

@@ -27,6 +27,6 @@ def job_handlers(state: State) -> dict[str, JobHandler]:
         TRAINING_JOB: MeteredRun(TrainingRun(p.object_store, state.templates, p.tracker)),
         MLFLOW_SYNC_JOB: MlflowSync(p.tracker, p.object_store),  # retries MLflow logging (issue 19)
         BATCH_JOB: BatchScoring(state.scoring.serving, state.scoring.checker, p.object_store, p.model_host),
-        **rollout_tasks(),  # rollout.reconcile and rollout.notify
+        **rollout_tasks(state.rollouts),  # rollout.reconcile and rollout.notify
         **finops_tasks(state.finops),
     }

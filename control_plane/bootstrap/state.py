@@ -24,7 +24,10 @@ from control_plane.jobs.worker import Worker
 from control_plane.monitoring.monitor import DriftMonitor
 from control_plane.monitoring.purger import MonitoringPurger
 from control_plane.outbox import OutboxRelay
+from control_plane.registry.deployment import DeploymentServices
 from control_plane.review.subscribers import register_review_subscribers
+from control_plane.rollouts.ports import RolloutPorts
+from control_plane.rollouts.wiring import register_alarm_receiver
 from control_plane.scoring.ports import FraudCheckDeps
 from control_plane.scoring.runtime import ScoringPorts, ScoringRuntime, build_scoring
 from control_plane.settings import AppSettings
@@ -61,10 +64,10 @@ class State:
     finops: FinOpsRuntime
     purgers: list[TenantDataPurger]
     monitor: DriftMonitor
+    deployment: DeploymentServices
+    rollouts: RolloutPorts
     worker: Worker = field(init=False)
     periodic: PeriodicSchedule = field(init=False)
-    # The rollouts module's deployment hook; kept while that module still reads it by name.
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def template(self, tier: str) -> dict[str, Any]:
         return self.templates[tier]
@@ -97,6 +100,8 @@ class State:
             DriftMonitor: self.monitor,
             FinOpsRuntime: self.finops,
             Worker: self.worker,
+            DeploymentServices: self.deployment,
+            RolloutPorts: self.rollouts,
         }
 
 
@@ -113,7 +118,6 @@ def build_policy_engine(settings: AppSettings, templates: Templates) -> PolicyEn
 def build_state(settings: AppSettings) -> State:
     """Build every object of the process in dependency order; subscribe the domains to the bus."""
     from control_plane.bootstrap.jobs import job_handlers
-    from control_plane.rollouts.wiring import register_rollback_handler
 
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
@@ -151,12 +155,28 @@ def build_state(settings: AppSettings) -> State:
     purgers = default_purgers(factory, stores)
     purgers.append(register_review_subscribers(p.event_bus, factory))
     purgers.append(MonitoringPurger(factory, monitor))
+    policy = build_policy_engine(settings, templates)
+    deployer = DeploymentServices(
+        policy, p.object_store, templates, budget_context=finops.rollout_context, clock=finops.now
+    )
+    rollouts = RolloutPorts(
+        factory=factory,
+        model_host=p.model_host,
+        rollback_log=p.rollback_log,
+        metrics=p.metrics,
+        event_bus=p.event_bus,
+        notifier=p.notifier,
+        templates=templates,
+        recorder=scoring.recorder,
+        deployment=deployer,
+    )
+    register_alarm_receiver(rollouts)
     state = State(
         settings=settings,
         engine=engine,
         factory=factory,
         providers=p,
-        policy=build_policy_engine(settings, templates),
+        policy=policy,
         templates=templates,
         verifier=verifier,
         outbox=outbox,
@@ -164,10 +184,10 @@ def build_state(settings: AppSettings) -> State:
         finops=finops,
         purgers=purgers,
         monitor=monitor,
+        deployment=deployer,
+        rollouts=rollouts,
     )
-    state.extras["deployment_context"] = finops.rollout_context
-    register_rollback_handler(state)
-    state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s, services=state)
+    state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s)
     state.periodic = PeriodicSchedule(factory, finops.periodic_jobs())
     outbox.wake_worker = state.worker.wake.set
     # Between jobs: deliver events left by a crash, queue the periodic jobs that are due.

@@ -22,7 +22,7 @@ from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import JobContext
 from control_plane.tenants import repository as tenants
-from providers.ports import DeliveryResult, Notification, ProviderError
+from providers.ports import DeliveryResult, Notification, Notifier, ProviderError
 from traffic import RolloutAlarm
 
 NOTIFY_JOB = "rollout.notify"
@@ -109,7 +109,10 @@ def _delivery_view(result: DeliveryResult) -> dict[str, Any]:
 
 
 class NotifyRollout:
-    """Job handler of ``rollout.notify`` (``ctx.services`` is the container: its notifier)."""
+    """Job handler of ``rollout.notify``: one post per channel, a delivered channel never again."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
 
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
         alarm = RolloutAlarm.from_message(ctx.payload["alarm"])
@@ -126,7 +129,7 @@ class NotifyRollout:
         for channel in CHANNELS:
             if channel in delivered or not contacts.get(channel):
                 continue
-            sent = ctx.services.providers.notifier.send({channel: contacts[channel], **extras}, note)
+            sent = self.notifier.send({channel: contacts[channel], **extras}, note)
             results.extend(sent)
             if all(r.ok for r in sent):
                 delivered.add(channel)

@@ -9,9 +9,10 @@ freeze state, which is how a direct promote used to skip the error-budget freeze
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from control_plane.audit.orm import AuditEvent
 from control_plane.errors import Conflict
 from control_plane.finops import guard
+from control_plane.orm_base import utcnow
 from control_plane.outbox import emit
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
@@ -40,21 +42,25 @@ ROLLOUT_STRATEGIES = frozenset({"canary", "linear", "shadow"})
 PRODUCTION_ACTION = f"model.{Stage.PRODUCTION.value.lower()}"  # what set_stage audits
 
 
-class _Stores(Protocol):
-    @property
-    def object_store(self) -> ObjectStore: ...
+BudgetContext = Callable[[Session, Tenant], dict[str, Any]]
 
 
-class DeploymentServices(Protocol):
-    """What the decision needs from the process (the container satisfies it structurally)."""
+@dataclass(frozen=True)
+class DeploymentServices:
+    """Every input of the decision the process provides (built once by the composition root)."""
 
-    @property
-    def policy(self) -> PolicyEngine: ...
-    @property
-    def providers(self) -> _Stores: ...
-    @property
-    def extras(self) -> dict[str, Any]: ...
-    def template(self, tier: str) -> dict[str, Any]: ...
+    policy: PolicyEngine
+    object_store: ObjectStore
+    templates: Mapping[str, Mapping[str, Any]]
+    # The FinOps module's rollout context (budget status, headroom, the canary's monthly cost).
+    budget_context: BudgetContext | None = None
+    clock: Callable[[], datetime] = utcnow
+
+    def template(self, tier: str) -> Mapping[str, Any]:
+        return self.templates[tier]
+
+    def now(self) -> datetime:
+        return self.clock()
 
 
 def decide(
@@ -78,7 +84,7 @@ def decide(
     document = deployment_input(
         tenant,
         candidate,
-        integrity=verify_artifact(services.providers.object_store, candidate),
+        integrity=verify_artifact(services.object_store, candidate),
         strategy=strategy,
         emergency=emergency,
         error_budget_frozen=error_budget.frozen,
@@ -97,7 +103,7 @@ def _budget_context(
     action: str,
     now: datetime,
 ) -> dict[str, Any]:
-    hook: Callable[[Session, Tenant], dict[str, Any]] | None = services.extras.get("deployment_context")
+    hook = services.budget_context
     if strategy in ROLLOUT_STRATEGIES and callable(hook):
         return hook(session, tenant)  # the FinOps module adds the canary's monthly cost
     # A direct swap hosts no extra capacity: its estimate is zero, the freeze and headroom still apply.

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.auth.scopes import Scope
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import PrincipalDep, SessionDep, provided
 from control_plane.errors import Conflict
 from control_plane.registry import deployment, service
 from control_plane.registry.orm import ModelVersion
 from control_plane.rollouts import service as rollouts
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
+
+DeployerDep = Annotated[deployment.DeploymentServices, Depends(provided(deployment.DeploymentServices))]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 READERS = {Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST}
@@ -104,12 +106,14 @@ def archive_model(
         },
     },
 )
-def promote_model(model_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep) -> ModelOut:
+def promote_model(
+    model_id: str, session: SessionDep, deployer: DeployerDep, principal: PrincipalDep
+) -> ModelOut:
     """APPROVED → PRODUCTION at full traffic, behind the one deployment decision (gate, integrity,
     tenant state, FinOps budget, SLO error budget) that rollouts use too."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
     tenant = tenants.get(session, tenant_id)
-    mv = deployment.promote(session, c, tenant, model_id, actor=principal.actor, now=c.finops.now())
+    mv = deployment.promote(session, deployer, tenant, model_id, actor=principal.actor, now=deployer.now())
     return model_out(mv)
 
 
@@ -123,7 +127,7 @@ def promote_model(model_id: str, session: SessionDep, c: ContainerDep, principal
 def restore_model(
     model_id: str,
     session: SessionDep,
-    c: ContainerDep,
+    deployer: DeployerDep,
     principal: PrincipalDep,
     body: ApproveBody | None = None,
 ) -> ModelOut:
@@ -133,7 +137,9 @@ def restore_model(
     tenant = tenants.get(session, tenant_id)
     note = body.note if body else None
     return model_out(
-        deployment.restore(session, c, tenant, model_id, actor=principal.actor, now=c.finops.now(), note=note)
+        deployment.restore(
+            session, deployer, tenant, model_id, actor=principal.actor, now=deployer.now(), note=note
+        )
     )
 
 
@@ -153,7 +159,7 @@ class RollbackOut(BaseModel):
     },
 )
 def rollback_production(
-    session: SessionDep, c: ContainerDep, principal: PrincipalDep, body: ApproveBody | None = None
+    session: SessionDep, deployer: DeployerDep, principal: PrincipalDep, body: ApproveBody | None = None
 ) -> RollbackOut:
     """Back to the previous production version in one call: it is restored if archived and
     promoted (an emergency for the deployment policy); the current one is archived. Audited."""
@@ -164,6 +170,6 @@ def rollback_production(
     tenant = tenants.get(session, tenant_id)
     note = body.note if body else None
     now_serving, replaced = deployment.rollback_production(
-        session, c, tenant, actor=principal.actor, now=c.finops.now(), note=note
+        session, deployer, tenant, actor=principal.actor, now=deployer.now(), note=note
     )
     return RollbackOut(production=model_out(now_serving), replaced=replaced.id if replaced else None)

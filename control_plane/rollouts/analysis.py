@@ -8,21 +8,19 @@ reconcile that moves the traffic. Nothing here touches the model host.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
 from control_plane.rollouts import service
 from control_plane.rollouts.orm import Rollout
+from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.states import RolloutState
 from control_plane.slo import service as slo
 from control_plane.tenants import repository as tenants
 from guardrails.canary import AnalysisOutcome, AnalysisResult, AnalysisThresholds, Check, analyse_step
 from guardrails.slo import scaled_windows
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
 
 WORKER = "system:rollout-controller"
 EARLY_CHECK_MIN_REQUESTS = 20
@@ -40,14 +38,14 @@ def _checks(result: AnalysisResult) -> list[dict[str, Any]]:
     ]
 
 
-def step(session: Session, c: Container, rollout: Rollout, now: datetime) -> dict[str, Any]:
+def step(session: Session, c: RolloutPorts, rollout: Rollout, now: datetime) -> dict[str, Any]:
     """One analysis tick of a PROGRESSING rollout (in the caller's transaction): wait, hold,
     advance, promote, or, when the step failed, record the abort and queue its reconcile."""
     tenant = tenants.get(session, rollout.tenant_id)
     objective, latency_ms = slo.slo_for(c.template(tenant.tier))
     start, until = service.step_window(rollout, now)
     # Samples are bucketed: a bucket that began just before the step started still counts.
-    since = start - timedelta(seconds=c.scoring.recorder.bucket_s)
+    since = start - timedelta(seconds=c.recorder.bucket_s)
     cohort = "shadow" if rollout.phase == "shadow" else "canary"
     canary = slo.totals(
         session,
@@ -61,15 +59,13 @@ def step(session: Session, c: Container, rollout: Rollout, now: datetime) -> dic
     stable = slo.totals(
         session,
         rollout.tenant_id,
-        since=rollout.created_at - timedelta(seconds=c.scoring.recorder.bucket_s),
+        since=rollout.created_at - timedelta(seconds=c.recorder.bucket_s),
         until=until,
         version=rollout.stable_version,
         cohort="stable",
     )
     bake_end = start + timedelta(seconds=rollout.bake_s)
-    early = _early_failure(
-        session, rollout, objective, now, cohort, canary.requests, c.scoring.recorder.bucket_s
-    )
+    early = _early_failure(session, rollout, objective, now, cohort, canary.requests, c.recorder.bucket_s)
     if now < bake_end and early is None:
         tick = min(max(rollout.bake_s / 6.0, 0.5), 5.0)
         service.schedule(session, rollout, at=min(bake_end, now + timedelta(seconds=tick)))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,17 +29,16 @@ from control_plane.db import unit_of_work
 from control_plane.errors import NotFound
 from control_plane.jobs.worker import JobContext
 from control_plane.notifications.rollback_notice import enqueue_rollback_notice
+from control_plane.outbox import emit
 from control_plane.registry import service as registry
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.rollouts import analysis, service
 from control_plane.rollouts.orm import Rollout
+from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.states import TERMINAL, RolloutState
 from providers.ports import HostedModel, ModelHost
 from traffic import AlarmDeps, AlarmOutcome, RolloutAlarm
 from traffic.alarm import SEVERITIES
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,8 @@ WORKER = analysis.WORKER
 LAMBDA_ROLLED_BACK = "rolled back by the rollback Lambda (found in the rollback log)"
 
 
-def traffic_deps(c: Container) -> AlarmDeps:
-    p = c.providers
-    return AlarmDeps(model_host=p.model_host, rollback_log=p.rollback_log, metrics=p.metrics)
+def traffic_deps(c: RolloutPorts) -> AlarmDeps:
+    return AlarmDeps(model_host=c.model_host, rollback_log=c.rollback_log, metrics=c.metrics)
 
 
 def _deploy(session: Session, host: ModelHost, tenant_id: str, version_ids: Iterable[str]) -> None:
@@ -65,12 +63,12 @@ def _canary(rollout: Rollout) -> str | None:
     return rollout.candidate_version if active else None
 
 
-def converge(session: Session, c: Container, rollout: Rollout) -> dict[str, int]:
+def converge(session: Session, c: RolloutPorts, rollout: Rollout) -> dict[str, int]:
     """Make the host serve the weights the rollout's state wants; returns them as read back.
 
     Raises ``traffic.WeightChangeFailed`` (or the host's ``ProviderError``) when they did not move.
     """
-    host = c.providers.model_host
+    host = c.model_host
     desired = service.weights_for(rollout)
     _deploy(session, host, rollout.tenant_id, desired)
     return traffic.set_weights(
@@ -78,7 +76,7 @@ def converge(session: Session, c: Container, rollout: Rollout) -> dict[str, int]
         rollout.tenant_id,
         desired,
         canary=_canary(rollout),
-        metrics=c.providers.metrics,
+        metrics=c.metrics,
     )
 
 
@@ -127,13 +125,13 @@ def finish_rollback(
 
 
 def complete_rollback(
-    session: Session, c: Container, rollout: Rollout, *, actor: str, now: datetime
+    session: Session, c: RolloutPorts, rollout: Rollout, *, actor: str, now: datetime
 ) -> AlarmOutcome:
     """A ROLLING_BACK rollout, in one go in the caller's transaction (the emergency route)."""
     alarm = rollback_alarm(session, rollout)
     _deploy(
         session,
-        c.providers.model_host,
+        c.model_host,
         rollout.tenant_id,
         (rollout.stable_version, rollout.candidate_version),
     )
@@ -143,14 +141,17 @@ def complete_rollback(
 
 
 class ReconcileRollout:
+    def __init__(self, ports: RolloutPorts) -> None:
+        self.ports = ports
+
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        c: Container = ctx.services
+        c = self.ports
         now = ctx.clock()
         tenant_id = str(ctx.payload["tenant_id"])
         if ctx.payload.get("rollout_id") is None:
             return self._tenant_traffic(ctx, c, tenant_id)
         rollout_id = str(ctx.payload["rollout_id"])
-        host = c.providers.model_host
+        host = c.model_host
         alarm: RolloutAlarm | None = None
         with unit_of_work(ctx.factory) as session:
             rollout = service.get(session, tenant_id, rollout_id, for_update=True)
@@ -167,10 +168,11 @@ class ReconcileRollout:
         if alarm is not None:
             return self._roll_back(ctx, c, alarm, now)
         before = traffic.served(host.weights(tenant_id))
-        weights = traffic.set_weights(host, tenant_id, desired, canary=canary, metrics=c.providers.metrics)
+        weights = traffic.set_weights(host, tenant_id, desired, canary=canary, metrics=c.metrics)
         if traffic.served(weights) != before or ctx.payload.get("refresh_serving"):
             # Every process refreshes the tenant's routing (salt, shadow version, PRODUCTION).
-            c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "rollout"})
+            with unit_of_work(ctx.factory) as session:
+                emit(session, SERVING_TOPIC, {"tenant_id": tenant_id, "reason": "rollout"})
         if state in TERMINAL or state is RolloutState.PAUSED:
             return {"state": state.value, "weights": weights}
         with unit_of_work(ctx.factory) as session:
@@ -179,7 +181,9 @@ class ReconcileRollout:
                 return {"state": rollout.state, "weights": weights}  # an operator acted meanwhile
             return {**analysis.step(session, c, rollout, now), "weights": weights}
 
-    def _roll_back(self, ctx: JobContext, c: Container, alarm: RolloutAlarm, now: datetime) -> dict[str, Any]:
+    def _roll_back(
+        self, ctx: JobContext, c: RolloutPorts, alarm: RolloutAlarm, now: datetime
+    ) -> dict[str, Any]:
         # The weight change runs outside any transaction (SageMaker may take minutes); a second
         # reconcile racing this one repeats it harmlessly and finds the rollout finished below.
         outcome = traffic.handle_alarm(alarm, traffic_deps(c))
@@ -187,16 +191,16 @@ class ReconcileRollout:
             rollout = service.get(session, alarm.tenant_id, alarm.rollout_id, for_update=True)
             if RolloutState(rollout.state) is RolloutState.ROLLING_BACK:
                 finish_rollback(session, rollout, alarm, outcome, actor=WORKER, now=now)
-        c.providers.event_bus.publish(SERVING_TOPIC, {"tenant_id": alarm.tenant_id, "reason": "rolled back"})
+            emit(session, SERVING_TOPIC, {"tenant_id": alarm.tenant_id, "reason": "rolled back"})
         return {
             "state": RolloutState.ROLLED_BACK.value,
             "weights": outcome.weights,
             "rollback_id": outcome.record.rollback_id,
         }
 
-    def _tenant_traffic(self, ctx: JobContext, c: Container, tenant_id: str) -> dict[str, Any]:
+    def _tenant_traffic(self, ctx: JobContext, c: RolloutPorts, tenant_id: str) -> dict[str, Any]:
         """No rollout named: the PRODUCTION version at 100 %, unless a rollout owns the weights."""
-        host = c.providers.model_host
+        host = c.model_host
         with unit_of_work(ctx.factory) as session:
             active = service.active_for(session, tenant_id)
             if active is not None:
@@ -206,16 +210,14 @@ class ReconcileRollout:
                 return {"skipped": "no PRODUCTION version"}
             _deploy(session, host, tenant_id, (production.id,))
         weights = traffic.set_weights(
-            host, tenant_id, {production.id: traffic.FULL_WEIGHT}, metrics=c.providers.metrics
+            host, tenant_id, {production.id: traffic.FULL_WEIGHT}, metrics=c.metrics
         )
         return {"weights": weights}
 
-    def _rolled_back_elsewhere(self, c: Container, rollout: Rollout) -> bool:
+    def _rolled_back_elsewhere(self, c: RolloutPorts, rollout: Rollout) -> bool:
         """The rollback Lambda acted on an alarm this process never saw (a shared rollback log)."""
         wanted = traffic.rollback_id_for(rollout.id)
-        return any(
-            r.rollback_id == wanted for r in c.providers.rollback_log.list(rollout.tenant_id, limit=50)
-        )
+        return any(r.rollback_id == wanted for r in c.rollback_log.list(rollout.tenant_id, limit=50))
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
         rollout_id = ctx.payload.get("rollout_id")

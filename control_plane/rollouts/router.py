@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.container import Container
-from control_plane.deps import ContainerDep, PrincipalDep, SessionDep
+from control_plane.deps import PrincipalDep, SessionDep, provided
 from control_plane.errors import Conflict
 from control_plane.http import problem
 from control_plane.orm_base import utcnow
+from control_plane.registry import deployment
+from control_plane.registry import service as registry
 from control_plane.rollouts import reconcile, service
 from control_plane.rollouts.orm import Rollout
+from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.schemas import ReasonBody, RolloutCreate, RolloutOut
 from control_plane.rollouts.states import RolloutState
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
 from providers.ports import ProviderError
+
+RolloutsDep = Annotated[RolloutPorts, Depends(provided(RolloutPorts))]
 
 router = APIRouter(prefix="/v1/rollouts", tags=["rollouts"])
 OPERATORS = {Scope.TENANT_ADMIN, Scope.SRE}
@@ -60,7 +64,7 @@ def rollout_out(r: Rollout, *, read_back: dict[str, int] | None = None) -> Rollo
     },
 )
 def start_rollout(
-    body: RolloutCreate, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    body: RolloutCreate, session: SessionDep, c: RolloutsDep, principal: PrincipalDep
 ) -> RolloutOut:
     """Start a canary / linear / shadow rollout of an APPROVED candidate (deployment policy first)."""
     tenant_id = tenant_of(principal, OPERATORS)
@@ -108,7 +112,7 @@ def _weights_failed(rollout: Rollout, error: ProviderError) -> JSONResponse:
 
 def _control(
     session: SessionDep,
-    c: Container,
+    c: RolloutPorts,
     principal: Principal,
     rollout_id: str,
     target: RolloutState,
@@ -119,6 +123,19 @@ def _control(
     rollout = service.get(session, tenant_id, rollout_id, for_update=True)
     now = utcnow()
     if target is RolloutState.PROMOTED:
+        # An operator's jump to 100 % is a deploy like any other: the one deployment decision, now
+        # (the budget or the error budget may have frozen since the rollout started).
+        candidate = registry.get(session, tenant_id, rollout.candidate_version)
+        deployment.decide(
+            session,
+            c.deployment,
+            tenants.get(session, tenant_id),
+            candidate,
+            strategy=rollout.strategy,
+            emergency=rollout.emergency,
+            action="promote a rollout",
+            now=now,
+        )
         service.finish_promotion(session, rollout, actor=principal.actor, reason=reason, now=now)
     else:
         service.transition(session, rollout, target, actor=principal.actor, reason=reason, now=now)
@@ -134,7 +151,7 @@ def _control(
 def pause_rollout(
     rollout_id: str,
     session: SessionDep,
-    c: ContainerDep,
+    c: RolloutsDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
 ) -> RolloutOut | JSONResponse:
@@ -143,7 +160,7 @@ def pause_rollout(
 
 @router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=WEIGHTS_FAILED)
 def resume_rollout(
-    rollout_id: str, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    rollout_id: str, session: SessionDep, c: RolloutsDep, principal: PrincipalDep
 ) -> RolloutOut | JSONResponse:
     return _control(session, c, principal, rollout_id, RolloutState.PROGRESSING, "resumed")
 
@@ -152,7 +169,7 @@ def resume_rollout(
 def promote_rollout(
     rollout_id: str,
     session: SessionDep,
-    c: ContainerDep,
+    c: RolloutsDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
 ) -> RolloutOut | JSONResponse:
@@ -166,7 +183,7 @@ def promote_rollout(
 def abort_rollout(
     rollout_id: str,
     session: SessionDep,
-    c: ContainerDep,
+    c: RolloutsDep,
     principal: PrincipalDep,
     body: ReasonBody | None = None,
 ) -> RolloutOut | JSONResponse:
@@ -182,7 +199,7 @@ def abort_rollout(
     responses={409: {"description": "The rollout has already finished"}, **WEIGHTS_FAILED},
 )
 def emergency_rollback(
-    rollout_id: str, body: ReasonBody, session: SessionDep, c: ContainerDep, principal: PrincipalDep
+    rollout_id: str, body: ReasonBody, session: SessionDep, c: RolloutsDep, principal: PrincipalDep
 ) -> RolloutOut | JSONResponse:
     """Emergency: skip analysis; the same rollback an alarm triggers (stable at 100 %, recorded,
     ROLLED_BACK, Slack / Teams notified by a queued job). Repeating it on a ROLLING_BACK rollout

@@ -6,11 +6,12 @@ import itertools
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.audit.orm import AuditEvent
 from control_plane.errors import Conflict, InvalidInput, NotFound
@@ -21,15 +22,12 @@ from control_plane.registry import deployment
 from control_plane.registry import service as registry
 from control_plane.registry.stages import Stage
 from control_plane.rollouts.orm import Rollout
+from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.states import TERMINAL, RolloutState, check_edge
-from control_plane.slo import service as slo
 from control_plane.tenants.orm import Tenant
 
-if TYPE_CHECKING:
-    from control_plane.container import Container
-
 RECONCILE_JOB = "rollout.reconcile"
-ALARM_TOPIC = "rollout.alarm"
+ALARM_TOPIC = events.ROLLOUT_ALARM
 ABORT_ACTION = "rollout.rolling_back"  # the audit action that holds an abort's evidence
 ACTIVE = (RolloutState.PROGRESSING.value, RolloutState.PAUSED.value, RolloutState.ROLLING_BACK.value)
 ABORTABLE = (RolloutState.PROGRESSING, RolloutState.PAUSED)
@@ -71,7 +69,13 @@ def plan_steps(strategy: str, steps: list[int] | None, step_size: int | None) ->
 
 
 def start(
-    session: Session, c: Container, tenant: Tenant, request: Mapping[str, Any], *, actor: str, now: datetime
+    session: Session,
+    c: RolloutPorts,
+    tenant: Tenant,
+    request: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
 ) -> Rollout:
     """Check the deployment policy, record the rollout PROGRESSING and queue its first reconcile."""
     if active_for(session, tenant.id) is not None:
@@ -92,7 +96,7 @@ def start(
     # The one deployment decision (registry.deployment), the same a direct promote goes through.
     document = deployment.decide(
         session,
-        c,
+        c.deployment,
         tenant,
         candidate,
         strategy=strategy,
@@ -145,17 +149,6 @@ def start(
         now=now,
     )
     return rollout
-
-
-def deployment_context(session: Session, c: Container, tenant: Tenant, *, now: datetime) -> dict[str, Any]:
-    """Error-budget freeze from the SLO data, plus whatever the FinOps module contributes."""
-    objective, _ = slo.slo_for(c.template(tenant.tier))
-    budget = slo.error_budget(session, tenant.id, objective, now=now)
-    context: dict[str, Any] = {"error_budget_frozen": budget.frozen}
-    contribute = c.extras.get("deployment_context")
-    if callable(contribute):
-        context.update(contribute(session, tenant))
-    return context
 
 
 def transition(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,17 +22,15 @@ from control_plane.registry import service as registry
 from control_plane.registry.service import SERVING_TOPIC
 from control_plane.rollouts import service
 from control_plane.rollouts.orm import Rollout
+from control_plane.rollouts.ports import RolloutPorts
 from traffic import FULL_WEIGHT, InvalidAlarm, RolloutAlarm, served
-
-if TYPE_CHECKING:
-    from control_plane.container import Container
 
 log = logging.getLogger(__name__)
 
 ALARM_ACTOR = "system:rollout-alarm"
 
 
-def register_alarm_receiver(c: Container) -> None:
+def register_alarm_receiver(c: RolloutPorts) -> None:
     def on_alarm(_topic: str, message: Mapping[str, Any]) -> None:
         try:
             alarm = RolloutAlarm.from_message(message)
@@ -67,13 +65,9 @@ def register_alarm_receiver(c: Container) -> None:
             production = registry.production(session, tenant_id)
             if production is None:
                 return
-            if served(c.providers.model_host.weights(tenant_id)) == {production.id: FULL_WEIGHT}:
+            if served(c.model_host.weights(tenant_id)) == {production.id: FULL_WEIGHT}:
                 return
             service.schedule_tenant_traffic(session, tenant_id, now=utcnow())
 
-    c.providers.event_bus.subscribe(service.ALARM_TOPIC, on_alarm)
-    c.providers.event_bus.subscribe(SERVING_TOPIC, on_serving_changed)
-
-
-# control_plane/container.py still calls the old name; the typed-State conversion replaces it.
-register_rollback_handler = register_alarm_receiver
+    c.event_bus.subscribe(service.ALARM_TOPIC, on_alarm)
+    c.event_bus.subscribe(SERVING_TOPIC, on_serving_changed)

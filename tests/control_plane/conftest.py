@@ -66,7 +66,7 @@ def tenant_body(slug: str = "acme-pay", tier: str = "standard", **overrides: Any
         "budget": {"amount": "2500.00", "currency": "USD"},
         "contacts": {
             "email": "ops@example.com",
-            "slack_webhook_url": "https://hooks.slack.com/services/T/B/X",
+            "slack_webhook_url": "https://127.0.0.1:9/services/T/B/X",
         },
     }
     if tier == "trial":

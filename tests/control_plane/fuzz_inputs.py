@@ -146,7 +146,7 @@ class Schemas:
         if fmt == "email":
             return "ops@example.com"
         if fmt == "uri":
-            return "https://hooks.slack.com/services/T/B/X"
+            return "https://127.0.0.1:9/services/T/B/X"
         hints = {"slug": "fuzz-new", "tier": "standard", "region": "eu-west-1", "currency": "USD"}
         candidates = [hints.get(name, "fuzz"), "USD", "GB", "5411", "2026-11", "txn-1", "x"]
         pattern = s.get("pattern")

@@ -175,6 +175,18 @@ def test_latency_much_slower_than_stable_fails() -> None:
     assert _check(result.checks, "latency_p95_vs_stable").observed == pytest.approx(2.0, rel=0.1)
 
 
+def test_twice_as_slow_by_a_millisecond_is_noise_not_a_regression() -> None:
+    # p95 2 ms vs 1 ms: a ratio of 2, but under the 5 ms floor of a real regression.
+    result = analyse_step(cohort(latency_ms=2), cohort(latency_ms=1), THRESHOLDS)
+    check = _check(result.checks, "latency_p95_vs_stable")
+    assert check.passed and check.observed == pytest.approx(2.0, rel=0.2)
+    assert result.outcome == AnalysisOutcome.SUCCESSFUL
+    # The same ratio with a real gap fails.
+    assert not _check(
+        analyse_step(cohort(latency_ms=20), cohort(latency_ms=10), THRESHOLDS).checks, "latency_p95_vs_stable"
+    ).passed
+
+
 def test_score_drift_fails() -> None:
     drifted = cohort(scores=_scores(2000, 4, 4, 9))
     result = analyse_step(drifted, cohort(), THRESHOLDS)

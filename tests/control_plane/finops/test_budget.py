@@ -128,7 +128,7 @@ def test_spend_at_100_percent_freezes_training_and_promotion_while_fraud_checks_
         tenant = s.get(Tenant, tid)
         assert tenant is not None
         with pytest.raises(BudgetFrozen):
-            container.extras["deployment_context"](s, tenant)  # the rollouts module's hook
+            container.finops.rollout_context(s, tenant)  # the rollouts module's hook
 
     check = client.post("/v1/fraud-check", json=txn("still-scored"), headers=auth(t["app"]))
     assert check.status_code == 200 and check.json()["decision"] in {"LEGIT", "REVIEW", "SUSPICIOUS"}

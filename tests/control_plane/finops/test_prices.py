@@ -86,7 +86,7 @@ def test_a_deploy_costing_more_than_the_headroom_is_refused_by_policy_with_the_n
     with container.factory() as s:
         tenant = s.get(Tenant, t["id"])
         assert tenant is not None
-        context = container.extras["deployment_context"](s, tenant)  # what a rollout start adds
+        context = container.finops.rollout_context(s, tenant)  # what a rollout start adds
         assert context == {
             "budget_status": "warning",
             "budget_headroom": "100.00",
