@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import create_engine, make_url, text
 
 from control_plane.bootstrap.admin_key import ensure_admin_key
@@ -177,6 +178,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for t in stoppers:
             t.join()
         cut.close()
+        streams = redis.Redis.from_url(redis_url)
+        for key in streams.scan_iter(match=prefix + "*"):
+            streams.delete(key)
+        streams.close()
         with admin_engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin_engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,11 @@ def _eventually(cond: Callable[[], bool]) -> None:
 def redis_buses(redis_url: str) -> Iterator[Callable[..., RedisStreamsEventBus]]:
     """Buses on one Redis, each standing for one process (its own consumer name and threads)."""
     made: list[RedisStreamsEventBus] = []
+    # Streams of this test only: concurrent test sessions may share the Redis logical database.
+    prefix = f"test-bus:{uuid.uuid4().hex}:"
 
     def make(**options: Any) -> RedisStreamsEventBus:
-        bus = RedisStreamsEventBus(redis_url, block_ms=100, **options)
+        bus = RedisStreamsEventBus(redis_url, block_ms=100, prefix=prefix, **options)
         bus.start()
         made.append(bus)
         return bus
@@ -103,7 +106,9 @@ def redis_buses(redis_url: str) -> Iterator[Callable[..., RedisStreamsEventBus]]
     yield make
     for bus in made:
         bus.close()
-    RedisFeatureCache(redis_url).client.flushdb()
+    client = RedisFeatureCache(redis_url).client
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
 
 
 def test_redis_bus_contract(redis_buses: Callable[..., RedisStreamsEventBus]) -> None:
