@@ -179,6 +179,29 @@ class CompiledProfile:
         unseen = [i for i, seen in self.categories if not nulls[i] and float(x[i]) not in seen]
         return idx[~nulls], nulls, out, unseen
 
+    def count_batch(
+        self, x: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A batch (rows x features) counted at once: (flat bin counts, score bin counts, and per
+        feature the nulls, out-of-range values and unseen values)."""
+        nulls = ~np.isfinite(x)
+        idx = np.empty(x.shape, np.int64)
+        for j in range(x.shape[1]):  # +inf padding is never below a finite value: no extra bin
+            idx[:, j] = np.searchsorted(self.edges[j], x[:, j], side="left")
+        counts = np.bincount((idx + self.offsets)[~nulls], minlength=self.total_bins)
+        with np.errstate(invalid="ignore"):
+            out = (~nulls & ((x < self.mins) | (x > self.maxs))).sum(axis=0)
+        unseen = np.zeros(len(self.names), np.int64)
+        for i, seen in self.categories:
+            col = x[:, i][np.isfinite(x[:, i])]
+            unseen[i] = int(np.sum(~np.isin(col, np.fromiter(seen, float))))
+        s = np.asarray(scores, dtype=float)
+        s = s[np.isfinite(s)]
+        score_counts = np.bincount(
+            np.searchsorted(self.score_edges, s, side="left"), minlength=len(self.score_edges) + 1
+        )
+        return counts, score_counts, nulls.sum(axis=0), out, unseen
+
     def score_bin(self, score: float) -> int:
         return int(np.searchsorted(self.score_edges, score, side="left"))
 

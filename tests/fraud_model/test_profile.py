@@ -107,3 +107,24 @@ def test_compiled_profile_counts_one_vector_like_the_batch_binning() -> None:
     assert unseen == int((probe["b"] > 2).sum())
     idx, nulls, out, _ = compiled.locate([np.nan, 99.0])
     assert nulls.tolist() == [True, False] and out.tolist() == [False, True] and len(idx) == 1
+
+
+def test_a_batch_is_counted_like_one_vector_at_a_time() -> None:
+    rng = np.random.default_rng(4)
+    features = pd.DataFrame({"a": rng.normal(size=400), "b": rng.integers(0, 3, 400).astype(float)})
+    profile = build_profile(features, rng.random(400), np.zeros(400), review=0.5, suspicious=0.8)
+    compiled = CompiledProfile.from_profile(profile, ["a", "b"])
+    probe = np.column_stack([rng.normal(size=300) * 3, rng.integers(0, 5, 300).astype(float)])
+    probe[7, 0] = np.nan
+    scores = rng.random(300)
+    counts, score_counts, nulls, out, unseen = compiled.count_batch(probe, scores)
+    one_by_one = np.zeros(compiled.total_bins, np.int64)
+    expected_out = np.zeros(2, np.int64)
+    for vector in probe:
+        idx, _, out_one, _ = compiled.locate(vector)
+        one_by_one[idx] += 1
+        expected_out += out_one
+    assert counts.tolist() == one_by_one.tolist()
+    assert nulls.tolist() == [1, 0] and out.tolist() == expected_out.tolist()
+    assert unseen.tolist() == [0, int((probe[:, 1] > 2).sum())]
+    assert score_counts.tolist() == bin_counts(scores, profile["score"]["edges"])
