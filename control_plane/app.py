@@ -48,7 +48,7 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = state or build_state(settings)
-        app.state.container = s  # the console and the metrics route still read it by this name
+        app.state.process_state = s  # only the composition layer's routes (metrics) read it whole
         app.state.provided = s.provided()
         async with serve_state(s, owns_state=state is None):
             yield

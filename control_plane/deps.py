@@ -116,11 +116,3 @@ def platform_admin(principal: PrincipalDep) -> Principal:
 
 
 PlatformAdminDep = Annotated[Principal, Depends(platform_admin)]
-
-
-def _whole_state(request: Request) -> Any:
-    return request.app.state.container
-
-
-# Deprecated: the whole process state, while the last routes move to the typed dependencies above.
-ContainerDep = Annotated[Any, Depends(_whole_state)]

@@ -36,7 +36,7 @@ class _Providers(Protocol):
 
 
 class MetricsSource(Protocol):
-    """What the route reads from ``app.state.container`` (the composition root, whatever its class)."""
+    """What the route reads from ``app.state.process_state`` (the composition root, whatever its class)."""
 
     @property
     def settings(self) -> AppSettings: ...
@@ -67,7 +67,7 @@ def install_metrics_route(app: FastAPI) -> None:
 
 def get_metrics(request: Request) -> Response:
     """Prometheus scrape; needs `Authorization: Bearer <FRAUDRAIL_METRICS_TOKEN>` when that is set."""
-    source: MetricsSource = request.app.state.container
+    source: MetricsSource = request.app.state.process_state
     return metrics_response(source, request.headers.get("authorization"))
 
 

@@ -210,9 +210,9 @@ def analyse_step(
     canary_p95, stable_p95 = canary.p95_ms, stable.p95_ms
     ratio = None if canary_p95 is None or stable_p95 is None or stable_p95 <= 0 else canary_p95 / stable_p95
     versus_stable = _at_most("latency_p95_vs_stable", ratio, t.max_latency_factor)
-    if ratio is not None and canary_p95 is not None and stable_p95 is not None:
-        if canary_p95 - stable_p95 < t.min_latency_regression_ms:
-            versus_stable = Check(versus_stable.metric, versus_stable.threshold, ratio, passed=True)
+    gap = None if canary_p95 is None or stable_p95 is None else canary_p95 - stable_p95
+    if ratio is not None and gap is not None and gap < t.min_latency_regression_ms:
+        versus_stable = Check(versus_stable.metric, versus_stable.threshold, ratio, passed=True)
     checks.append(versus_stable)
     psi = (
         population_stability_index(stable.scores, canary.scores, t.psi_bins)

@@ -56,9 +56,9 @@ DOMAINS = frozenset(
 COMPOSITION_ROOT = frozenset(
     {
         "bootstrap",
-        "container",
         "app",
         "cli",
+        "cli_tools",
         "models",
         "migrate",
         "migrations",

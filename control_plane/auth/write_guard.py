@@ -10,11 +10,11 @@ OpenAPI document by the tests, so a new mutating route without a row fails them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.scopes import Principal, Scope
+from control_plane.auth.service import KeyVerifier
 from control_plane.deps import bearer_or_api_key, require_token
 from control_plane.errors import Conflict, Forbidden, NotFound
 from control_plane.tenants.orm import Tenant
@@ -84,13 +84,15 @@ async def guard_tenant_writes(request: Request) -> None:
     scopes = WRITE_SCOPES.get(key) if key is not None else None
     if key is None or scopes is None:
         return  # not an API-key route (the console guards its own forms)
-    container: Any = request.app.state.container
+    provided = request.app.state.provided
+    verifier: KeyVerifier = provided[KeyVerifier]
     token = bearer_or_api_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    principal: Principal = container.verifier.verify(require_token(token))
+    principal: Principal = verifier.verify(require_token(token))
     check_scope(principal, scopes, request.path_params.get("tenant_id"))
     if principal.tenant_id is None or key in ALLOWED_WHILE_SUSPENDED:
         return
-    with container.factory() as session:
+    factory: sessionmaker[Session] = provided[sessionmaker]
+    with factory() as session:
         tenant = session.get(Tenant, principal.tenant_id)
         status = tenant.status if tenant is not None else None
     if status in READ_ONLY_STATUSES:

@@ -43,7 +43,6 @@ class JobContext:
     worker_id: str
     lease_s: float
     clock: Clock
-    services: Any = None
 
     def progress(self, phase: str, percent: float, **extra: Any) -> None:
         """Record progress and extend the lease, in its own transaction."""
@@ -69,7 +68,6 @@ class Worker:
     handlers: Mapping[str, JobHandler]
     lease_s: float = 60.0
     clock: Clock = utcnow
-    services: Any = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{id(object())}")
     wake: threading.Event = field(default_factory=threading.Event)
     # Run between jobs when the queue is idle (the outbox's periodic delivery, due periodic jobs).
@@ -93,7 +91,6 @@ class Worker:
                 worker_id=self.worker_id,
                 lease_s=self.lease_s,
                 clock=self.clock,
-                services=self.services,
             )
         handler = self.handlers.get(ctx.kind)
         try:

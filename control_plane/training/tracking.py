@@ -151,21 +151,12 @@ def publish(
 class MlflowSync:
     """The ``mlflow.sync`` job: log a version's run if missing, then mirror its current stage."""
 
-    def __init__(self, tracker: ExperimentTracker | None = None, object_store: ObjectStore | None = None):
+    def __init__(self, tracker: ExperimentTracker, object_store: ObjectStore) -> None:
         self.tracker = tracker
         self.object_store = object_store
 
-    def _deps(self, ctx: JobContext) -> tuple[ExperimentTracker, ObjectStore]:
-        # Built with its ports, or (older wiring) reading them from the worker's container.
-        providers = getattr(ctx.services, "providers", None)
-        tracker = self.tracker or getattr(providers, "tracker", None)
-        store = self.object_store or getattr(providers, "object_store", None)
-        if tracker is None or store is None:
-            raise RuntimeError("mlflow.sync needs an experiment tracker and the object store")
-        return tracker, store
-
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
-        tracker, store = self._deps(ctx)
+        tracker, store = self.tracker, self.object_store
         tenant_id, version_id = str(ctx.payload["tenant_id"]), str(ctx.payload["model_version"])
         if not tracker.enabled:
             return {"skipped": "FRAUDRAIL_MLFLOW_TRACKING_URI is not set"}

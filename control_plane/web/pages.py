@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.deps import ContainerDep
+from control_plane.auth.service import KeyVerifier
+from control_plane.deps import SessionFactoryDep, SettingsDep, VerifierDep
 from control_plane.errors import DomainError
+from control_plane.settings import AppSettings
 from control_plane.web.session import SESSION_COOKIE, CookieCodec, SessionStore, same_token
 from control_plane.web.settings import ConsoleSettings
 
@@ -39,13 +42,29 @@ def codec_of(request: Request) -> CookieCodec:
     if codec is None:
         settings = getattr(request.app.state, "console_settings", None)
         if settings is None:
-            settings = ConsoleSettings(env=request.app.state.container.settings.env)
+            settings = ConsoleSettings(env=request.app.state.provided[AppSettings].env)
         codec = CookieCodec(settings)
         request.app.state.console_codec = codec
     return codec
 
 
-def store_of(request: Request, c: ContainerDep) -> SessionStore:
+@dataclass(frozen=True)
+class ConsoleDeps:
+    """What the console's pages use from the process."""
+
+    factory: sessionmaker[Session]
+    verifier: KeyVerifier
+    settings: AppSettings
+
+
+def console_deps(factory: SessionFactoryDep, verifier: VerifierDep, settings: SettingsDep) -> ConsoleDeps:
+    return ConsoleDeps(factory, verifier, settings)
+
+
+ConsoleDep = Annotated[ConsoleDeps, Depends(console_deps)]
+
+
+def store_of(request: Request, c: ConsoleDeps) -> SessionStore:
     store: SessionStore | None = getattr(request.app.state, "console_sessions", None)
     if store is None:
         settings = getattr(request.app.state, "console_settings", None)
@@ -79,7 +98,7 @@ class Viewer:
         return self.principal.scope is Scope.ANALYST
 
 
-def viewer_of(request: Request, c: ContainerDep) -> Viewer | None:
+def viewer_of(request: Request, c: ConsoleDeps) -> Viewer | None:
     session = store_of(request, c).load(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
@@ -121,7 +140,7 @@ def set_cookie(response: Response, codec: CookieCodec, name: str, value: str, ma
     )
 
 
-def checked_viewer(request: Request, c: ContainerDep, csrf: str | None) -> Viewer | None:
+def checked_viewer(request: Request, c: ConsoleDeps, csrf: str | None) -> Viewer | None:
     """The signed-in viewer of a POST whose CSRF token matches its session; None otherwise."""
     viewer = viewer_of(request, c)
     if viewer is None or not same_token(viewer.csrf, csrf):

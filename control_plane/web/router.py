@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from control_plane.auth.scopes import Scope
 from control_plane.db import unit_of_work
-from control_plane.deps import ContainerDep
 from control_plane.errors import DomainError
 from control_plane.orm_base import utcnow
 from control_plane.review import service
@@ -28,6 +27,7 @@ from control_plane.web.pages import (
     CONSOLE_SCOPES,
     COOKIE_PATH,
     HERE,
+    ConsoleDep,
     Viewer,
     checked_viewer,
     codec_of,
@@ -73,7 +73,7 @@ def console_home() -> RedirectResponse:
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request, c: ContainerDep) -> Response:
+def sign_in_page(request: Request, c: ConsoleDep) -> Response:
     if viewer_of(request, c) is not None:
         return redirect("/console/queue")
     codec = codec_of(request)
@@ -86,7 +86,7 @@ def sign_in_page(request: Request, c: ContainerDep) -> Response:
 @router.post("/sign-in")
 def sign_in(
     request: Request,
-    c: ContainerDep,
+    c: ConsoleDep,
     token: Annotated[str, Form(max_length=200)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
@@ -115,7 +115,7 @@ def sign_in(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, c: ContainerDep, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+def sign_out(request: Request, c: ConsoleDep, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     if checked_viewer(request, c, csrf) is None:
         return csrf_refused(request)
     store_of(request, c).end(request.cookies.get(SESSION_COOKIE))
@@ -128,7 +128,7 @@ def sign_out(request: Request, c: ContainerDep, csrf: Annotated[str, Form(max_le
 
 
 @router.get("/queue")
-def queue_page(request: Request, c: ContainerDep) -> Response:
+def queue_page(request: Request, c: ConsoleDep) -> Response:
     viewer = viewer_of(request, c)
     if viewer is None:
         return redirect("/console/sign-in")
@@ -168,7 +168,7 @@ def queue_page(request: Request, c: ContainerDep) -> Response:
 
 
 @router.get("/reviews/{review_id}")
-def review_page(review_id: str, request: Request, c: ContainerDep) -> Response:
+def review_page(review_id: str, request: Request, c: ConsoleDep) -> Response:
     viewer = viewer_of(request, c)
     if viewer is None:
         return redirect("/console/sign-in")
@@ -196,7 +196,7 @@ def review_page(review_id: str, request: Request, c: ContainerDep) -> Response:
 
 
 def _act(
-    request: Request, c: ContainerDep, viewer: Viewer, review_id: str, action: str, **kwargs: Any
+    request: Request, c: ConsoleDep, viewer: Viewer, review_id: str, action: str, **kwargs: Any
 ) -> Response | None:
     """Run one review action in its own transaction; an error page when it is refused."""
     now = utcnow()
@@ -225,7 +225,7 @@ def _act(
 
 @router.post("/reviews/{review_id}/claim")
 def claim_from_console(
-    review_id: str, request: Request, c: ContainerDep, csrf: Annotated[str, Form(max_length=200)] = ""
+    review_id: str, request: Request, c: ConsoleDep, csrf: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
     viewer = checked_viewer(request, c, csrf)
     if viewer is None:
@@ -238,7 +238,7 @@ def claim_from_console(
 def verdict_from_console(
     review_id: str,
     request: Request,
-    c: ContainerDep,
+    c: ConsoleDep,
     csrf: Annotated[str, Form(max_length=200)] = "",
     verdict: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from control_plane.app import build_worker, create_app
 from control_plane.bootstrap.admin_key import ensure_admin_key
-from control_plane.container import Container, build_container
+from control_plane.bootstrap.state import State, build_state
 from control_plane.jobs.worker import Worker
 from control_plane.settings import AppSettings
 
@@ -28,26 +28,26 @@ def settings(tmp_path: Path, database_url: str) -> AppSettings:
 
 
 @pytest.fixture
-def container(settings: AppSettings, clean_db: None) -> Iterator[Container]:
-    c = build_container(settings)
+def container(settings: AppSettings, clean_db: None) -> Iterator[State]:
+    c = build_state(settings)
     build_worker(c)
     yield c
     c.engine.dispose()
 
 
 @pytest.fixture
-def worker(container: Container) -> Worker:
+def worker(container: State) -> Worker:
     return container.worker
 
 
 @pytest.fixture
-def client(settings: AppSettings, container: Container) -> Iterator[TestClient]:
+def client(settings: AppSettings, container: State) -> Iterator[TestClient]:
     with TestClient(create_app(settings, container), raise_server_exceptions=False) as c:
         yield c
 
 
 @pytest.fixture
-def admin_key(container: Container) -> str:
+def admin_key(container: State) -> str:
     token = ensure_admin_key(container.factory)
     assert token is not None
     return token

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from control_plane.app import create_app
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from control_plane.review import service as review
 from control_plane.review.contract import example_payload
@@ -71,7 +71,7 @@ def test_every_object_route_is_covered() -> None:
 def owned(
     onboard: OnboardFn,
     client: TestClient,
-    container: Container,
+    container: State,
     worker: Worker,
     trained_artifact: bytes,  # noqa: F811
 ) -> tuple[dict[str, Any], dict[str, Any]]:

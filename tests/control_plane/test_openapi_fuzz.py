@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.review import service as reviews
 from tests.control_plane.conftest import OnboardFn, auth
@@ -24,7 +24,7 @@ from tests.control_plane.scoring.conftest import register_model, sim_frame, trai
 
 def test_no_input_gets_a_5xx_and_every_4xx_is_a_problem(
     client: TestClient,
-    container: Container,
+    container: State,
     onboard: OnboardFn,
     admin_key: str,
     trained_artifact: bytes,  # noqa: F811

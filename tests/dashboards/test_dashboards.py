@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.scoring.spool import SpoolUnavailable
 from fraud_model.training import sha256
 from providers.aws.metrics import CloudWatchMetrics
@@ -110,7 +110,7 @@ class FakeCloudWatch:
 
 
 def _drive_traffic(
-    client: TestClient, live_tenant: LiveFn, container: Container, artifact: bytes, mp: pytest.MonkeyPatch
+    client: TestClient, live_tenant: LiveFn, container: State, artifact: bytes, mp: pytest.MonkeyPatch
 ) -> str:
     t = live_tenant()
     tenant_id: str = t["id"]
@@ -170,7 +170,7 @@ def _exposed(use: Use, samples: list[tuple[str, dict[str, str]]]) -> bool:
 def test_every_queried_series_is_exposed_after_real_traffic(
     client: TestClient,
     live_tenant: LiveFn,
-    container: Container,
+    container: State,
     trained_artifact: bytes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

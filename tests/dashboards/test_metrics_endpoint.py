@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from control_plane.app import create_app
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.settings import AppSettings
 
 TOKEN = "scrape-token-0123456789abcdef"
 
 
 @pytest.fixture
-def scrape(settings: AppSettings, container: Container) -> Iterator[Any]:
+def scrape(settings: AppSettings, container: State) -> Iterator[Any]:
     """Factory: a client of an app whose metrics settings are ``overrides``."""
     clients: list[TestClient] = []
 
@@ -32,14 +32,14 @@ def scrape(settings: AppSettings, container: Container) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def _traffic(container: Container) -> None:
+def _traffic(container: State) -> None:
     metrics = container.providers.metrics
     for tenant in ("ten_alpha", "ten_beta"):
         metrics.increment("fraudrail_fraud_check_total", tenant=tenant, decision="LEGIT", cohort="stable")
         metrics.observe("fraudrail_fraud_check_seconds", 0.004, tenant=tenant)
 
 
-def test_with_a_token_set_metrics_need_it(scrape: Any, container: Container) -> None:
+def test_with_a_token_set_metrics_need_it(scrape: Any, container: State) -> None:
     client = scrape(metrics_token=SecretStr(TOKEN))
     _traffic(container)
     for headers in (
@@ -58,14 +58,14 @@ def test_with_a_token_set_metrics_need_it(scrape: Any, container: Container) -> 
     assert 'fraudrail_fraud_check_total{cohort="stable",decision="LEGIT",tenant="ten_alpha"} 1.0' in ok.text
 
 
-def test_without_a_token_metrics_are_open_outside_production(scrape: Any, container: Container) -> None:
+def test_without_a_token_metrics_are_open_outside_production(scrape: Any, container: State) -> None:
     client = scrape()
     _traffic(container)
     resp = client.get("/metrics")
     assert resp.status_code == 200 and 'tenant="ten_beta"' in resp.text
 
 
-def test_tenant_labels_none_shows_no_tenant_id(scrape: Any, container: Container) -> None:
+def test_tenant_labels_none_shows_no_tenant_id(scrape: Any, container: State) -> None:
     client = scrape(metrics_token=SecretStr(TOKEN), metrics_tenant_labels="none")
     _traffic(container)
     text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
@@ -74,7 +74,7 @@ def test_tenant_labels_none_shows_no_tenant_id(scrape: Any, container: Container
     assert 'fraudrail_fraud_check_seconds_count{tenant="*"} 2.0' in text
 
 
-def test_tenant_labels_list_shows_only_the_chosen_tenants(scrape: Any, container: Container) -> None:
+def test_tenant_labels_list_shows_only_the_chosen_tenants(scrape: Any, container: State) -> None:
     client = scrape(metrics_tenant_labels="ten_beta")
     _traffic(container)
     text = client.get("/metrics").text

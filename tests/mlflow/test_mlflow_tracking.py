@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs import queue
 from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
@@ -46,7 +46,7 @@ def settings(
 
 
 @pytest.fixture(autouse=True)
-def small_data_gate(container: Container) -> None:
+def small_data_gate(container: State) -> None:
     container.templates["trial"]["gate"] = {
         "min_auc_roc": 0.6,
         "min_average_precision": 0.2,
@@ -81,7 +81,7 @@ def test_a_run_is_logged_with_params_metrics_curves_artifact_and_aliases(
     client: TestClient,
     onboard: OnboardFn,
     worker: Worker,
-    container: Container,
+    container: State,
     dataset_csv: bytes,
     mlflow_server: str,
 ) -> None:
@@ -144,14 +144,14 @@ def test_a_run_is_logged_with_params_metrics_curves_artifact_and_aliases(
     assert len(mc.search_model_versions(f"name = '{name}'")) == 1
 
 
-def _sync_again(container: Container, tenant_id: str, version: str) -> str:
+def _sync_again(container: State, tenant_id: str, version: str) -> str:
     with container.factory.begin() as session:
         return request_sync(session, tenant_id, version, now=utcnow(), reason="test").id
 
 
 @pytest.mark.parametrize("tracking_uri", [DEAD_URI])
 def test_an_unreachable_tracker_never_fails_the_run_and_leaves_a_sync_job(
-    client: TestClient, onboard: OnboardFn, worker: Worker, container: Container, dataset_csv: bytes
+    client: TestClient, onboard: OnboardFn, worker: Worker, container: State, dataset_csv: bytes
 ) -> None:
     t = onboard("acme-pay", tier="trial")
     run = train(client, worker, t, dataset_csv)

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from control_plane.app import create_app
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.settings import REPO_ROOT, AppSettings
 from tests.control_plane.conftest import admin_key, client, container, onboard, settings, worker  # noqa: F401
 from tests.control_plane.review.conftest import ingest, labels_seen  # noqa: F401
@@ -36,7 +36,7 @@ SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
 
 
 @pytest.fixture
-def live_server(settings: AppSettings, container: Container) -> Iterator[str]:  # noqa: F811
+def live_server(settings: AppSettings, container: State) -> Iterator[str]:  # noqa: F811
     """The app served by uvicorn on 127.0.0.1 in a background thread (a pre-bound socket: no port race)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

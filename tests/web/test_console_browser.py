@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.review.contract import FLAGGED_TOPIC
 from tests.control_plane.conftest import OnboardFn
 from tests.control_plane.review.conftest import flagged
@@ -32,7 +32,7 @@ def test_an_analyst_works_the_queue_with_the_keyboard(
     browser: Browser,
     live_server: str,
     onboard: OnboardFn,
-    container: Container,
+    container: State,
     labels_seen: list[dict[str, Any]],
     screenshots: Path,
 ) -> None:

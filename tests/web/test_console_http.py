@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from control_plane.app import create_app
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.settings import AppSettings
 from control_plane.web.settings import ConsoleSettings
 from tests.control_plane.conftest import OnboardFn, auth
@@ -144,7 +144,7 @@ def test_settings_refuse_the_default_secret_in_production(monkeypatch: pytest.Mo
 
 
 def test_the_app_does_not_start_in_production_with_the_default_secret(
-    settings: AppSettings, container: Container, monkeypatch: pytest.MonkeyPatch
+    settings: AppSettings, container: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FRAUDRAIL_CONSOLE_SECRET", raising=False)
     container.settings = settings.model_copy(update={"env": "production"})

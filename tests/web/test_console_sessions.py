@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.orm_base import utcnow
 from control_plane.web.session import SESSION_COOKIE, ConsoleSessionRow
@@ -29,12 +29,12 @@ def _on_queue(client: TestClient) -> bool:
     return resp.status_code == 200 and "Review queue" in resp.text
 
 
-def _rows(container: Container) -> list[ConsoleSessionRow]:
+def _rows(container: State) -> list[ConsoleSessionRow]:
     with container.factory() as db:
         return list(db.scalars(select(ConsoleSessionRow)))
 
 
-def _age(container: Container, **shift: timedelta) -> None:
+def _age(container: State, **shift: timedelta) -> None:
     with unit_of_work(container.factory) as db:
         for row in db.scalars(select(ConsoleSessionRow)):
             for column, by in shift.items():
@@ -42,7 +42,7 @@ def _age(container: Container, **shift: timedelta) -> None:
 
 
 def test_the_cookie_is_an_opaque_id_and_the_key_never_leaves_the_form(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("acme-pay", scopes=("analyst",))
     cookie = _signed_in(client, t["analyst"])
@@ -55,7 +55,7 @@ def test_the_cookie_is_an_opaque_id_and_the_key_never_leaves_the_form(
 
 
 def test_sign_out_ends_the_session_server_side(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("acme-pay", scopes=("analyst",))
     cookie = _signed_in(client, t["analyst"])
@@ -69,9 +69,7 @@ def test_sign_out_ends_the_session_server_side(
     assert _rows(container)[0].ended_at is not None
 
 
-def test_revoking_the_key_ends_its_sessions(
-    client: TestClient, onboard: OnboardFn, container: Container
-) -> None:
+def test_revoking_the_key_ends_its_sessions(client: TestClient, onboard: OnboardFn, container: State) -> None:
     t = onboard("acme-pay", scopes=("analyst",))
     _signed_in(client, t["analyst"])
     assert _on_queue(client)
@@ -81,7 +79,7 @@ def test_revoking_the_key_ends_its_sessions(
     assert _rows(container)[0].ended_at is not None
 
 
-def test_idle_and_absolute_timeouts(client: TestClient, onboard: OnboardFn, container: Container) -> None:
+def test_idle_and_absolute_timeouts(client: TestClient, onboard: OnboardFn, container: State) -> None:
     t: dict[str, Any] = onboard("acme-pay", scopes=("analyst",))
     _signed_in(client, t["analyst"])
     _age(container, last_seen_at=timedelta(minutes=29), created_at=timedelta(minutes=29))

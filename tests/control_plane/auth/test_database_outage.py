@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url
 
 from control_plane.auth.service import KeyVerifier
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.scoring.conftest import live_tenant, sim_frame, trained_artifact, txn  # noqa: F401
 
@@ -38,7 +38,7 @@ def _assert_503(resp: Any) -> None:
 def test_keys_verified_recently_survive_an_outage_others_get_503(
     client: TestClient,
     live_tenant: Any,  # noqa: F811
-    container: Container,
+    container: State,
     database_url: str,
 ) -> None:
     t = live_tenant()
@@ -85,7 +85,7 @@ def test_keys_verified_recently_survive_an_outage_others_get_503(
     assert client.post("/v1/fraud-check", json=txn("fresh_back"), headers=auth(fresh)).status_code == 200
 
 
-def test_the_key_cache_is_bounded(onboard: OnboardFn, container: Container) -> None:
+def test_the_key_cache_is_bounded(onboard: OnboardFn, container: State) -> None:
     t = onboard("bounded", scopes=("app", "sre", "analyst"))
     verifier = KeyVerifier(container.factory, max_keys=2)
     for token in (t["admin"], t["app"], t["sre"], t["analyst"]):

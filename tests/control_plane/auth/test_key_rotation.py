@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from control_plane.auth.orm import ApiKey
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.orm_base import utcnow
 from tests.control_plane.auth.test_database_outage import FakeClock
@@ -19,7 +19,7 @@ def _key_id(token: str) -> str:
 
 
 def test_rotation_overlap_keeps_the_old_secret_working_until_it_ends(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("rotating", scopes=("sre",))
     clock = FakeClock()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from control_plane.auth.orm import ApiKey
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from tests.control_plane.conftest import OnboardFn, auth
 
 
@@ -20,7 +20,7 @@ def entropy_bits(secret: str) -> float:
 
 
 def test_create_list_shows_prefix_only_and_stores_hash(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("acme-pay")
     resp = client.post(

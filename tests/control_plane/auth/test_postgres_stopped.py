@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import make_engine
 from control_plane.migrate import upgrade
 from tests.control_plane.auth.test_database_outage import FakeClock
@@ -120,7 +120,7 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 def test_postgres_stopped_under_load_never_answers_500(
     client: TestClient,
     live_tenant: Any,  # noqa: F811
-    container: Container,
+    container: State,
     cluster: Cluster,
 ) -> None:
     t = live_tenant()

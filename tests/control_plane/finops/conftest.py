@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.finops.prices import Meter
 from control_plane.finops.service import UsageRecord, record_usage
@@ -49,7 +49,7 @@ class RecordingNotifier:
 
 
 def record(
-    c: Container,
+    c: State,
     tenant_id: str,
     meter: Meter,
     quantity: Decimal | int | str,
@@ -72,7 +72,7 @@ def record(
         return record_usage(s, c.finops.prices, c.template(tenant.tier), rec, now=at)
 
 
-def spend(c: Container, tenant_id: str, amount: Decimal | str, at: datetime) -> None:
+def spend(c: State, tenant_id: str, amount: Decimal | str, at: datetime) -> None:
     """Usage costing exactly ``amount`` (training seconds at the tier's price)."""
     with c.factory() as s:
         tenant = s.get(Tenant, tenant_id)
@@ -82,7 +82,7 @@ def spend(c: Container, tenant_id: str, amount: Decimal | str, at: datetime) -> 
     record(c, tenant_id, Meter.TRAINING_SECONDS, Decimal(str(amount)) / price, at)
 
 
-def set_contacts(c: Container, tenant_id: str, contacts: Mapping[str, Any]) -> None:
+def set_contacts(c: State, tenant_id: str, contacts: Mapping[str, Any]) -> None:
     with unit_of_work(c.factory) as s:
         tenant = s.get(Tenant, tenant_id)
         assert tenant is not None
@@ -94,7 +94,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 
 
 @pytest.fixture
-def notifier(container: Container) -> RecordingNotifier:
+def notifier(container: State) -> RecordingNotifier:
     recording = RecordingNotifier()
     container.finops.enforcer.notifier = recording
     return recording
@@ -107,13 +107,13 @@ def sink() -> Iterator[WebhookSink]:
 
 
 @pytest.fixture
-def limiter_clock(container: Container) -> FakeClock:
+def limiter_clock(container: State) -> FakeClock:
     clock = FakeClock()
     container.finops.limiter.clock = clock
     return clock
 
 
 @pytest.fixture(autouse=True)
-def _quiet_background(container: Container) -> None:
+def _quiet_background(container: State) -> None:
     """Tests flush and tick by hand: the background flusher waits longer than any test."""
     container.finops.settings.flush_interval_s = 3600.0

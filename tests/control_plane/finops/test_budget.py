@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from control_plane.audit.orm import AuditEvent
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.finops.enforcement import ANOMALY_TOPIC, THRESHOLD_TOPIC
 from control_plane.finops.guard import BudgetFrozen, require_budget
@@ -24,7 +24,7 @@ from tests.control_plane.scoring.conftest import LiveFn, register_model, txn
 from tests.webhook_sink import WebhookSink
 
 
-def _bus(container: Container, topic: str) -> list[dict[str, Any]]:
+def _bus(container: State, topic: str) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
 
     def on_message(_topic: str, message: Mapping[str, Any]) -> None:
@@ -34,7 +34,7 @@ def _bus(container: Container, topic: str) -> list[dict[str, Any]]:
     return seen
 
 
-def _audit(container: Container, tenant_id: str, prefix: str = "finops.") -> list[AuditEvent]:
+def _audit(container: State, tenant_id: str, prefix: str = "finops.") -> list[AuditEvent]:
     with container.factory() as s:
         stmt = select(AuditEvent).where(
             AuditEvent.tenant_id == tenant_id, AuditEvent.action.startswith(prefix)
@@ -43,7 +43,7 @@ def _audit(container: Container, tenant_id: str, prefix: str = "finops.") -> lis
 
 
 def test_thresholds_notify_the_contacts_and_the_bus_once_a_month(
-    client: TestClient, onboard: OnboardFn, container: Container, sink: WebhookSink
+    client: TestClient, onboard: OnboardFn, container: State, sink: WebhookSink
 ) -> None:
     t = onboard("notify-co")
     tid = t["id"]
@@ -81,7 +81,7 @@ def test_thresholds_notify_the_contacts_and_the_bus_once_a_month(
 
 
 def test_an_undelivered_claim_is_sent_again_after_the_resend_window(
-    onboard: OnboardFn, container: Container, notifier: RecordingNotifier
+    onboard: OnboardFn, container: State, notifier: RecordingNotifier
 ) -> None:
     t = onboard("resend-co")
     spend(container, t["id"], "1300", utc(2030, 1, 10))
@@ -100,7 +100,7 @@ def test_an_undelivered_claim_is_sent_again_after_the_resend_window(
 def test_spend_at_100_percent_freezes_training_and_promotion_while_fraud_checks_answer(
     client: TestClient,
     live_tenant: LiveFn,
-    container: Container,
+    container: State,
     notifier: RecordingNotifier,
     trained_artifact: bytes,
     admin_key: str,
@@ -160,7 +160,7 @@ def test_spend_at_100_percent_freezes_training_and_promotion_while_fraud_checks_
 
 
 def test_a_new_month_lifts_the_freeze(
-    onboard: OnboardFn, container: Container, notifier: RecordingNotifier
+    onboard: OnboardFn, container: State, notifier: RecordingNotifier
 ) -> None:
     t = onboard("month-co")
     tid = t["id"]
@@ -197,7 +197,7 @@ def test_a_new_month_lifts_the_freeze(
 def test_a_freeze_past_its_grace_throttles_to_the_floor_rate_until_lifted(
     client: TestClient,
     live_tenant: LiveFn,
-    container: Container,
+    container: State,
     notifier: RecordingNotifier,
     limiter_clock: FakeClock,
     admin_key: str,
@@ -242,7 +242,7 @@ def test_a_freeze_past_its_grace_throttles_to_the_floor_rate_until_lifted(
 
 
 def test_a_days_cost_far_above_the_recent_days_alerts_once(
-    onboard: OnboardFn, container: Container, notifier: RecordingNotifier
+    onboard: OnboardFn, container: State, notifier: RecordingNotifier
 ) -> None:
     t = onboard("spike-co")
     tid = t["id"]

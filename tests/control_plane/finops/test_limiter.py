@@ -12,14 +12,14 @@ from typing import Any
 import redis
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.finops.limiter import DAY_S, Limits, MemoryBuckets, RawTake, RedisBuckets
 from tests.control_plane.conftest import auth
 from tests.control_plane.finops.conftest import FakeClock
 from tests.control_plane.scoring.conftest import LiveFn, txn
 
 
-def _shrink(container: Container, tenant_id: str, **quotas: Any) -> None:
+def _shrink(container: State, tenant_id: str, **quotas: Any) -> None:
     """Tier quotas for this test's container (the templates are loaded per container)."""
     template = container.templates["standard"]
     template["quotas"] = {**template["quotas"], **quotas}
@@ -27,7 +27,7 @@ def _shrink(container: Container, tenant_id: str, **quotas: Any) -> None:
 
 
 def test_429_after_the_burst_with_headers_and_recovery_after_the_refill(
-    client: TestClient, live_tenant: LiveFn, container: Container, limiter_clock: FakeClock
+    client: TestClient, live_tenant: LiveFn, container: State, limiter_clock: FakeClock
 ) -> None:
     t = live_tenant("burst-co")
     _shrink(container, t["id"], rps=2, burst=3)
@@ -61,7 +61,7 @@ def test_429_after_the_burst_with_headers_and_recovery_after_the_refill(
 
 
 def test_the_daily_quota_refuses_until_midnight_utc(
-    client: TestClient, live_tenant: LiveFn, container: Container, limiter_clock: FakeClock
+    client: TestClient, live_tenant: LiveFn, container: State, limiter_clock: FakeClock
 ) -> None:
     t = live_tenant("daily-quota-co")
     _shrink(container, t["id"], daily_requests=3)
@@ -137,7 +137,7 @@ def test_evalsha_falls_back_to_eval_when_the_server_lost_the_script(redis_url: s
 
 
 def test_a_limiter_on_redis_refuses_over_http_too(
-    client: TestClient, live_tenant: LiveFn, container: Container, limiter_clock: FakeClock, redis_url: str
+    client: TestClient, live_tenant: LiveFn, container: State, limiter_clock: FakeClock, redis_url: str
 ) -> None:
     t = live_tenant("redis-limit-co")
     container.finops.limiter.store = RedisBuckets(redis.Redis.from_url(redis_url))
@@ -153,7 +153,7 @@ def test_a_limiter_on_redis_refuses_over_http_too(
         redis.Redis.from_url(redis_url).delete(*RedisBuckets.keys(t["id"], limiter_clock.now))
 
 
-def test_a_check_runs_no_sql(container: Container, live_tenant: LiveFn) -> None:
+def test_a_check_runs_no_sql(container: State, live_tenant: LiveFn) -> None:
     """Limits are resolved once from the serving registry, then held in memory: the hot path's
     limit check never queries the database (its speed is in bench/bench_isolation.py)."""
     t = live_tenant("no-sql-co")
@@ -176,7 +176,7 @@ def test_a_check_runs_no_sql(container: Container, live_tenant: LiveFn) -> None:
 
 
 def test_one_tenant_flooding_is_refused_while_another_is_never_limited(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     """The flood is refused, mostly before routing and held until its windows end; the other tenant
     is never limited nor held. (The p99 comparison under load is bench/bench_isolation.py: timing

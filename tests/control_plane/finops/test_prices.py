@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.errors import PolicyDenied
 from control_plane.finops.prices import (
     HostingPlan,
@@ -40,7 +40,7 @@ def test_prices_are_decimals_per_tier_and_hosting_kind() -> None:
         PriceTable.from_dict(raw)
 
 
-def test_monthly_estimates_of_each_tiers_provisioning_plan_and_of_a_canary(container: Container) -> None:
+def test_monthly_estimates_of_each_tiers_provisioning_plan_and_of_a_canary(container: State) -> None:
     prices = container.finops.prices
     estimates = {}
     for tier in ("trial", "standard", "premium"):
@@ -70,7 +70,7 @@ def test_monthly_estimates_of_each_tiers_provisioning_plan_and_of_a_canary(conta
 
 
 def test_a_deploy_costing_more_than_the_headroom_is_refused_by_policy_with_the_numbers(
-    onboard: OnboardFn, container: Container
+    onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("silo-co", tier="premium")
     now = datetime.now(UTC)

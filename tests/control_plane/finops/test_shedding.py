@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.finops import shedding
 from control_plane.finops.limiter import DAY_S, Limits, MemoryBuckets, RateDecision, RateLimiter, RawTake
 from tests.control_plane.conftest import auth
@@ -112,7 +112,7 @@ def _answer(resp: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def test_a_refused_tenant_is_answered_before_routing_with_the_routes_own_answer(
-    client: TestClient, live_tenant: LiveFn, container: Container, limiter_clock: FakeClock
+    client: TestClient, live_tenant: LiveFn, container: State, limiter_clock: FakeClock
 ) -> None:
     a, b = live_tenant("shed-a"), live_tenant("shed-b")
     store = CountingBuckets()
@@ -159,7 +159,7 @@ def test_a_refused_tenant_is_answered_before_routing_with_the_routes_own_answer(
 
 
 def test_inside_a_window_a_revoked_or_wrong_key_is_still_refused_as_such(
-    client: TestClient, live_tenant: LiveFn, container: Container, limiter_clock: FakeClock
+    client: TestClient, live_tenant: LiveFn, container: State, limiter_clock: FakeClock
 ) -> None:
     a = live_tenant("shed-keys")
     container.finops.limiter.set_limits(a["id"], Limits(rate=1.0, burst=1.0, daily=None))
@@ -180,7 +180,7 @@ def test_inside_a_window_a_revoked_or_wrong_key_is_still_refused_as_such(
 def test_a_client_that_ignores_its_429s_gets_the_next_ones_late(
     client: TestClient,
     live_tenant: LiveFn,
-    container: Container,
+    container: State,
     limiter_clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

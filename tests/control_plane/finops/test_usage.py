@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.finops.enforcement import EVALUATE_JOB
 from control_plane.finops.metering import METER_DAILY_JOB, MeteredRun, queue_daily_metering
@@ -26,15 +26,13 @@ from tests.control_plane.finops.conftest import record, utc
 from tests.control_plane.scoring.conftest import LiveFn, txn
 
 
-def _events(c: Container, tenant_id: str, meter: str) -> list[UsageEvent]:
+def _events(c: State, tenant_id: str, meter: str) -> list[UsageEvent]:
     with c.factory() as s:
         stmt = select(UsageEvent).where(UsageEvent.tenant_id == tenant_id, UsageEvent.meter == meter)
         return list(s.scalars(stmt.order_by(UsageEvent.id)))
 
 
-def test_a_usage_event_id_is_recorded_once(
-    client: TestClient, onboard: OnboardFn, container: Container
-) -> None:
+def test_a_usage_event_id_is_recorded_once(client: TestClient, onboard: OnboardFn, container: State) -> None:
     t = onboard("dedup-co", scopes=("sre",))
     at = datetime.now(UTC)
     assert record(container, t["id"], Meter.BATCH_ROWS, 400, at, event_id="job:job_1:batch_rows") is True
@@ -50,7 +48,7 @@ def test_a_usage_event_id_is_recorded_once(
 
 
 def test_day_and_month_aggregates_and_the_linear_forecast(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("agg-co")
     tid = t["id"]
@@ -114,7 +112,7 @@ def test_usage_routes_need_a_tenant_admin_or_sre_key(
 
 
 def test_fraud_checks_are_counted_in_memory_and_flushed_as_one_event_per_tenant(
-    client: TestClient, live_tenant: LiveFn, container: Container, worker: Worker
+    client: TestClient, live_tenant: LiveFn, container: State, worker: Worker
 ) -> None:
     a, b = live_tenant("count-a"), live_tenant("count-b")
     for i in range(5):
@@ -141,7 +139,7 @@ def test_fraud_checks_are_counted_in_memory_and_flushed_as_one_event_per_tenant(
 
 
 def test_a_flush_retried_after_an_ambiguous_failure_does_not_double_count(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     t = live_tenant("retry-co")
     for i in range(3):
@@ -181,7 +179,7 @@ def _job(tenant_id: str, kind: str, result: dict[str, Any], finished: datetime, 
 
 
 def test_batch_rows_and_training_seconds_are_metered_once_per_job(
-    client: TestClient, onboard: OnboardFn, container: Container
+    client: TestClient, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("jobs-co")
     now = datetime.now(UTC)
@@ -202,7 +200,7 @@ def test_batch_rows_and_training_seconds_are_metered_once_per_job(
     ]
 
 
-def test_metered_run_adds_the_measured_wall_time(container: Container) -> None:
+def test_metered_run_adds_the_measured_wall_time(container: State) -> None:
     ticks = iter([100.0, 112.25])
 
     class Inner:
@@ -218,7 +216,7 @@ def test_metered_run_adds_the_measured_wall_time(container: Container) -> None:
 
 
 def test_daily_metering_of_hosting_hours_and_storage_is_idempotent(
-    client: TestClient, onboard: OnboardFn, container: Container, worker: Worker
+    client: TestClient, onboard: OnboardFn, container: State, worker: Worker
 ) -> None:
     t = onboard("daily-co")
     tid = t["id"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.orm import Job
 from control_plane.jobs.periodic import PeriodicJob, PeriodicSchedule
 
@@ -21,12 +21,12 @@ class Clock:
         return self.now
 
 
-def jobs_of(container: Container, kind: str) -> list[Job]:
+def jobs_of(container: State, kind: str) -> list[Job]:
     with container.factory() as s:
         return list(s.scalars(select(Job).where(Job.kind == kind).order_by(Job.run_after)))
 
 
-def test_each_slot_is_queued_once_across_workers(container: Container) -> None:
+def test_each_slot_is_queued_once_across_workers(container: State) -> None:
     clock = Clock()
     every = PeriodicJob("test.every_minute", 60.0, lambda now: {"at": now.isoformat()})
     a = PeriodicSchedule(container.factory, [every], clock=clock)
@@ -42,7 +42,7 @@ def test_each_slot_is_queued_once_across_workers(container: Container) -> None:
     assert len(queued) == 2 and queued[0].payload == {"at": T0.isoformat()}
 
 
-def test_a_missed_stretch_is_caught_up_once_not_once_per_slot(container: Container) -> None:
+def test_a_missed_stretch_is_caught_up_once_not_once_per_slot(container: State) -> None:
     clock = Clock()
     hourly = PeriodicJob("test.hourly", 3600.0)
     schedule = PeriodicSchedule(container.factory, [hourly], clock=clock)
@@ -52,7 +52,7 @@ def test_a_missed_stretch_is_caught_up_once_not_once_per_slot(container: Contain
     assert len(jobs_of(container, "test.hourly")) == 2
 
 
-def test_the_worker_queues_due_periodic_jobs_between_jobs(container: Container) -> None:
+def test_the_worker_queues_due_periodic_jobs_between_jobs(container: State) -> None:
     kinds = {job.kind for job in container.periodic.jobs}
     assert {"finops.meter_jobs", "finops.meter_daily"} <= kinds
     container.worker.run_idle_tasks()

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import Worker
@@ -25,7 +25,7 @@ def _job(session: Session, job_id: str) -> Job:
     return queue.get_job(session, job_id, tenant_id=None)
 
 
-def test_claim_is_exclusive_until_the_lease_expires(container: Container) -> None:
+def test_claim_is_exclusive_until_the_lease_expires(container: State) -> None:
     now = utcnow()
     with container.factory() as s:
         job = queue.enqueue(s, kind="noop", payload={}, tenant_id=None, now=now)
@@ -43,7 +43,7 @@ def test_claim_is_exclusive_until_the_lease_expires(container: Container) -> Non
 
 
 def test_failed_attempts_back_off_then_fail_the_tenant(
-    client: TestClient, admin_key: str, onboard: OnboardFn, worker: Worker, container: Container
+    client: TestClient, admin_key: str, onboard: OnboardFn, worker: Worker, container: State
 ) -> None:
     provisioner = container.providers.provisioner
     assert isinstance(provisioner, LocalProvisioner)
@@ -79,7 +79,7 @@ def test_failed_attempts_back_off_then_fail_the_tenant(
 
 
 def test_killed_worker_is_finished_by_the_next_and_nothing_is_created_twice(
-    client: TestClient, onboard: OnboardFn, worker: Worker, container: Container, settings: AppSettings
+    client: TestClient, onboard: OnboardFn, worker: Worker, container: State, settings: AppSettings
 ) -> None:
     t = onboard("acme-pay", activate=False)
     env = {

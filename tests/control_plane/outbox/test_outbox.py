@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
 from control_plane.outbox import OutboxRelay, emit
@@ -33,18 +33,18 @@ class Recorder:
 
 
 @pytest.fixture
-def seen(container: Container) -> Recorder:
+def seen(container: State) -> Recorder:
     recorder = Recorder()
     container.providers.event_bus.subscribe(TOPIC, recorder)
     return recorder
 
 
-def rows(container: Container) -> list[OutboxEvent]:
+def rows(container: State) -> list[OutboxEvent]:
     with container.factory() as s:
         return list(s.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)))
 
 
-def test_delivered_after_the_commit_and_never_for_a_rollback(container: Container, seen: Recorder) -> None:
+def test_delivered_after_the_commit_and_never_for_a_rollback(container: State, seen: Recorder) -> None:
     with container.factory() as session:
         emit(session, TOPIC, {"tenant_id": "t1", "n": 1})
         session.flush()
@@ -59,7 +59,7 @@ def test_delivered_after_the_commit_and_never_for_a_rollback(container: Containe
     assert rows(container) == []  # delivered rows leave the table
 
 
-def test_a_failed_delivery_stays_and_goes_first_next_time(container: Container, seen: Recorder) -> None:
+def test_a_failed_delivery_stays_and_goes_first_next_time(container: State, seen: Recorder) -> None:
     seen.fail = True
     with container.factory() as session:
         emit(session, TOPIC, {"tenant_id": "t1", "n": 1})
@@ -75,7 +75,7 @@ def test_a_failed_delivery_stays_and_goes_first_next_time(container: Container, 
     assert rows(container) == []
 
 
-def test_a_crash_between_commit_and_delivery_loses_nothing(container: Container, seen: Recorder) -> None:
+def test_a_crash_between_commit_and_delivery_loses_nothing(container: State, seen: Recorder) -> None:
     # A process that committed and died before its relay ran: a factory without the hook.
     crashed = sessionmaker(bind=container.engine, expire_on_commit=False)
     with crashed() as session:
@@ -87,7 +87,7 @@ def test_a_crash_between_commit_and_delivery_loses_nothing(container: Container,
     assert [m["n"] for m in seen.seen] == [7] and rows(container) == []
 
 
-def test_the_worker_round_delivers_leftovers_once_settled(container: Container, seen: Recorder) -> None:
+def test_the_worker_round_delivers_leftovers_once_settled(container: State, seen: Recorder) -> None:
     crashed = sessionmaker(bind=container.engine, expire_on_commit=False)
     with crashed() as session:
         row = emit(session, TOPIC, {"tenant_id": "t1", "n": 9})
@@ -97,7 +97,7 @@ def test_the_worker_round_delivers_leftovers_once_settled(container: Container, 
     assert [m["n"] for m in seen.seen] == [9]
 
 
-def test_a_queued_job_wakes_the_worker_only_after_the_commit(container: Container) -> None:
+def test_a_queued_job_wakes_the_worker_only_after_the_commit(container: State) -> None:
     container.worker.wake.clear()
     with container.factory() as session:
         queue.enqueue(session, kind="noop", payload={}, tenant_id=None, now=utcnow())
@@ -111,7 +111,7 @@ def test_a_queued_job_wakes_the_worker_only_after_the_commit(container: Containe
     assert container.worker.wake.is_set()
 
 
-def test_relays_of_two_processes_deliver_an_event_once(container: Container, seen: Recorder) -> None:
+def test_relays_of_two_processes_deliver_an_event_once(container: State, seen: Recorder) -> None:
     other_bus = InProcessEventBus()
     other_seen = Recorder()
     other_bus.subscribe(TOPIC, other_seen)

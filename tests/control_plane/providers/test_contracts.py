@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from providers.local.event_bus import InProcessEventBus
 from providers.local.feature_cache import MemoryFeatureCache
 from providers.local.object_store import LocalObjectStore
@@ -51,7 +51,7 @@ def test_local_object_store_refuses_escaping_keys(tmp_path: Path) -> None:
         store.put("../outside.bin", b"x")
 
 
-def test_sql_flagged_store_contract(container: Container) -> None:
+def test_sql_flagged_store_contract(container: State) -> None:
     contracts.check_flagged_store(container.providers.flagged_store)
 
 

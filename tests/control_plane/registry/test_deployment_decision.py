@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from providers.local.model_host import LocalModelHost
 from tests.control_plane.conftest import auth
@@ -14,7 +14,7 @@ from tests.control_plane.rollouts.conftest import Clock, TrafficFn
 from tests.control_plane.scoring.conftest import register_model, txn
 
 
-def _host(container: Container) -> LocalModelHost:
+def _host(container: State) -> LocalModelHost:
     host = container.providers.model_host
     assert isinstance(host, LocalModelHost)
     return host
@@ -27,7 +27,7 @@ def _stages(client: TestClient, t: dict[str, Any]) -> dict[str, str]:
 def _burn_error_budget(
     client: TestClient,
     t: dict[str, Any],
-    container: Container,
+    container: State,
     worker: Worker,
     clock: Clock,
     traffic: TrafficFn,
@@ -55,7 +55,7 @@ def _burn_error_budget(
 def test_direct_promote_cannot_bypass_a_frozen_error_budget(
     client: TestClient,
     canary_setup: dict[str, Any],
-    container: Container,
+    container: State,
     worker: Worker,
     clock: Clock,
     traffic: TrafficFn,
@@ -76,7 +76,7 @@ def test_direct_promote_cannot_bypass_a_frozen_error_budget(
 
 
 def test_back_to_the_previous_production_version_in_one_call_even_when_frozen(
-    client: TestClient, live_tenant: Any, container: Container, trained_artifact: bytes
+    client: TestClient, live_tenant: Any, container: State, trained_artifact: bytes
 ) -> None:
     t = live_tenant()
     first = t["model"]

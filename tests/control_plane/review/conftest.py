@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.review import service
 from control_plane.review.contract import LABEL_TOPIC, example_payload
@@ -51,7 +51,7 @@ IngestFn = Callable[..., list[str]]
 
 
 @pytest.fixture
-def ingest(container: Container) -> IngestFn:
+def ingest(container: State) -> IngestFn:
     """Factory: put flagged records in a tenant's queue (committed); returns the review ids."""
 
     def _ingest(tenant_id: str, *payloads: Mapping[str, Any]) -> list[str]:
@@ -74,7 +74,7 @@ def tenant(onboard: OnboardFn, client: TestClient) -> dict[str, Any]:
 
 
 @pytest.fixture
-def labels_seen(container: Container) -> list[dict[str, Any]]:
+def labels_seen(container: State) -> list[dict[str, Any]]:
     """Every ``label.recorded`` message published on the bus during the test."""
     seen: list[dict[str, Any]] = []
     container.providers.event_bus.subscribe(LABEL_TOPIC, lambda _topic, msg: seen.append(dict(msg)))

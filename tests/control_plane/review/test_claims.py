@@ -11,17 +11,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.errors import Conflict
 from control_plane.orm_base import utcnow
-from control_plane.review import repository, service
 from control_plane.outbox.orm import OutboxEvent
+from control_plane.review import repository, service
 from control_plane.review.orm import ReviewItem
 from tests.control_plane.conftest import auth
 from tests.control_plane.review.conftest import IngestFn, flagged, key_id
 
 
-def _expire_claim(container: Container, review_id: str) -> None:
+def _expire_claim(container: State, review_id: str) -> None:
     with container.factory() as s:
         s.execute(
             update(ReviewItem)
@@ -56,7 +56,7 @@ def test_claim_leases_for_an_hour_and_the_holder_may_extend(
 
 
 def test_someone_elses_live_claim_is_409_naming_holder_and_expiry(
-    client: TestClient, tenant: dict[str, Any], ingest: IngestFn, container: Container
+    client: TestClient, tenant: dict[str, Any], ingest: IngestFn, container: State
 ) -> None:
     (rid,) = ingest(tenant["id"], flagged(1))
     first = client.post(f"/v1/reviews/{rid}/claim", headers=auth(tenant["analyst"])).json()
@@ -72,7 +72,7 @@ def test_someone_elses_live_claim_is_409_naming_holder_and_expiry(
     assert taken.status_code == 200 and taken.json()["claimed_by"] == key_id(tenant["analyst2"])
 
 
-def _race_for_claim(container: Container, tenant_id: str, rid: str, principals: list[Principal]) -> list[str]:
+def _race_for_claim(container: State, tenant_id: str, rid: str, principals: list[Principal]) -> list[str]:
     """Each principal claims ``rid`` in its own session and thread, released at the same moment."""
     start = threading.Barrier(len(principals))
     outcomes: list[str] = []
@@ -99,7 +99,7 @@ def _race_for_claim(container: Container, tenant_id: str, rid: str, principals: 
 
 
 def test_two_sessions_racing_for_a_claim_never_both_win(
-    container: Container, tenant: dict[str, Any], ingest: IngestFn
+    container: State, tenant: dict[str, Any], ingest: IngestFn
 ) -> None:
     analysts = [
         Principal(key_id=key_id(tenant[k]), scope=Scope.ANALYST, tenant_id=tenant["id"])
@@ -126,7 +126,7 @@ def test_claim_is_for_analysts_and_a_decided_item_cannot_be_claimed(
 
 
 def test_verdict_needs_the_live_claim_and_is_final(
-    client: TestClient, tenant: dict[str, Any], ingest: IngestFn, container: Container
+    client: TestClient, tenant: dict[str, Any], ingest: IngestFn, container: State
 ) -> None:
     (rid,) = ingest(tenant["id"], flagged(1))
     a1, a2 = auth(tenant["analyst"]), auth(tenant["analyst2"])
@@ -227,7 +227,7 @@ def test_every_state_change_is_audited_with_actor_and_before_after(
     assert events[3]["subject"] == r2 and events[3]["evidence"]["bulk_id"] == bulk_event["subject"]
 
 
-def _states(container: Container, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+def _states(container: State, ids: list[str]) -> dict[str, tuple[str, str | None]]:
     with container.factory() as s:
         rows = s.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)))
         return {r.id: (r.status, r.verdict) for r in rows}
@@ -237,7 +237,7 @@ def test_bulk_verdict_is_all_or_nothing(
     client: TestClient,
     tenant: dict[str, Any],
     ingest: IngestFn,
-    container: Container,
+    container: State,
     labels_seen: list[dict[str, Any]],
 ) -> None:
     ids = ingest(
@@ -310,7 +310,7 @@ def test_bulk_includes_items_the_caller_holds_and_refuses_to_touch_everything(
 
 
 def test_bulk_that_loses_a_race_changes_nothing(
-    container: Container, tenant: dict[str, Any], ingest: IngestFn, monkeypatch: pytest.MonkeyPatch
+    container: State, tenant: dict[str, Any], ingest: IngestFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = ingest(tenant["id"], *[flagged(n, card="c7") for n in range(3)])
     me = Principal(key_id=key_id(tenant["analyst"]), scope=Scope.ANALYST, tenant_id=tenant["id"])
@@ -344,7 +344,7 @@ def test_analyst_labels_map_txn_to_fraud_or_legit(
     client: TestClient,
     tenant: dict[str, Any],
     ingest: IngestFn,
-    container: Container,
+    container: State,
     labels_seen: list[dict[str, Any]],
 ) -> None:
     r1, r2, r3, r4, _ = ingest(tenant["id"], *[flagged(n) for n in range(1, 6)])

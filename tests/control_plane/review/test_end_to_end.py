@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.review import service
 from tests.control_plane.conftest import auth
 from tests.control_plane.scoring.conftest import LiveFn, live_tenant, sim_frame, trained_artifact, txn  # noqa: F401
@@ -15,7 +15,7 @@ from tests.control_plane.scoring.conftest import LiveFn, live_tenant, sim_frame,
 def test_a_flagged_transaction_becomes_a_review_item_and_its_verdict_a_label(
     client: TestClient,
     live_tenant: LiveFn,  # noqa: F811 - the fixture imported above
-    container: Container,
+    container: State,
     labels_seen: list[dict[str, Any]],
 ) -> None:
     t = live_tenant()

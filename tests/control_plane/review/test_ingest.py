@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.errors import InvalidInput
 from control_plane.review import service
 from control_plane.review.contract import FLAGGED_TOPIC, FlaggedPayload, FlaggedTransaction
@@ -19,7 +19,7 @@ from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.review.conftest import IngestFn, flagged
 
 
-def _count(container: Container, tenant_id: str) -> int:
+def _count(container: State, tenant_id: str) -> int:
     with container.factory() as s:
         stmt = select(func.count()).select_from(ReviewItem).where(ReviewItem.tenant_id == tenant_id)
         return int(s.scalar(stmt) or 0)
@@ -31,7 +31,7 @@ def test_the_ingest_model_reads_every_field_of_the_contract() -> None:
 
 
 def test_flagged_stored_messages_are_ingested_once(
-    client: TestClient, tenant: dict[str, Any], container: Container
+    client: TestClient, tenant: dict[str, Any], container: State
 ) -> None:
     bus = container.providers.event_bus
     message = {**flagged(1), "tenant_id": tenant["id"]}
@@ -55,7 +55,7 @@ def test_flagged_stored_messages_are_ingested_once(
 
 
 def test_the_same_flagged_id_in_two_tenants_is_two_items(
-    onboard: OnboardFn, ingest: IngestFn, container: Container
+    onboard: OnboardFn, ingest: IngestFn, container: State
 ) -> None:
     a, b = onboard("alpha-co"), onboard("beta-co")
     (ra,) = ingest(a["id"], flagged(1))
@@ -74,7 +74,7 @@ def test_the_same_flagged_id_in_two_tenants_is_two_items(
     ],
 )
 def test_an_invalid_record_is_refused_naming_the_field(
-    container: Container, tenant: dict[str, Any], change: dict[str, Any], field: str
+    container: State, tenant: dict[str, Any], change: dict[str, Any], field: str
 ) -> None:
     with container.factory() as s, pytest.raises(InvalidInput) as info:
         service.ingest(s, tenant["id"], {**flagged(1), **change})
@@ -82,7 +82,7 @@ def test_an_invalid_record_is_refused_naming_the_field(
 
 
 def test_a_bad_message_on_the_bus_is_logged_and_dropped(
-    tenant: dict[str, Any], container: Container, caplog: pytest.LogCaptureFixture
+    tenant: dict[str, Any], container: State, caplog: pytest.LogCaptureFixture
 ) -> None:
     bus = container.providers.event_bus
     with caplog.at_level(logging.ERROR):

@@ -76,7 +76,8 @@ def test_another_tenants_item_is_404_and_a_wrong_scope_403(
     assert client.request(method, url, json=body).status_code == 401
     # A platform admin has no tenant to act for.
     assert client.request(method, url, json=body, headers=auth(admin_key)).status_code == 403
-    fitting = next(k for s, k in KEY_OF_SCOPE.items() if s != wrong_scope and s in ROUTE_SCOPES[(method, path)])
+    allowed = ROUTE_SCOPES[(method, path)]
+    fitting = next(k for s, k in KEY_OF_SCOPE.items() if s != wrong_scope and s in allowed)
     unknown = client.request(method, path.format(review_id="rev_nope"), json=body, headers=auth(a[fitting]))
     assert unknown.status_code == 404
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import sessionmaker
 
 from control_plane.app import create_app
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.orm_base import utcnow
-from control_plane.review import service
 from control_plane.outbox.orm import OutboxEvent
+from control_plane.review import service
 from control_plane.settings import AppSettings
 from tests.control_plane.review.conftest import IngestFn, flagged, key_id
 
@@ -24,13 +24,13 @@ def _admin(tenant: dict[str, Any]) -> Principal:
     return Principal(key_id=key_id(tenant["admin"]), scope=Scope.TENANT_ADMIN, tenant_id=tenant["id"])
 
 
-def _outbox(container: Container) -> list[OutboxEvent]:
+def _outbox(container: State) -> list[OutboxEvent]:
     with container.factory() as s:
         return list(s.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)))
 
 
 def test_a_rolled_back_verdict_publishes_nothing(
-    container: Container, tenant: dict[str, Any], ingest: IngestFn, labels_seen: list[dict[str, Any]]
+    container: State, tenant: dict[str, Any], ingest: IngestFn, labels_seen: list[dict[str, Any]]
 ) -> None:
     (rid,) = ingest(tenant["id"], flagged(1))
     session = container.factory()
@@ -45,7 +45,7 @@ def test_a_rolled_back_verdict_publishes_nothing(
 
 
 def test_a_committed_verdict_publishes_after_commit_once(
-    container: Container, tenant: dict[str, Any], ingest: IngestFn, labels_seen: list[dict[str, Any]]
+    container: State, tenant: dict[str, Any], ingest: IngestFn, labels_seen: list[dict[str, Any]]
 ) -> None:
     (rid,) = ingest(tenant["id"], flagged(1))
     with container.factory() as session:
@@ -61,7 +61,7 @@ def test_a_committed_verdict_publishes_after_commit_once(
 
 
 def test_a_failed_publish_keeps_the_label_for_the_next_run(
-    container: Container,
+    container: State,
     tenant: dict[str, Any],
     ingest: IngestFn,
     labels_seen: list[dict[str, Any]],
@@ -94,7 +94,7 @@ def test_a_failed_publish_keeps_the_label_for_the_next_run(
 
 def test_labels_left_by_a_crash_go_out_when_the_app_starts(
     settings: AppSettings,
-    container: Container,
+    container: State,
     tenant: dict[str, Any],
     ingest: IngestFn,
     labels_seen: list[dict[str, Any]],

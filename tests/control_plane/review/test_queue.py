@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.orm_base import utcnow
 from control_plane.review.orm import ReviewItem
 from tests.control_plane.conftest import auth
@@ -55,7 +55,7 @@ def test_filters_each_narrow_the_queue(client: TestClient, tenant: dict[str, Any
 
 
 def test_status_filter_counts_an_expired_claim_as_open(
-    client: TestClient, tenant: dict[str, Any], mixed: list[str], container: Container
+    client: TestClient, tenant: dict[str, Any], mixed: list[str], container: State
 ) -> None:
     h = auth(tenant["analyst"])
     first, second, third = mixed[0], mixed[1], mixed[2]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
 from tests.control_plane.conftest import auth
@@ -37,7 +37,7 @@ class Clock:
 
 
 @pytest.fixture
-def clock(worker: Worker, container: Container) -> Clock:
+def clock(worker: Worker, container: State) -> Clock:
     c = Clock()
     worker.clock = c
     container.scoring.recorder.bucket_s = 1
@@ -46,7 +46,7 @@ def clock(worker: Worker, container: Container) -> Clock:
 
 
 @pytest.fixture
-def canary_setup(live_tenant: LiveFn, container: Container, trained_artifact: bytes) -> dict[str, Any]:  # noqa: F811
+def canary_setup(live_tenant: LiveFn, container: State, trained_artifact: bytes) -> dict[str, Any]:  # noqa: F811
     t = live_tenant()
     t["candidate"] = register_model(container, t["id"], trained_artifact)
     return t

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from providers.local.model_host import LocalModelHost
 from providers.ports import ProviderError
@@ -54,7 +54,7 @@ def audit_actions(client: TestClient, t: dict[str, Any]) -> list[str]:
 
 
 def test_an_alarm_records_the_abort_once_and_the_reconcile_rolls_back(
-    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: Container
+    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: State
 ) -> None:
     t = canary_setup
     ro = started(client, worker, t)
@@ -80,7 +80,7 @@ def test_an_alarm_records_the_abort_once_and_the_reconcile_rolls_back(
 
 
 def test_a_rollback_the_lambda_already_did_is_finished_by_the_next_reconcile(
-    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: Container, clock: Clock
+    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: State, clock: Clock
 ) -> None:
     from traffic import AlarmDeps, handle_alarm
 
@@ -99,7 +99,7 @@ def test_a_failed_weight_change_answers_503_and_the_worker_retries_it(
     client: TestClient,
     canary_setup: dict[str, Any],
     worker: Worker,
-    container: Container,
+    container: State,
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -132,7 +132,7 @@ def test_the_notice_job_retries_only_the_channel_that_failed(
     client: TestClient,
     canary_setup: dict[str, Any],
     worker: Worker,
-    container: Container,
+    container: State,
     clock: Clock,
     sink: WebhookSink,
 ) -> None:
@@ -164,7 +164,7 @@ def test_pause_resume_and_promote_answer_the_weights_read_back(
 
 
 def test_a_direct_promotion_moves_the_traffic_through_the_reconcile(
-    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: Container
+    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: State
 ) -> None:
     from traffic import served, set_weights
 

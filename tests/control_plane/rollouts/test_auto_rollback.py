@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.jobs.worker import Worker
 from control_plane.tenants.orm import Tenant
@@ -24,7 +24,7 @@ def sink() -> Iterator[WebhookSink]:
         yield s
 
 
-def point_contacts_at(container: Container, tenant_id: str, sink: WebhookSink) -> None:
+def point_contacts_at(container: State, tenant_id: str, sink: WebhookSink) -> None:
     with unit_of_work(container.factory) as session:
         tenant = session.get(Tenant, tenant_id)
         assert tenant is not None
@@ -36,7 +36,7 @@ def test_bad_canary_rolls_back_without_failing_requests(
     client: TestClient,
     canary_setup: dict[str, Any],
     worker: Worker,
-    container: Container,
+    container: State,
     clock: Clock,
     traffic: TrafficFn,
     sink: WebhookSink,
@@ -107,7 +107,7 @@ def test_bad_canary_rolls_back_without_failing_requests(
 
 
 def test_emergency_rollback_skips_analysis(
-    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: Container, sink: WebhookSink
+    client: TestClient, canary_setup: dict[str, Any], worker: Worker, container: State, sink: WebhookSink
 ) -> None:
     t = canary_setup
     point_contacts_at(container, t["id"], sink)
@@ -137,7 +137,7 @@ def test_burning_canary_is_caught_before_its_bake_time_ends(
     client: TestClient,
     canary_setup: dict[str, Any],
     worker: Worker,
-    container: Container,
+    container: State,
     clock: Clock,
     traffic: TrafficFn,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 import traffic
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from tests.control_plane.conftest import auth
 from tests.control_plane.rollouts.conftest import Clock, TrafficFn
@@ -34,7 +34,7 @@ def test_canary_promotes_itself_step_by_step(
     client: TestClient,
     canary_setup: dict[str, Any],
     worker: Worker,
-    container: Container,
+    container: State,
     clock: Clock,
     traffic: TrafficFn,
 ) -> None:
@@ -85,7 +85,7 @@ def test_canary_promotes_itself_step_by_step(
 
 
 def test_cohorts_are_deterministic_and_only_grow(
-    client: TestClient, canary_setup: dict[str, Any], container: Container, worker: Worker
+    client: TestClient, canary_setup: dict[str, Any], container: State, worker: Worker
 ) -> None:
     t = canary_setup
     start(client, t, steps=[1000, 5000, 10000])
@@ -103,7 +103,7 @@ def test_cohorts_are_deterministic_and_only_grow(
 
 
 def test_deployment_policy_and_conflicts(
-    client: TestClient, canary_setup: dict[str, Any], container: Container, trained_artifact: bytes
+    client: TestClient, canary_setup: dict[str, Any], container: State, trained_artifact: bytes
 ) -> None:
     t = canary_setup
     candidate = register_model(container, t["id"], trained_artifact, stage="CANDIDATE")
@@ -132,7 +132,7 @@ def test_deployment_policy_and_conflicts(
 
 
 def test_pause_resume_abort(
-    client: TestClient, canary_setup: dict[str, Any], container: Container, worker: Worker
+    client: TestClient, canary_setup: dict[str, Any], container: State, worker: Worker
 ) -> None:
     t = canary_setup
     ro = start(client, t)
@@ -150,7 +150,7 @@ def test_pause_resume_abort(
 
 
 def test_manual_promote_skips_remaining_steps(
-    client: TestClient, canary_setup: dict[str, Any], container: Container
+    client: TestClient, canary_setup: dict[str, Any], container: State
 ) -> None:
     t = canary_setup
     ro = start(client, t)

@@ -6,14 +6,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from providers.local.model_host import LocalModelHost
 from tests.control_plane.conftest import auth
 from tests.control_plane.rollouts.conftest import Clock, TrafficFn
 
 
 def test_slo_reports_budget_and_burn_rates(
-    client: TestClient, canary_setup: dict[str, Any], clock: Clock, traffic: TrafficFn, container: Container
+    client: TestClient, canary_setup: dict[str, Any], clock: Clock, traffic: TrafficFn, container: State
 ) -> None:
     t = canary_setup
     # Load the model first: on a busy machine the first check's load can exceed the latency SLO.
@@ -45,7 +45,7 @@ def test_slo_reports_budget_and_burn_rates(
 
 
 def test_fault_injection_is_development_only(
-    client: TestClient, canary_setup: dict[str, Any], admin_key: str, container: Container
+    client: TestClient, canary_setup: dict[str, Any], admin_key: str, container: State
 ) -> None:
     t = canary_setup
     body = {"tenant_id": t["id"], "version_id": t["candidate"], "error": True}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.registry.orm import ModelVersion
 from fraud_model.features import FEATURE_SET_VERSION, batch_features
@@ -32,7 +32,7 @@ def trained_artifact(sim_frame: pd.DataFrame) -> bytes:
     return model.to_bytes()
 
 
-def register_model(container: Container, tenant_id: str, artifact: bytes, *, stage: str = "APPROVED") -> str:
+def register_model(container: State, tenant_id: str, artifact: bytes, *, stage: str = "APPROVED") -> str:
     """A model version as training would leave it (artifact stored, gate passed), then approved."""
     version_id = (
         f"mv_{tenant_id[-12:]}{len(container.providers.object_store.list(f'tenants/{tenant_id}/models/'))}"
@@ -62,9 +62,7 @@ LiveFn = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def live_tenant(
-    onboard: OnboardFn, client: TestClient, container: Container, trained_artifact: bytes
-) -> LiveFn:
+def live_tenant(onboard: OnboardFn, client: TestClient, container: State, trained_artifact: bytes) -> LiveFn:
     """Factory: an ACTIVE tenant with a PRODUCTION model and an app key."""
 
     def _live(slug: str = "acme-pay") -> dict[str, Any]:

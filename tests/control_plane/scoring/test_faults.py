@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.scoring.spool import FlaggedSpool
 from providers.local.model_host import LocalModelHost
 from providers.ports import FlaggedRecord, FlaggedTransactionStore, ProviderError
@@ -30,7 +30,7 @@ class DeadCache:
 
 
 def test_dead_cache_degrades_instead_of_failing(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     t = live_tenant()
     container.scoring.checker.cache = DeadCache()  # type: ignore[assignment]
@@ -46,7 +46,7 @@ def test_dead_cache_degrades_instead_of_failing(
 
 
 def test_unreachable_redis_answers_within_its_timeout(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     t = live_tenant()
     container.scoring.checker.cache = RedisFeatureCache("redis://127.0.0.1:1/0", timeout_ms=5)
@@ -75,7 +75,7 @@ class FlakyStore:
 
 
 def test_store_outage_loses_nothing_and_duplicates_nothing(
-    client: TestClient, live_tenant: LiveFn, container: Container, tmp_path: Path
+    client: TestClient, live_tenant: LiveFn, container: State, tmp_path: Path
 ) -> None:
     t = live_tenant()
     flaky = FlakyStore(container.providers.flagged_store)
@@ -159,7 +159,7 @@ def test_a_poison_record_is_dead_lettered_while_an_outage_is_waited_out(tmp_path
 
 
 def test_a_review_queue_failure_keeps_the_flagged_transaction_until_it_is_queued(
-    client: TestClient, live_tenant: LiveFn, container: Container, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, live_tenant: LiveFn, container: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flagged store took the record but the review subscriber's database call failed: the
     record stays in the spool (it used to be logged and lost) and reaches the queue afterwards."""
@@ -200,7 +200,7 @@ def test_a_review_queue_failure_keeps_the_flagged_transaction_until_it_is_queued
 
 
 def test_lru_evicts_least_recent_and_reloads_on_use(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     host = container.providers.model_host
     assert isinstance(host, LocalModelHost)
@@ -219,7 +219,7 @@ def test_lru_evicts_least_recent_and_reloads_on_use(
 
 
 def test_tampered_artifact_refuses_to_load(
-    client: TestClient, live_tenant: LiveFn, container: Container, trained_artifact: bytes
+    client: TestClient, live_tenant: LiveFn, container: State, trained_artifact: bytes
 ) -> None:
     t = live_tenant()
     host = container.providers.model_host
@@ -240,7 +240,7 @@ def test_tampered_artifact_refuses_to_load(
 
 
 def test_redis_hot_path_is_idempotent(
-    client: TestClient, live_tenant: LiveFn, container: Container, redis_url: str
+    client: TestClient, live_tenant: LiveFn, container: State, redis_url: str
 ) -> None:
     t = live_tenant()
     cache = RedisFeatureCache(redis_url, timeout_ms=50)

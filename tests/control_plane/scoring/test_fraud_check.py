@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from fraud_model.online_features import CardState
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.scoring.conftest import LiveFn, txn
@@ -24,7 +24,7 @@ def test_check_answers_a_decision_with_score_version_and_timing(
 
 
 def test_block_list_flags_with_a_named_reason_and_reaches_the_store(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     t = live_tenant()
     config = {
@@ -53,7 +53,7 @@ def test_block_list_flags_with_a_named_reason_and_reaches_the_store(
 
 
 def test_retry_is_identical_and_counts_velocity_once(
-    client: TestClient, live_tenant: LiveFn, container: Container
+    client: TestClient, live_tenant: LiveFn, container: State
 ) -> None:
     t = live_tenant()
     first = client.post("/v1/fraud-check", json=txn("tx_9"), headers=auth(t["app"])).json()

@@ -7,14 +7,14 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from providers.local.model_host import LocalModelHost
 from tests.control_plane.conftest import auth
 from tests.control_plane.scoring.conftest import LiveFn, txn
 
 
 def test_a_failing_production_model_degrades_checks_instead_of_failing_them(
-    client: TestClient, live_tenant: LiveFn, container: Container, caplog: pytest.LogCaptureFixture
+    client: TestClient, live_tenant: LiveFn, container: State, caplog: pytest.LogCaptureFixture
 ) -> None:
     t = live_tenant()
     host = container.providers.model_host
@@ -46,7 +46,7 @@ def test_a_failing_production_model_degrades_checks_instead_of_failing_them(
 
 
 def test_a_tampered_production_artifact_answers_from_the_rules(
-    client: TestClient, live_tenant: LiveFn, container: Container, trained_artifact: bytes
+    client: TestClient, live_tenant: LiveFn, container: State, trained_artifact: bytes
 ) -> None:
     t = live_tenant()
     key = f"tenants/{t['id']}/models/{t['model']}.frm"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.scoring.spool import FlaggedSpool, SpoolUnavailable
 from tests.conftest import IN_CI
 from tests.control_plane.conftest import auth
@@ -90,7 +90,7 @@ def _dead_pid() -> int:
 
 
 def test_disk_full_answers_503_and_the_retry_is_scored(
-    client: TestClient, live_tenant: LiveFn, container: Container, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, live_tenant: LiveFn, container: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t = live_tenant()
     config = {"review_threshold": "0.5", "suspicious_threshold": "0.8", "block_cards": ["card_stolen"]}
@@ -116,7 +116,9 @@ def test_disk_full_answers_503_and_the_retry_is_scored(
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").json()["spool"]["ok"] is False
 
-    monkeypatch.setattr(spool, "_fh", None if real_fh.closed else real_fh)  # space again: the client retries the same txn_id
+    monkeypatch.setattr(
+        spool, "_fh", None if real_fh.closed else real_fh
+    )  # space again: the client retries the same txn_id
     retried = client.post("/v1/fraud-check", json=body, headers=auth(t["app"]))
     assert retried.status_code == 200 and retried.json()["decision"] == "SUSPICIOUS"
     assert "replayed" not in retried.json()  # scored again, not a replay of a failed claim

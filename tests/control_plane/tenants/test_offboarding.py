@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from providers.ports import FlaggedRecord
 from tests.control_plane.conftest import OnboardFn, auth
 
 
 def test_offboarding_purges_every_store_and_reports_it(
-    client: TestClient, admin_key: str, onboard: OnboardFn, container: Container
+    client: TestClient, admin_key: str, onboard: OnboardFn, container: State
 ) -> None:
     gone = onboard("acme-pay", scopes=("app",))
     kept = onboard("beta-co")
@@ -50,7 +50,7 @@ def test_offboarding_purges_every_store_and_reports_it(
 
 
 def test_offboarding_interrupted_is_resumable(
-    client: TestClient, admin_key: str, onboard: OnboardFn, container: Container
+    client: TestClient, admin_key: str, onboard: OnboardFn, container: State
 ) -> None:
     t = onboard("acme-pay")
     purger = container.purgers[0]

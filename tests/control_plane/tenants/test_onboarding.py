@@ -7,19 +7,19 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from control_plane.tenants.orm import Tenant
 from tests.control_plane.conftest import OnboardFn, auth, tenant_body
 
 
-def tenant_count(container: Container) -> int:
+def tenant_count(container: State) -> int:
     with container.factory() as s:
         return int(s.scalar(select(func.count()).select_from(Tenant)) or 0)
 
 
 def test_onboarding_reaches_active_with_resources_and_audit(
-    client: TestClient, admin_key: str, worker: Worker, container: Container
+    client: TestClient, admin_key: str, worker: Worker, container: State
 ) -> None:
     resp = client.post("/v1/tenants", json=tenant_body("acme-pay"), headers=auth(admin_key))
     assert resp.status_code == 202, resp.text
@@ -58,7 +58,7 @@ def test_onboarding_reaches_active_with_resources_and_audit(
 
 
 def test_policy_denial_lists_every_violation_and_writes_nothing(
-    client: TestClient, admin_key: str, container: Container
+    client: TestClient, admin_key: str, container: State
 ) -> None:
     body = tenant_body(
         "acme-pay", tier="trial", region="ap-south-1", budget={"amount": "999999.00", "currency": "USD"}
@@ -87,7 +87,7 @@ def test_unknown_tier_and_bad_slug_are_named(client: TestClient, admin_key: str)
     assert {"tier", "slug"} <= fields
 
 
-def test_bad_input_is_4xx_naming_the_field(client: TestClient, admin_key: str, container: Container) -> None:
+def test_bad_input_is_4xx_naming_the_field(client: TestClient, admin_key: str, container: State) -> None:
     h = {**auth(admin_key), "content-type": "application/json"}
     malformed = client.post("/v1/tenants", content=b'{"name": "x",', headers=h)
     assert malformed.status_code == 422

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from control_plane.review import service as review
 from control_plane.review.contract import example_payload
@@ -18,7 +18,7 @@ from tests.control_plane.scoring.conftest import register_model, sim_frame, trai
 
 
 @pytest.fixture(autouse=True)
-def small_data_gate(container: Container) -> None:
+def small_data_gate(container: State) -> None:
     """Tests train on a few weeks of 400 simulated cards: hold them to a gate that size can meet."""
     container.templates["trial"]["gate"] = {
         "min_auc_roc": 0.6,
@@ -144,7 +144,7 @@ def test_analyst_verdicts_become_labels_the_next_run_counts(
     client: TestClient,
     onboard: OnboardFn,
     worker: Worker,
-    container: Container,
+    container: State,
     dataset_csv: tuple[pd.DataFrame, bytes],
 ) -> None:
     t = onboard("acme-pay", tier="trial", scopes=("analyst",))
@@ -177,7 +177,7 @@ def test_analyst_verdicts_become_labels_the_next_run_counts(
 
 
 def test_a_bad_file_is_refused_with_the_failing_checks_and_nothing_is_stored(
-    client: TestClient, onboard: OnboardFn, container: Container, dataset_csv: tuple[pd.DataFrame, bytes]
+    client: TestClient, onboard: OnboardFn, container: State, dataset_csv: tuple[pd.DataFrame, bytes]
 ) -> None:
     t = onboard("acme-pay", tier="trial")
     frame = dataset_csv[0].head(200).copy()
@@ -205,7 +205,7 @@ def test_a_bad_file_is_refused_with_the_failing_checks_and_nothing_is_stored(
 def test_the_models_hosted_quota_refuses_a_run_until_a_version_is_archived(
     client: TestClient,
     onboard: OnboardFn,
-    container: Container,
+    container: State,
     trained_artifact: bytes,  # noqa: F811  (the shared fixture)
     dataset_csv: tuple[pd.DataFrame, bytes],
 ) -> None:

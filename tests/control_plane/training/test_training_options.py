@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import JobContext, Worker
 from control_plane.training.service import resolve_search
 from fraud_model.simulator import simulate
@@ -18,7 +18,7 @@ from tests.control_plane.conftest import OnboardFn, auth
 
 
 @pytest.fixture(autouse=True)
-def small_data_gate(container: Container) -> None:
+def small_data_gate(container: State) -> None:
     container.templates["trial"]["gate"] = {
         "min_auc_roc": 0.6,
         "min_average_precision": 0.2,
@@ -70,7 +70,7 @@ def test_lightgbm_with_a_search_records_lineage_and_reports_trials(
     client: TestClient,
     onboard: OnboardFn,
     worker: Worker,
-    container: Container,
+    container: State,
     dataset_csv: bytes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
