@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.registry.orm import ModelVersion
 from fraud_model.features import FEATURE_NAMES, batch_features
@@ -34,7 +34,7 @@ def reference(sim_frame: pd.DataFrame, trained_artifact: bytes) -> dict[str, Any
 
 
 def register_profiled(
-    container: Container, tenant_id: str, artifact: bytes, profile: dict[str, Any] | None
+    container: State, tenant_id: str, artifact: bytes, profile: dict[str, Any] | None
 ) -> str:
     version = register_model(container, tenant_id, artifact)
     with unit_of_work(container.factory) as session:
@@ -48,7 +48,7 @@ def register_profiled(
 def monitored(
     onboard: OnboardFn,
     client: TestClient,
-    container: Container,
+    container: State,
     trained_artifact: bytes,  # noqa: F811
     reference: dict[str, Any],
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.monitoring.conftest import score
 from tests.control_plane.scoring.conftest import sim_requests
@@ -18,7 +18,7 @@ def backtest(client: TestClient, t: dict[str, Any], body: dict[str, Any], key: s
 
 
 def live_history(
-    client: TestClient, container: Container, t: dict[str, Any], frame: pd.DataFrame
+    client: TestClient, container: State, t: dict[str, Any], frame: pd.DataFrame
 ) -> dict[str, dict[str, Any]]:
     thresholds = {"review_threshold": "0.3", "suspicious_threshold": "0.7"}
     assert client.put("/v1/scoring-config", json=thresholds, headers=auth(t["admin"])).status_code == 200
@@ -31,7 +31,7 @@ def live_history(
 
 
 def test_replaying_the_live_policy_gives_the_online_decisions(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     frame = sim_frame.head(150)
     answers = live_history(client, container, monitored, frame)
@@ -46,7 +46,7 @@ def test_replaying_the_live_policy_gives_the_online_decisions(
 
 
 def test_a_lower_threshold_and_a_block_list_flip_decisions(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     frame = sim_frame.head(150)
     answers = live_history(client, container, monitored, frame)
@@ -68,7 +68,7 @@ def test_a_lower_threshold_and_a_block_list_flip_decisions(
 
 def test_bad_proposals_name_the_field(
     client: TestClient,
-    container: Container,
+    container: State,
     onboard: OnboardFn,
     monitored: dict[str, Any],
     sim_frame: pd.DataFrame,

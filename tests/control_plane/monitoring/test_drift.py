@@ -8,7 +8,7 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.monitoring.orm import DriftBucket, ScoredTransaction
 from fraud_model.features import FEATURE_NAMES
 from tests.control_plane.conftest import auth
@@ -21,7 +21,7 @@ def drift(client: TestClient, t: dict[str, Any], key: str = "admin", **params: s
 
 
 def test_scored_checks_are_binned_and_compared_worst_first(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     answers = score(client, monitored, sim_requests(sim_frame, 120))
     container.monitor.flush()
@@ -52,7 +52,7 @@ def test_scored_checks_are_binned_and_compared_worst_first(
 
 
 def test_a_shifted_amount_is_the_worst_feature(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     requests = sim_requests(sim_frame, 80)
     for r in requests:  # legitimate spending moved up twentyfold
@@ -67,7 +67,7 @@ def test_a_shifted_amount_is_the_worst_feature(
 
 
 def test_flushes_add_up_in_the_same_hour_bucket(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     requests = sim_requests(sim_frame, 40)
     score(client, monitored, requests[:20])
@@ -84,7 +84,7 @@ def test_flushes_add_up_in_the_same_hour_bucket(
 
 def test_bad_requests_name_the_field(
     client: TestClient,
-    container: Container,
+    container: State,
     monitored: dict[str, Any],
     trained_artifact: bytes,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.events import LABEL_RECORDED
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.monitoring.conftest import score
@@ -21,7 +21,7 @@ def post(client: TestClient, t: dict[str, Any], items: list[dict[str, Any]], key
 
 
 def test_labels_are_idempotent_and_unknown_txn_ids_come_back(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     seen: list[dict[str, Any]] = []
     container.providers.event_bus.subscribe(LABEL_RECORDED, lambda _t, m: seen.append(dict(m)))
@@ -83,7 +83,7 @@ def test_labels_for_nothing_the_tenant_scored_are_refused_naming_the_field(
 
 
 def test_performance_per_day_with_label_maturity(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     thresholds = {"review_threshold": "0.3", "suspicious_threshold": "0.7"}
     assert (
@@ -120,7 +120,7 @@ def test_performance_per_day_with_label_maturity(
 
 def test_another_tenant_neither_labels_nor_sees_these_transactions(
     client: TestClient,
-    container: Container,
+    container: State,
     onboard: OnboardFn,
     monitored: dict[str, Any],
     sim_frame: pd.DataFrame,
@@ -143,7 +143,7 @@ def test_another_tenant_neither_labels_nor_sees_these_transactions(
 
 
 def test_labels_from_a_csv_file(
-    client: TestClient, container: Container, monitored: dict[str, Any], sim_frame: pd.DataFrame
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
     requests = sim_requests(sim_frame, 5)
     score(client, monitored, requests)

@@ -8,7 +8,7 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, TransactionLabel
 from tests.control_plane.conftest import auth
 from tests.control_plane.monitoring.conftest import score
@@ -17,7 +17,7 @@ from tests.control_plane.scoring.conftest import sim_requests
 
 def test_offboarding_purges_monitoring_data(
     client: TestClient,
-    container: Container,
+    container: State,
     admin_key: str,
     monitored: dict[str, Any],
     sim_frame: pd.DataFrame,

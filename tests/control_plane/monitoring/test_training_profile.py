@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from control_plane.container import Container
+from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from fraud_model.features import FEATURE_NAMES
 from tests.control_plane.conftest import OnboardFn, auth
@@ -23,7 +23,7 @@ from tests.control_plane.training.test_training_flow import (  # noqa: F401  (sh
 
 def test_a_trained_version_carries_its_profile_and_is_monitored(
     client: TestClient,
-    container: Container,
+    container: State,
     onboard: OnboardFn,
     worker: Worker,
     dataset_csv: tuple[pd.DataFrame, bytes],  # noqa: F811

@@ -1,0 +1,68 @@
+"""The in-memory side: a failed flush loses nothing, bounds count what they drop, failures never
+reach the check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from control_plane.bootstrap.state import State
+from control_plane.monitoring.monitor import DriftMonitor
+from control_plane.monitoring.orm import DriftBucket, ScoredTransaction
+from tests.control_plane.monitoring.conftest import score
+from tests.control_plane.scoring.conftest import sim_requests
+
+
+def test_a_failed_flush_keeps_the_batch_for_the_next(
+    client: TestClient,
+    container: State,
+    monitored: dict[str, Any],
+    sim_frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monitor = container.monitor
+    score(client, monitored, sim_requests(sim_frame, 15))
+    real = DriftMonitor._write_txns
+
+    def broken(self: DriftMonitor, session: Session, txns: list[Any]) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(DriftMonitor, "_write_txns", broken)
+    with pytest.raises(RuntimeError):
+        monitor.flush()
+    monkeypatch.setattr(DriftMonitor, "_write_txns", real)
+    monitor.flush()
+    with container.factory() as session:
+        assert session.scalar(select(func.count()).select_from(ScoredTransaction)) == 15
+        assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
+
+
+def test_bounds_drop_and_count(
+    client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
+) -> None:
+    container.monitor.max_observations = 5
+    score(client, monitored, sim_requests(sim_frame, 8))
+    assert container.monitor.dropped == 3 * 2  # neither the observation nor the transaction kept
+    container.monitor.flush()
+    with container.factory() as session:
+        assert session.scalar(select(func.sum(DriftBucket.volume))) == 5
+
+
+def test_a_failing_monitor_never_fails_a_check(
+    client: TestClient,
+    container: State,
+    monitored: dict[str, Any],
+    sim_frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("monitoring bug")
+
+    monkeypatch.setattr(container.monitor, "observe", broken)
+    answers = score(client, monitored, sim_requests(sim_frame, 3))
+    assert len(answers) == 3 and all(a["model_version"] == monitored["model"] for a in answers)
