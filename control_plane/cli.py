@@ -26,7 +26,13 @@ app.add_typer(spool_app, name="spool")
 
 
 def _settings(**overrides: object) -> AppSettings:
-    return AppSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    from pydantic import ValidationError
+
+    try:
+        return AppSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # An unsafe or invalid combination: say what is wrong in one line, never a traceback.
+        _fail("; ".join(str(e.get("msg", e)).removeprefix("Value error, ") for e in exc.errors()))
 
 
 from control_plane.cli_tools import _fail, replay, simulate, webhook_sink  # noqa: E402
@@ -135,7 +141,9 @@ def worker(once: Annotated[bool, typer.Option(help="Run runnable jobs, then exit
     from control_plane.metrics_endpoint import start_metrics_listener
 
     logging.basicConfig(level=logging.INFO)
-    settings = _settings()
+    # A long-running worker of its own: the settings refuse per-process state it could not share
+    # with the API. ``--once`` (drain what is runnable, e.g. while the server is stopped) is not one.
+    settings = _settings() if once else _settings(run_worker_in_process=False)
     state = build_state(settings)
     w = state.worker
     if once:

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,18 @@ class Worker:
             job = queue.get_job(session, ctx.job_id, tenant_id=None)
             queue.complete(session, job, result=result, now=self.clock())
         return ctx.job_id
+
+    def run_or_await(self, job_id: str, *, wait_s: float = 10.0, poll_s: float = 0.05) -> None:
+        """Run ``job_id`` in this thread, or, when another worker claimed it first (the outbox wakes
+        the worker as soon as the job commits), wait a bounded time for that attempt to end."""
+        if self.run_once(job_id=job_id) is not None:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self.factory() as session:
+                if queue.get_job(session, job_id, tenant_id=None).status != queue.RUNNING:
+                    return
+            time.sleep(poll_s)
 
     def drain(self, max_jobs: int = 1000) -> int:
         """Run runnable jobs until none is left (tests and the CLI's ``--once``)."""

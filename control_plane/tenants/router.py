@@ -152,7 +152,7 @@ def offboard_tenant(
     with unit_of_work(factory) as session:
         job = service.request_offboarding(session, tenant_id, actor=admin.actor, now=utcnow())
         job_id = job.id
-    worker.run_once(job_id=job_id)
+    worker.run_or_await(job_id)
     with unit_of_work(factory) as session:
         job = queue.get_job(session, job_id, tenant_id=None)
         if job.status == queue.SUCCEEDED and job.result:
