@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -44,11 +45,15 @@ class Chore:
 
 
 class Housekeeping:
-    """Runs due chores one after another in a worker thread; sleeps until the next is due."""
+    """Runs due chores one after another on one executor thread; sleeps until the next is due.
+
+    One thread, always the same: chores touch the database and the flagged store, and spreading
+    them over the shared thread pool gave every pool thread its own allocator arena and sessions."""
 
     def __init__(self, chores: list[Chore]) -> None:
         self.chores = chores
         self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudrail-chores")
 
     async def run(self) -> None:
         while True:
@@ -56,7 +61,7 @@ class Housekeeping:
             for chore in self.chores:
                 if chore._due <= now:
                     try:
-                        await anyio.to_thread.run_sync(chore.run)
+                        await asyncio.get_running_loop().run_in_executor(self._executor, chore.run)
                         chore.succeeded(time.monotonic())
                     except Exception:
                         log.debug("chore %s failed; backing off", chore.name, exc_info=True)
@@ -73,6 +78,7 @@ class Housekeeping:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._executor.shutdown(wait=True)
 
 
 def process_chores(state: State) -> list[Chore]:
