@@ -21,6 +21,7 @@ from control_plane.finops.guard import require_budget
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import JobContext, PermanentJobError
+from control_plane.monitoring import service as monitoring
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
@@ -283,6 +284,10 @@ class TrainingRun:
         clean = {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
         with unit_of_work(ctx.factory) as session:
             stage = Stage.CANDIDATE if gate.passed else Stage.REJECTED
+            # What production monitoring compares this version's traffic with (issue 17).
+            profile = monitoring.reference_profile(
+                session, tenant_id, self.templates, features[train], scores, y[train]
+            )
             mv = ModelVersion(
                 id=version_id,
                 tenant_id=tenant_id,
@@ -296,6 +301,7 @@ class TrainingRun:
                 code_version=code_version(),
                 params=model.params,
                 metrics={**clean, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
+                reference_profile=profile,
                 gate={
                     "passed": gate.passed,
                     "minimums": gate_minimums,
