@@ -46,6 +46,7 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/models/rollback-production"): frozenset({TA}),
     ("POST", "/v1/labels"): frozenset({TA}),
     ("POST", "/v1/labels/csv"): frozenset({TA}),
+    ("POST", "/v1/backtests"): frozenset({TA}),
     ("POST", "/v1/fraud-check"): frozenset({APP}),
     ("PUT", "/v1/scoring-config"): frozenset({TA}),
     ("POST", "/v1/batch-scoring"): frozenset({TA}),
@@ -63,7 +64,10 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/reviews/{review_id}/reopen"): frozenset({TA}),
 }
 # Writes a suspended tenant may still make: revoking a (possibly leaked) key must always be possible.
-ALLOWED_WHILE_SUSPENDED = frozenset({("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}")})
+# Revoking a key, and a backtest (it replays stored history and writes nothing).
+ALLOWED_WHILE_SUSPENDED = frozenset(
+    {("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"), ("POST", "/v1/backtests")}
+)
 READ_ONLY_STATUSES = frozenset({"SUSPENDED"})
 
 

@@ -28,10 +28,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.auth.scopes import Scope as KeyScope
+from control_plane.auth.service import KeyVerifier
 from control_plane.deps import bearer_or_api_key
 from control_plane.errors import DomainError
 from control_plane.finops.limiter import RateLimited
+from control_plane.finops.runtime import FinOpsRuntime
 from control_plane.http import problem
+from providers.ports import MetricsSink
 
 _sleep = anyio.sleep  # module-level so a test can record the holds instead of waiting them out
 _jitter = random.Random()  # spreads retries; guards nothing
@@ -63,9 +66,11 @@ class ShedRefusedTenants:
 
     def _refusal(self, scope: Scope) -> tuple[Response, float] | None:
         """The 429 and how long to hold it, for a tenant inside a refusal window; None otherwise."""
-        state = getattr(scope["app"].state, "container", None)
-        if state is None:
-            return None
+        provided = getattr(scope["app"].state, "provided", None)
+        if provided is None:
+            return None  # the app has not started
+        verifier: KeyVerifier = provided[KeyVerifier]
+        finops: FinOpsRuntime = provided[FinOpsRuntime]
         authorization = api_key = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -76,21 +81,22 @@ class ShedRefusedTenants:
         if not token:
             return None
         try:
-            principal = state.verifier.verify(token)
+            principal = verifier.verify(token)
         except DomainError:
             return None  # the route answers 401 with its own message
         scope[PRINCIPAL_KEY] = principal  # the route takes it from here instead of verifying again
         if principal.scope is not KeyScope.APP or principal.tenant_id is None:
             return None
-        limiter = state.finops.limiter
+        limiter = finops.limiter
         decision = limiter.refusal(principal.tenant_id)
         if decision is None:
             return None
         response = rate_limited_response(limiter.refused(principal.tenant_id, decision))
-        settings = state.finops.settings
+        settings = finops.settings
         if self.held >= settings.refusal_hold_max_requests or settings.refusal_hold_s <= 0:
             return response, 0.0
-        state.providers.metrics.increment("fraudrail_rate_limit_held_total", tenant=principal.tenant_id)
+        metrics: MetricsSink = provided[MetricsSink]
+        metrics.increment("fraudrail_rate_limit_held_total", tenant=principal.tenant_id)
         # Jitter (±50 %) keeps a flooder's connections from coming back in step: released
         # together, their allowed requests would be scored back to back, others queued behind.
         return response, settings.refusal_hold_s * (0.5 + _jitter.random())

@@ -112,8 +112,9 @@ def test_the_sns_receiver_records_the_abort_once_and_moves_nothing(
 
     handled: list[str] = []
     try:
-        ports = SimpleNamespace(event_bus=bus, model_host=NoWeightWrites())
-        register_alarm_receiver(SimpleNamespace(factory=factory, providers=ports))  # type: ignore[arg-type]
+        # The receiver's part of the rollouts' ports: the session factory, the bus, a model host.
+        ports = SimpleNamespace(factory=factory, event_bus=bus, model_host=NoWeightWrites())
+        register_alarm_receiver(ports)  # type: ignore[arg-type]
         # Subscribed after the receiver: it runs once the receiver has handled that delivery.
         bus.subscribe("rollout.alarm", lambda _t, m: handled.append(str(m.get("rollout_id"))))
         bus.publish("rollout.alarm", alarm)
