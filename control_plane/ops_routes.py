@@ -16,17 +16,19 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from control_plane.scoring.runtime import ScoringRuntime
+from providers.ports import MetricsSink
+
 DOCS_ASSETS = "/docs/assets"
 
 
 def _spool_health(request: Request) -> dict[str, Any] | None:
-    container = getattr(request.app.state, "container", None)
-    scoring = getattr(container, "scoring", None)
-    spool = getattr(scoring, "spool", None)
-    if spool is None:
-        return None
+    provided = getattr(request.app.state, "provided", None)
+    if provided is None:
+        return None  # not started
+    spool = provided[ScoringRuntime].spool
     health: dict[str, Any] = spool.health()
-    metrics = getattr(getattr(container, "providers", None), "metrics", None)
+    metrics: MetricsSink | None = provided.get(MetricsSink)
     if metrics is not None:
         # Refreshed whenever a probe asks (every few seconds under any orchestrator).
         metrics.gauge("fraudrail_spool_free_bytes", float(health["free_bytes"]))

@@ -21,6 +21,7 @@ from control_plane.orm_base import utcnow
 from control_plane.review import service
 from control_plane.review.schemas import DEFAULT_CLAIM_MINUTES, VerdictRequest
 from control_plane.review.views import detail_out, review_out
+from control_plane.settings import AppSettings
 from control_plane.tenancy import tenant_of
 from control_plane.web.chart import daily_chart
 from control_plane.web.pages import (
@@ -57,9 +58,9 @@ CHART_DAYS = 14
 @asynccontextmanager
 async def check_console_settings(app: FastAPI) -> AsyncIterator[None]:
     """Fail at start-up, not at the first sign-in, when the console's settings are unsafe."""
-    container = getattr(app.state, "container", None)
+    provided = getattr(app.state, "provided", None)
     app.state.console_settings = (
-        ConsoleSettings(env=container.settings.env) if container is not None else ConsoleSettings()
+        ConsoleSettings(env=provided[AppSettings].env) if provided is not None else ConsoleSettings()
     )
     yield
 
