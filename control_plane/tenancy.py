@@ -1,10 +1,11 @@
-"""Resolving the tenant a tenant-scoped route acts for (routes without ``{tenant_id}`` in the path)."""
+"""Which tenant a request acts for: ``tenant_of`` (routes without ``{tenant_id}`` in the path) and
+``authorize`` (routes with one). Kernel: every domain's routes use them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from control_plane.errors import Forbidden
+from control_plane.errors import Forbidden, NotFound
 from control_plane.principals import Principal, Scope
 
 
@@ -17,3 +18,15 @@ def tenant_of(principal: Principal, scopes: Iterable[Scope]) -> str:
         names = ", ".join(sorted(s.value for s in allowed))
         raise Forbidden(f"this route needs a key with scope {names}; yours is {principal.scope.value}")
     return principal.tenant_id
+
+
+def authorize(principal: Principal, tenant_id: str, scopes: Iterable[Scope]) -> None:
+    """Platform admins pass; another tenant's key gets 404 (no existence leak); a wrong scope 403."""
+    if principal.is_platform_admin:
+        return
+    if principal.tenant_id != tenant_id:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    allowed = set(scopes)
+    if principal.scope not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise Forbidden(f"this route needs a key with scope {names}; yours is {principal.scope.value}")

@@ -75,18 +75,7 @@ KERNEL = frozenset(
 # Domain-to-domain imports that currently close a cycle between domains, each a known defect being
 # removed by the issue 12 refactor. Without them the domain graph must be acyclic: the test fails
 # on any other cycle, and warns when an entry no longer exists (then delete it).
-KNOWN_CYCLE_EDGES: dict[str, str] = {
-    # TODO(issue 12): Principal / Scope (auth.scopes) and authorize (auth.service) are the
-    # request boundary's, not the auth domain's; move them to the kernel / deps.
-    "audit -> auth": "audit/router.py imports auth.scopes and auth.service",
-    # TODO(issue 12): the auth router and the write guard read the tenant's status through the
-    # tenants domain; a port declared in auth (tenant status lookup) would break the cycle.
-    "auth -> tenants": "auth/router.py imports tenants.lifecycle, tenants.repository; "
-    "auth/write_guard.py imports tenants.orm",
-    # TODO(issue 12): the registry router asks rollouts whether a version is an active candidate;
-    # rollouts should answer through a port the registry declares.
-    "registry -> rollouts": "registry/router.py imports rollouts.service",
-}
+KNOWN_CYCLE_EDGES: dict[str, str] = {}  # none left: add one only with a TODO and the reason
 
 
 # --- no module over 400 lines ----------------------------------------------------------------

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from control_plane.audit import service
-from control_plane.auth.scopes import Scope
-from control_plane.auth.service import authorize
 from control_plane.deps import PlatformAdminDep, PrincipalDep, SessionDep
+from control_plane.principals import Scope
+from control_plane.tenancy import authorize
 
 router = APIRouter(tags=["audit"])
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from sqlalchemy.orm import Session
 
 from control_plane.auth import service
 from control_plane.auth.orm import ApiKey
+from control_plane.auth.ports import TenantStatusLookup
 from control_plane.auth.schemas import KeyCreate, KeyIssued, KeyOut, KeyRotate
 from control_plane.auth.scopes import Scope
-from control_plane.deps import PrincipalDep, SessionDep, VerifierDep
-from control_plane.errors import Conflict
-from control_plane.tenants import repository
-from control_plane.tenants.lifecycle import TenantStatus
+from control_plane.deps import PrincipalDep, SessionDep, VerifierDep, provided
+from control_plane.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/keys", tags=["keys"])
 ADMINS = {Scope.TENANT_ADMIN}
@@ -29,16 +31,28 @@ def key_out(k: ApiKey) -> KeyOut:
     )
 
 
+TenantStatusDep = Annotated[TenantStatusLookup, Depends(provided(TenantStatusLookup))]
+
+
+def _status(session: Session, statuses: TenantStatusLookup, tenant_id: str) -> str:
+    found = statuses(session, tenant_id)
+    if found is None:
+        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
+    return found
+
+
 def _issued(issued: service.IssuedKey) -> KeyIssued:
     return KeyIssued(**key_out(issued.key).model_dump(), key=issued.secret)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyIssued)
-def create_key(tenant_id: str, body: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyIssued:
+def create_key(
+    tenant_id: str, body: KeyCreate, session: SessionDep, statuses: TenantStatusDep, principal: PrincipalDep
+) -> KeyIssued:
     service.authorize(principal, tenant_id, ADMINS)
-    tenant = repository.get(session, tenant_id)
-    if tenant.status in (TenantStatus.OFFBOARDING.value, TenantStatus.DELETED.value):
-        raise Conflict(f"tenant is {tenant.status}; no new keys", field="status")
+    status_now = _status(session, statuses, tenant_id)
+    if status_now in ("OFFBOARDING", "DELETED"):
+        raise Conflict(f"tenant is {status_now}; no new keys", field="status")
     issued = service.issue_key(
         session, tenant_id=tenant_id, scope=Scope(body.scope), name=body.name, actor=principal.actor
     )
@@ -47,9 +61,11 @@ def create_key(tenant_id: str, body: KeyCreate, session: SessionDep, principal: 
 
 
 @router.get("", response_model=list[KeyOut])
-def list_keys(tenant_id: str, session: SessionDep, principal: PrincipalDep) -> list[KeyOut]:
+def list_keys(
+    tenant_id: str, session: SessionDep, statuses: TenantStatusDep, principal: PrincipalDep
+) -> list[KeyOut]:
     service.authorize(principal, tenant_id, ADMINS)
-    repository.get(session, tenant_id)
+    _status(session, statuses, tenant_id)
     return [key_out(k) for k in service.list_keys(session, tenant_id)]
 
 

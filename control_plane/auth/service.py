@@ -21,7 +21,6 @@ from control_plane.auth.orm import ApiKey
 from control_plane.auth.scopes import TENANT_SCOPES, Principal, Scope
 from control_plane.errors import (
     Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
     ServiceUnavailable,
@@ -31,6 +30,7 @@ from control_plane.events import KEYS_REVOKED
 from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
 from control_plane.outbox import emit
+from control_plane.tenancy import authorize as authorize  # routes call service.authorize
 from providers.ports import EventBus
 
 TOKEN_PREFIX = "frk_"  # noqa: S105 - a public prefix, not a secret
@@ -280,15 +280,3 @@ def _matching(entry: _Verified, digest: str) -> Principal:
     if not hmac.compare_digest(entry.secret_hash, digest):
         raise Unauthenticated("invalid API key")
     return entry.principal
-
-
-def authorize(principal: Principal, tenant_id: str, scopes: Iterable[Scope]) -> None:
-    """Platform admins pass; another tenant's key gets 404 (no existence leak); a wrong scope 403."""
-    if principal.is_platform_admin:
-        return
-    if principal.tenant_id != tenant_id:
-        raise NotFound(f"tenant {tenant_id} not found", field="tenant_id")
-    allowed = set(scopes)
-    if principal.scope not in allowed:
-        names = ", ".join(sorted(s.value for s in allowed))
-        raise Forbidden(f"this route needs a key with scope {names}; yours is {principal.scope.value}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.auth.ports import TenantStatusLookup
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.auth.service import KeyVerifier
 from control_plane.deps import bearer_or_api_key, require_token
 from control_plane.errors import Conflict, Forbidden, NotFound
-from control_plane.tenants.orm import Tenant
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PA, TA, SRE, ANALYST, APP = Scope.PLATFORM_ADMIN, Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST, Scope.APP
@@ -96,9 +96,9 @@ async def guard_tenant_writes(request: Request) -> None:
     if principal.tenant_id is None or key in ALLOWED_WHILE_SUSPENDED:
         return
     factory: sessionmaker[Session] = provided[sessionmaker]
+    statuses: TenantStatusLookup = provided[TenantStatusLookup]
     with factory() as session:
-        tenant = session.get(Tenant, principal.tenant_id)
-        status = tenant.status if tenant is not None else None
+        status = statuses(session, principal.tenant_id)
     if status in READ_ONLY_STATUSES:
         raise TenantReadOnly(
             f"tenant {principal.tenant_id} is {status}: it is read-only until a platform admin resumes it",

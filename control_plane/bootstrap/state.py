@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.auth.ports import TenantStatusLookup
 from control_plane.auth.service import KeyVerifier
 from control_plane.bootstrap.providers import Providers, build_providers
 from control_plane.db import make_engine, make_session_factory
@@ -25,13 +26,16 @@ from control_plane.monitoring.monitor import DriftMonitor
 from control_plane.monitoring.purger import MonitoringPurger
 from control_plane.outbox import OutboxRelay
 from control_plane.registry.deployment import DeploymentServices
+from control_plane.registry.ports import ActiveRollout
 from control_plane.review.subscribers import register_review_subscribers
+from control_plane.rollouts import service as rollout_service
 from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.wiring import register_alarm_receiver
 from control_plane.scoring.ports import FraudCheckDeps
 from control_plane.scoring.runtime import ScoringPorts, ScoringRuntime, build_scoring
 from control_plane.settings import AppSettings
 from control_plane.slo.recorder import RequestRecorder
+from control_plane.tenants import repository as tenant_repository
 from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
 from guardrails.policy import PolicyEngine, load_tier_templates
@@ -102,6 +106,8 @@ class State:
             Worker: self.worker,
             DeploymentServices: self.deployment,
             RolloutPorts: self.rollouts,
+            ActiveRollout: rollout_service.active_candidate,
+            TenantStatusLookup: tenant_repository.status_of,
         }
 
 

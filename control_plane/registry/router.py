@@ -13,11 +13,13 @@ from control_plane.deps import PrincipalDep, SessionDep, provided
 from control_plane.errors import Conflict
 from control_plane.registry import deployment, service
 from control_plane.registry.orm import ModelVersion
-from control_plane.rollouts import service as rollouts
+from control_plane.registry.ports import ActiveRollout
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
 
 DeployerDep = Annotated[deployment.DeploymentServices, Depends(provided(deployment.DeploymentServices))]
+
+ActiveRolloutDep = Annotated[ActiveRollout, Depends(provided(ActiveRollout))]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 READERS = {Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST}
@@ -79,15 +81,19 @@ def approve_model(
 
 @router.post("/{model_id}/archive", response_model=ModelOut)
 def archive_model(
-    model_id: str, session: SessionDep, principal: PrincipalDep, body: ApproveBody | None = None
+    model_id: str,
+    session: SessionDep,
+    active_rollout: ActiveRolloutDep,
+    principal: PrincipalDep,
+    body: ApproveBody | None = None,
 ) -> ModelOut:
     """CANDIDATE / APPROVED → ARCHIVED: frees one of the tier's ``models_hosted`` slots (audited).
     409 for the PRODUCTION version or the candidate of an active rollout."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
-    rollout = rollouts.active_for(session, tenant_id)
-    if rollout is not None and rollout.candidate_version == model_id:
+    rollout = active_rollout(session, tenant_id)
+    if rollout is not None and rollout[1] == model_id:
         raise Conflict(
-            f"{model_id} is the candidate of rollout {rollout.id}; abort or finish it first", field="model_id"
+            f"{model_id} is the candidate of rollout {rollout[0]}; abort or finish it first", field="model_id"
         )
     mv = service.archive(
         session, tenant_id, model_id, actor=principal.actor, note=body.note if body else None
@@ -159,14 +165,18 @@ class RollbackOut(BaseModel):
     },
 )
 def rollback_production(
-    session: SessionDep, deployer: DeployerDep, principal: PrincipalDep, body: ApproveBody | None = None
+    session: SessionDep,
+    deployer: DeployerDep,
+    active_rollout: ActiveRolloutDep,
+    principal: PrincipalDep,
+    body: ApproveBody | None = None,
 ) -> RollbackOut:
     """Back to the previous production version in one call: it is restored if archived and
     promoted (an emergency for the deployment policy); the current one is archived. Audited."""
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN})
-    rollout = rollouts.active_for(session, tenant_id)
+    rollout = active_rollout(session, tenant_id)
     if rollout is not None:
-        raise Conflict(f"rollout {rollout.id} is in progress; abort it first", field="rollout")
+        raise Conflict(f"rollout {rollout[0]} is in progress; abort it first", field="rollout")
     tenant = tenants.get(session, tenant_id)
     note = body.note if body else None
     now_serving, replaced = deployment.rollback_production(

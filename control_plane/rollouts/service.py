@@ -272,3 +272,9 @@ def links(rollout: Rollout) -> dict[str, str]:
 def step_window(rollout: Rollout, now: datetime) -> tuple[datetime, datetime]:
     start = rollout.step_started_at or now
     return start, now + timedelta(seconds=1)
+
+
+def active_candidate(session: Session, tenant_id: str) -> tuple[str, str] | None:
+    """The registry's ``ActiveRollout``: (rollout id, candidate version) of the active rollout."""
+    rollout = active_for(session, tenant_id)
+    return None if rollout is None else (rollout.id, rollout.candidate_version)

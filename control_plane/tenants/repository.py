@@ -9,6 +9,11 @@ from control_plane.errors import NotFound
 from control_plane.tenants.orm import Tenant
 
 
+def status_of(session: Session, tenant_id: str) -> str | None:
+    """The tenant's status (None when there is none): the auth domain's ``TenantStatusLookup``."""
+    return session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
+
+
 def get(session: Session, tenant_id: str, *, for_update: bool = False) -> Tenant:
     stmt = select(Tenant).where(Tenant.id == tenant_id)
     if for_update:
