@@ -221,31 +221,42 @@ def show_tenant(tenant_id: str) -> None:
         typer.echo(json.dumps(tenant_out(tenant).model_dump(mode="json"), indent=2))
 
 
-def _spool() -> FlaggedSpool:
+def _spools() -> list[FlaggedSpool]:
+    """The spool root and every process's spool under it (each process writes its own)."""
     from control_plane.scoring.spool import FlaggedSpool
+    from control_plane.scoring.spool_dirs import spool_dirs
 
     settings = _settings()
-    return FlaggedSpool(settings.home / settings.spool_dir_name)
+    return [FlaggedSpool(d) for d in spool_dirs(settings.home / settings.spool_dir_name)]
 
 
 @spool_app.command("status")
 def spool_status() -> None:
-    """Records waiting for the flagged store and the review queue, and dead letters."""
-    spool = _spool()
-    dead = spool.dead_letters()
-    typer.echo(json.dumps({"spool": str(spool.dir), "pending": spool.pending(), "dead_letters": len(dead)}))
-    for entry in dead:
+    """Records waiting for the flagged store and the review queue, and dead letters, in every
+    process's spool."""
+    settings = _settings()
+    spools = _spools()
+    dead = [(sp, entry) for sp in spools for entry in sp.dead_letters()]
+    summary = {
+        "spool": str(settings.home / settings.spool_dir_name),
+        "pending": sum(sp.pending() for sp in spools),
+        "dead_letters": len(dead),
+    }
+    typer.echo(json.dumps(summary))
+    for _sp, entry in dead:
         record = entry.get("record", {})
         typer.echo(f"dead: {record.get('tenant_id')} {record.get('flagged_id')}: {entry.get('error')}")
-    spool.close()
+    for sp in spools:
+        sp.close()
 
 
 @spool_app.command("replay-dead")
 def spool_replay_dead() -> None:
-    """Put dead-lettered flagged records back in the spool (a running server delivers them)."""
-    spool = _spool()
-    typer.echo(f"requeued {spool.requeue_dead()} record(s)")
-    spool.close()
+    """Put dead-lettered flagged records back in their spools (the running servers deliver them)."""
+    spools = _spools()
+    typer.echo(f"requeued {sum(sp.requeue_dead() for sp in spools)} record(s)")
+    for sp in spools:
+        sp.close()
 
 
 if __name__ == "__main__":
