@@ -19,6 +19,7 @@ from control_plane.auth.ports import TenantStatusLookup
 from control_plane.auth.service import KeyVerifier
 from control_plane.bootstrap.providers import Providers, build_providers
 from control_plane.db import make_engine, make_session_factory
+from control_plane.deps import Templates  # the key routes ask for with TemplatesDep
 from control_plane.finops.runtime import FinOpsRuntime, build_finops
 from control_plane.jobs.periodic import PeriodicSchedule
 from control_plane.jobs.worker import Worker
@@ -50,8 +51,6 @@ from providers.ports import (
     Provisioner,
     RollbackLog,
 )
-
-Templates = dict[str, dict[str, Any]]
 
 
 @dataclass

@@ -130,10 +130,6 @@ class OutboxRelay:
             )
             return self._send(session, rows)
 
-    def pending(self) -> int:
-        with self._factory() as session:
-            return len(list(session.scalars(select(OutboxEvent.id))))
-
     def _send(self, session: Session, rows: list[OutboxEvent]) -> int:
         sent = 0
         # After a failure, later events of the same tenant and topic wait too: their order holds.
