@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.bootstrap.bus import build_event_bus
 from control_plane.bootstrap.providers import Providers
+from control_plane.events import SERVING_CHANGED
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.aws.dynamo import DynamoFlaggedTransactionStore, DynamoRollbackLog
@@ -87,6 +88,8 @@ def build_aws_providers(
         bus = SnsEventBus(c.sns, topics, create, advertise_url=rt.receiver_advertise_url)
     else:
         bus = build_event_bus(settings)  # memory, or redis: a shared bus without SNS
+    # The host serves weights and slots from memory; every process re-reads a tenant's on a change.
+    bus.subscribe(SERVING_CHANGED, host.on_serving_changed, mode="broadcast")
     metrics = CloudWatchMetrics(c.cloudwatch, rt.metrics_namespace)
     metrics.start()
     provisioner = CloudFormationProvisioner(

@@ -21,6 +21,10 @@ writers inside a process.
 Integrity: ``deploy`` hashes the artifact in the object store and refuses a mismatch with
 ``ArtifactIntegrityError``; ``invoke`` re-checks when the last check is older than
 ``verify_ttl_s``.
+
+Per check (``weights``, ``invoke``) the only call is ``InvokeEndpoint``: records are held in
+memory (``max_tenants``, ``record_ttl_s``) with the endpoint's live variants; the
+``serving.changed`` broadcast (``on_serving_changed``) re-reads a tenant's off the request path.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ from providers.aws.model_host_records import (
     KINDS,
     Record,
     Version,
-    as_basis_points,
     csv_body,
     not_found,
     now_iso,
     parse_scores,
+    validated_weights,
+    variant_weights,
 )
+from providers.lru import BoundedMap
 from providers.ports import (
     ArtifactIntegrityError,
     HostedModel,
@@ -83,7 +89,8 @@ class SageMakerModelHost(SageMakerEndpoints):
         poll_s: float = 15.0,
         endpoint_timeout_s: float = 3600.0,
         verify_ttl_s: float = 300.0,
-        record_ttl_s: float = 30.0,
+        record_ttl_s: float = 60.0,
+        max_tenants: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sm = sm_client
@@ -105,10 +112,12 @@ class SageMakerModelHost(SageMakerEndpoints):
         self._poll_s = poll_s
         self._endpoint_timeout_s = endpoint_timeout_s
         self._verify_ttl_s = verify_ttl_s
-        self._record_ttl_s = record_ttl_s
         self._clock = clock
         self._lock = threading.RLock()
-        self._cache: dict[str, tuple[float, Record]] = {}
+        # tenant -> its record, or None for "no slot" (a miss is remembered too, for the TTL).
+        self._cache: BoundedMap[str, tuple[Record | None]] = BoundedMap(
+            max_tenants, default_ttl_s=record_ttl_s, clock=clock
+        )
         self._verified: dict[tuple[str, str], float] = {}
         self._live: dict[str, frozenset[str]] = {}  # tenant -> variants known to be on its endpoint
         self._pause = threading.Event()
@@ -125,25 +134,58 @@ class SageMakerModelHost(SageMakerEndpoints):
         return f"{self._records_prefix}{tenant_id}.json"
 
     def _load(self, tenant_id: str, *, fresh: bool = True) -> Record | None:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(tenant_id)
-            if not fresh and cached is not None and now - cached[0] <= self._record_ttl_s:
-                return cached[1]
-        try:
-            record = Record.from_json(self._store.get(self._record_key(tenant_id)))
-        except KeyError:
+        """The tenant's record: from memory when ``fresh`` is False and it is held, else from S3."""
+        if not fresh:
             with self._lock:
-                self._cache.pop(tenant_id, None)
-            return None
+                cached = self._cache.get(tenant_id)
+            if cached is not None:
+                return cached[0]
+        try:
+            record: Record | None = Record.from_json(self._store.get(self._record_key(tenant_id)))
+        except KeyError:
+            record = None
         with self._lock:
-            self._cache[tenant_id] = (now, record)
+            self._cache.set(tenant_id, (record,))
         return record
 
     def _save(self, record: Record) -> None:
         self._store.put(self._record_key(record.tenant_id), record.to_json())
         with self._lock:
-            self._cache[record.tenant_id] = (self._clock(), record)
+            self._cache.set(record.tenant_id, (record,))
+
+    def on_serving_changed(self, _topic: str, message: Mapping[str, Any]) -> None:
+        """Bus handler: re-read the tenant's record and its endpoint's live variants now, off the
+        request path, so the next check serves what the other process changed."""
+        tenant_id = message.get("tenant_id")
+        if isinstance(tenant_id, str):
+            self.refresh(tenant_id)
+
+    def refresh(self, tenant_id: str) -> None:
+        try:
+            record = self._load(tenant_id, fresh=True)
+            live = None
+            if record is not None and record.kind != "pooled" and record.versions:
+                live = self._endpoint_variants(self.endpoint_name(tenant_id))
+        except ProviderError as exc:
+            # Forget what is held: the next check reads it (and fails or succeeds on its own).
+            log.warning("could not refresh the model-host record of %s: %s", tenant_id, exc)
+            with self._lock:
+                self._cache.pop(tenant_id)
+                self._live.pop(tenant_id, None)
+            return
+        with self._lock:
+            if live is None:
+                self._live.pop(tenant_id, None)
+            else:
+                self._live[tenant_id] = live
+
+    def _endpoint_variants(self, endpoint: str) -> frozenset[str] | None:
+        """The variants of the endpoint's current config when it is in service (read only)."""
+        description = self._describe_endpoint(endpoint)
+        if description is None or description.get("EndpointStatus") != "InService":
+            return None
+        config = self._describe_config(str(description["EndpointConfigName"]))
+        return frozenset(str(v["VariantName"]) for v in config.get("ProductionVariants", []))
 
     def _require(self, tenant_id: str, *, fresh: bool = True) -> Record:
         record = self._load(tenant_id, fresh=fresh)
@@ -181,7 +223,7 @@ class SageMakerModelHost(SageMakerEndpoints):
             if record is not None:
                 self._store.delete_prefix(self._record_key(tenant_id))
                 removed += 1
-            self._cache.pop(tenant_id, None)
+            self._cache.pop(tenant_id)
             self._live.pop(tenant_id, None)
             for key in [k for k in self._verified if k[0] == tenant_id]:
                 del self._verified[key]
@@ -268,7 +310,7 @@ class SageMakerModelHost(SageMakerEndpoints):
     def set_weights(self, tenant_id: str, weights: Mapping[str, int]) -> None:
         with self._lock:
             record = self._require(tenant_id)
-            full = self._validated(record, weights)
+            full = validated_weights(record, weights)
             if record.kind != "pooled":
                 endpoint = self._reconcile(record, full)
                 by_version = {v.version_id: v for v in record.versions}
@@ -286,29 +328,11 @@ class SageMakerModelHost(SageMakerEndpoints):
             record.weights = full
             self._save(record)
 
-    @staticmethod
-    def _validated(record: Record, weights: Mapping[str, int]) -> dict[str, int]:
-        deployed = [v.version_id for v in record.versions]
-        unknown = sorted(set(weights) - set(deployed))
-        if unknown:
-            raise ProviderError(f"versions not deployed for {record.tenant_id}: {unknown}")
-        for version_id, bp in weights.items():
-            if isinstance(bp, bool) or not isinstance(bp, int) or not 0 <= bp <= FULL_WEIGHT:
-                raise ValueError(f"weight of {version_id} must be an integer 0..{FULL_WEIGHT} (basis points)")
-        if sum(weights.values()) != FULL_WEIGHT:
-            raise ValueError(f"weights must sum to {FULL_WEIGHT} basis points, not {sum(weights.values())}")
-        return {vid: int(weights.get(vid, 0)) for vid in deployed}
-
     def weights(self, tenant_id: str) -> dict[str, int]:
-        record = self._load(tenant_id)
-        if record is None:
-            return {}
-        if record.kind == "pooled":
-            return dict(record.weights)
-        description = self._describe_endpoint(self.endpoint_name(tenant_id))
-        if description is None:
-            return dict(record.weights)
-        return self._variant_weights(record, description)
+        """The weights this host last set (read back from the endpoint before it recorded them),
+        from memory: the hot path asks on every check. ``verify_weights`` asks AWS."""
+        record = self._load(tenant_id, fresh=False)
+        return {} if record is None else dict(record.weights)
 
     def verify_weights(self, tenant_id: str) -> dict[str, int]:
         """Read back from AWS: the endpoint's variant weights (``DescribeEndpoint``), never the record.
@@ -324,19 +348,7 @@ class SageMakerModelHost(SageMakerEndpoints):
         description = self._describe_endpoint(self.endpoint_name(tenant_id))
         if description is None:
             return {}
-        return self._variant_weights(record, description)
-
-    @staticmethod
-    def _variant_weights(record: Record, description: Mapping[str, Any]) -> dict[str, int]:
-        by_variant = {v.variant: v.version_id for v in record.versions}
-        raw: dict[str, float] = {}
-        for variant in description.get("ProductionVariants", []):
-            version_id = by_variant.get(str(variant.get("VariantName")))
-            if version_id is None:
-                continue  # a variant this host did not create (e.g. the CDK stack's own)
-            weight = variant.get("CurrentWeight", variant.get("DesiredWeight", 0.0))
-            raw[version_id] = float(weight or 0.0)
-        return as_basis_points(raw)
+        return variant_weights(record, description)
 
     def invoke(self, tenant_id: str, version_id: str, rows: Sequence[Sequence[float]]) -> list[float]:
         if not rows:

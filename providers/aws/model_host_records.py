@@ -7,8 +7,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from providers.aws._util import error_code, error_message
+from providers.ports import ProviderError
 
 KINDS = ("serverless", "pooled", "dedicated")
 FULL_WEIGHT = 10_000
@@ -102,3 +104,28 @@ def as_basis_points(raw: Mapping[str, float]) -> dict[str, int]:
     for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:short]:
         out[k] += 1
     return out
+
+
+def validated_weights(record: Record, weights: Mapping[str, int]) -> dict[str, int]:
+    deployed = [v.version_id for v in record.versions]
+    unknown = sorted(set(weights) - set(deployed))
+    if unknown:
+        raise ProviderError(f"versions not deployed for {record.tenant_id}: {unknown}")
+    for version_id, bp in weights.items():
+        if isinstance(bp, bool) or not isinstance(bp, int) or not 0 <= bp <= FULL_WEIGHT:
+            raise ValueError(f"weight of {version_id} must be an integer 0..{FULL_WEIGHT} (basis points)")
+    if sum(weights.values()) != FULL_WEIGHT:
+        raise ValueError(f"weights must sum to {FULL_WEIGHT} basis points, not {sum(weights.values())}")
+    return {vid: int(weights.get(vid, 0)) for vid in deployed}
+
+
+def variant_weights(record: Record, description: Mapping[str, Any]) -> dict[str, int]:
+    by_variant = {v.variant: v.version_id for v in record.versions}
+    raw: dict[str, float] = {}
+    for variant in description.get("ProductionVariants", []):
+        version_id = by_variant.get(str(variant.get("VariantName")))
+        if version_id is None:
+            continue  # a variant this host did not create (e.g. the CDK stack's own)
+        weight = variant.get("CurrentWeight", variant.get("DesiredWeight", 0.0))
+        raw[version_id] = float(weight or 0.0)
+    return as_basis_points(raw)
