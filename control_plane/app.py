@@ -28,6 +28,7 @@ from control_plane.scoring.router import router as scoring_router
 from control_plane.settings import AppSettings
 from control_plane.slo.router import router as slo_router
 from control_plane.tenants.router import router as tenants_router
+from control_plane.training.retraining_router import router as retraining_router
 from control_plane.training.router import router as training_router
 from control_plane.web.router import router as console_router
 
@@ -88,6 +89,7 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
         chaos_router,
         review_router,
         monitoring_router,
+        retraining_router,
         console_router,
     ):
         app.include_router(router)

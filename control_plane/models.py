@@ -14,6 +14,7 @@ from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
 from control_plane.tenants.orm import Tenant
+from control_plane.training.orm import Retraining, RetrainingSettings
 from control_plane.web.session import ConsoleSessionRow
 from providers.local.flagged_store import AdapterBase, FlaggedTransactionRow
 
@@ -40,6 +41,8 @@ __all__ = [
     "ModelVersion",
     "OutboxEvent",
     "RequestSample",
+    "Retraining",
+    "RetrainingSettings",
     "ReviewItem",
     "Rollout",
     "ScoredTransaction",

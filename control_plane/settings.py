@@ -49,6 +49,9 @@ class AppSettings(BaseSettings):
     key_cache_ttl_s: float = 30.0
     model_cache_size: int = 64
     slo_bucket_s: int = 10
+    monitoring_check_every_s: float = Field(
+        default=3600.0, gt=0, description="Seconds between monitoring checks (drift, performance, retrain)."
+    )
     spool_dir_name: str = "spool"
     card_hash_key: str = "dev-only-card-hash-key"
     metrics_token: SecretStr | None = Field(

@@ -47,6 +47,8 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/labels"): frozenset({TA}),
     ("POST", "/v1/labels/csv"): frozenset({TA}),
     ("POST", "/v1/backtests"): frozenset({TA}),
+    ("POST", "/v1/retraining"): frozenset({TA}),
+    ("PUT", "/v1/retraining-settings"): frozenset({TA}),
     ("POST", "/v1/fraud-check"): frozenset({APP}),
     ("PUT", "/v1/scoring-config"): frozenset({TA}),
     ("POST", "/v1/batch-scoring"): frozenset({TA}),

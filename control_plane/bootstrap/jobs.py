@@ -12,6 +12,7 @@ from control_plane.scoring.tasks import BATCH_JOB, BatchScoring
 from control_plane.tenants.service import OFFBOARD_JOB, PROVISION_JOB
 from control_plane.tenants.tasks import OffboardTenant, ProvisionTenant
 from control_plane.training.service import TRAINING_JOB, TrainingRun
+from control_plane.training.retraining_tasks import retraining_tasks
 from control_plane.training.tracking import MLFLOW_SYNC_JOB, MlflowSync
 
 if TYPE_CHECKING:
@@ -29,4 +30,6 @@ def job_handlers(state: State) -> dict[str, JobHandler]:
         BATCH_JOB: BatchScoring(state.scoring.serving, state.scoring.checker, p.object_store, p.model_host),
         **rollout_tasks(state.rollouts),  # rollout.reconcile and rollout.notify
         **finops_tasks(state.finops),
+        # monitoring.check (periodic), retraining.run and retraining.notify (issue 17 section 5)
+        **retraining_tasks(p.object_store, state.templates, state.policy, state.rollouts, p.notifier, p.metrics),
     }

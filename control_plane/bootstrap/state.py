@@ -39,6 +39,7 @@ from control_plane.slo.recorder import RequestRecorder
 from control_plane.tenants import repository as tenant_repository
 from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
+from control_plane.training.retraining_tasks import retraining_periodic_jobs
 from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.ports import (
     EventBus,
@@ -193,7 +194,8 @@ def build_state(settings: AppSettings) -> State:
         rollouts=rollouts,
     )
     state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s)
-    state.periodic = PeriodicSchedule(factory, finops.periodic_jobs())
+    periodic = [*finops.periodic_jobs(), *retraining_periodic_jobs(settings.monitoring_check_every_s)]
+    state.periodic = PeriodicSchedule(factory, periodic)
     outbox.wake_worker = state.worker.wake.set
     # Between jobs: deliver events left by a crash, queue the periodic jobs that are due.
     state.worker.idle_tasks.extend([outbox.deliver_due, state.periodic.enqueue_due])
