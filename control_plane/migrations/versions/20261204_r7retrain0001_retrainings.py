@@ -1,7 +1,7 @@
 """retrainings (trigger, comparison, decision) and per-tenant retraining settings
 
 Revision ID: r7retrain0001
-Revises: m3smjobs0001
+Revises: h1monitor0001
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import providers.sql_types
 
 revision: str = "r7retrain0001"
-down_revision: str | None = "m3smjobs0001"
+down_revision: str | None = "h1monitor0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
