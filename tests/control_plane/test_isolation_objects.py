@@ -13,9 +13,12 @@ from fastapi.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.bootstrap.state import State
+from control_plane.db import unit_of_work
 from control_plane.jobs.worker import Worker
+from control_plane.orm_base import utcnow
 from control_plane.review import service as review
 from control_plane.review.contract import example_payload
+from control_plane.training.orm import Retraining
 from fraud_model.simulator import simulate
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.scoring.conftest import (  # noqa: F401  (shared fixtures)
@@ -48,6 +51,7 @@ OBJECT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/v1/reviews/{review_id}/reopen", {"reason": "x"}, "app"),
     # Monitoring names its model version in the query: another tenant's version is a 404 too.
     ("GET", "/v1/monitoring/drift?model_version={model_id}&window=day", None, "analyst"),
+    ("GET", "/v1/retraining/{retraining_id}", None, "app"),
 ]
 NOT_TENANT_OBJECTS = {
     "/console/reviews/{review_id}",
@@ -103,6 +107,20 @@ def owned(
         item = review.ingest(session, a["id"], example_payload())
         session.commit()
         a["review_id"] = item.id
+    with unit_of_work(container.factory) as session:
+        session.add(
+            Retraining(
+                id="rt_alpha",
+                tenant_id=a["id"],
+                trigger="manual",
+                trigger_evidence={},
+                status="failed",
+                champion_version=stable,
+                cutoff=utcnow(),
+                requested_by="test",
+            )
+        )
+    a["retraining_id"] = "rt_alpha"
     return a, b
 
 
@@ -117,7 +135,18 @@ def test_other_tenant_gets_404_and_wrong_scope_403(
 ) -> None:
     a, b = owned
     url = path.format(
-        **{k: a[k] for k in ("dataset_id", "model_id", "run_id", "job_id", "rollout_id", "review_id")}
+        **{
+            k: a[k]
+            for k in (
+                "dataset_id",
+                "model_id",
+                "run_id",
+                "job_id",
+                "rollout_id",
+                "review_id",
+                "retraining_id",
+            )
+        }
     )
     statuses = []
     for intruder in ("admin", "app", "analyst", "sre"):
