@@ -21,6 +21,7 @@ from control_plane.http import BodySizeLimit, install_error_handlers, reject_nul
 from control_plane.jobs.router import router as jobs_router
 from control_plane.jobs.worker import Worker
 from control_plane.monitoring.router import router as monitoring_router
+from control_plane.overload import BoundedInFlight
 from control_plane.registry.router import router as models_router
 from control_plane.review.router import router as review_router
 from control_plane.rollouts.router import router as rollouts_router
@@ -75,6 +76,8 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
     )
     # Outermost: a tenant the rate limiter is refusing gets its 429 before anything else runs.
     app.add_middleware(ShedRefusedTenants)
+    # Outside everything: past its bound of requests held at once, a process refuses at once.
+    app.add_middleware(BoundedInFlight, max_in_flight=settings.max_in_flight_requests)
     for router in (
         tenants_router,
         keys_router,

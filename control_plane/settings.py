@@ -43,6 +43,11 @@ class AppSettings(BaseSettings):
     policy_dir: Path = REPO_ROOT / "policies" / "rego"
     tenant_templates_dir: Path = REPO_ROOT / "tenant_templates"
     max_body_bytes: int = 1_048_576
+    max_in_flight_requests: int = Field(
+        default=256,
+        ge=1,
+        description="Requests one process holds at once; past it, 503 with Retry-After (bounded memory).",
+    )
     max_upload_bytes: int = 200 * 1_048_576
     job_lease_s: float = 60.0
     job_max_attempts: int = 5

@@ -105,6 +105,12 @@ SPECS: Final = (
         ("tenant",),
     ),
     MetricSpec(
+        "fraudrail_overload_refused_total",
+        "counter",
+        "Requests refused with 503 because the process already held FRAUDRAIL_MAX_IN_FLIGHT_REQUESTS.",
+        (),
+    ),
+    MetricSpec(
         "fraudrail_spool_refused_total",
         "counter",
         "Flagged answers refused with 503 because the spool could not make their record durable.",
