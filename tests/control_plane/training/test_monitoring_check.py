@@ -1,0 +1,128 @@
+"""The periodic monitoring check: the trigger policy (fraudrail.monitoring, the tier's thresholds)
+decides, with the real engine, whether a tenant's champion is retrained."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from control_plane.audit.orm import AuditEvent
+from control_plane.bootstrap.state import State
+from control_plane.db import unit_of_work
+from control_plane.jobs.orm import Job
+from control_plane.orm_base import utcnow
+from control_plane.scoring.schemas import FraudCheckRequest
+from control_plane.training.monitoring_check import CHECK_JOB, MonitoringCheck
+from control_plane.training.orm import Retraining
+from fraud_model.features import batch_features
+from tests.control_plane.conftest import OnboardFn, auth
+from tests.control_plane.monitoring.conftest import reference, register_profiled  # noqa: F401
+from tests.control_plane.scoring.conftest import sim_frame, trained_artifact  # noqa: F401
+
+
+@pytest.fixture
+def watched(
+    onboard: OnboardFn,
+    client: TestClient,
+    container: State,
+    trained_artifact: bytes,  # noqa: F811
+    reference: dict[str, Any],  # noqa: F811
+) -> dict[str, Any]:
+    """A trial-tier tenant (drift counts from 200 checks) serving a profiled version."""
+    t = onboard("watch-co", tier="trial", scopes=("app", "sre", "analyst"))
+    t["model"] = register_profiled(container, t["id"], trained_artifact, reference)
+    assert client.post(f"/v1/models/{t['model']}/promote", headers=auth(t["admin"])).status_code == 200
+    return t
+
+
+def observe_shifted(container: State, t: dict[str, Any], frame: pd.DataFrame, n: int) -> None:
+    """``n`` checks whose legitimate spending moved up twentyfold, as the hot path hands them to
+    the drift monitor (the HTTP path to ``observe`` is covered by the monitoring tests; a trial
+    tenant's rate limit would make this slow), then one flush."""
+    rows = frame.head(n).copy()
+    rows["amount"] = rows["amount"] * 20 + 500
+    features = batch_features(rows)
+    for (_, r), vector in zip(rows.iterrows(), features.to_numpy(), strict=True):
+        request = FraudCheckRequest(
+            txn_id=r.txn_id, card_token=r.card_token, terminal_id=r.terminal_id, timestamp=r.ts,
+            amount=Decimal(f"{r.amount:.2f}"), currency="EUR",
+        )  # fmt: skip
+        container.monitor.observe(t["id"], t["model"], "stable", request, vector.tolist(), 0.9, "SUSPICIOUS")
+    container.monitor.flush()
+
+
+def check(container: State, tenant_id: str, *, days_later: float = 0) -> str | None:
+    checker = MonitoringCheck(container.templates, container.policy, container.providers.metrics)
+    with unit_of_work(container.factory) as session:
+        return checker.check(session, tenant_id, utcnow() + timedelta(days=days_later))
+
+
+def retrainings(container: State, tenant_id: str) -> list[Retraining]:
+    with container.factory() as session:
+        return list(session.scalars(select(Retraining).where(Retraining.tenant_id == tenant_id)))
+
+
+def test_drift_over_the_tier_threshold_triggers_a_retraining_with_its_figures(
+    client: TestClient,
+    container: State,
+    watched: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    observe_shifted(container, watched, sim_frame, 300)
+
+    started = check(container, watched["id"])
+
+    assert started is not None
+    (row,) = retrainings(container, watched["id"])
+    assert (row.id, row.trigger, row.status) == (started, "drift", "queued")
+    assert row.champion_version == watched["model"]
+    rules = {v["rule"] for v in row.trigger_evidence["violations"]}
+    assert "feature_drift" in rules
+    drift = row.trigger_evidence["input"]["drift"]
+    assert drift["feature"] == "amount" and drift["max_feature_psi"] > 0.35 and drift["volume"] == 300
+    # The PSI gauge is published by the check itself, not only when someone reads a report.
+    gauge = container.providers.metrics.value("fraudrail_feature_psi", tenant=watched["id"], feature="amount")  # type: ignore[attr-defined]
+    assert gauge == pytest.approx(drift["max_feature_psi"], abs=1e-6)
+    with container.factory() as session:
+        audited = session.scalars(select(AuditEvent).where(AuditEvent.subject == started)).all()
+        assert [a.action for a in audited] == ["retraining.triggered"]
+        assert audited[0].evidence["violations"] == row.trigger_evidence["violations"]
+        kinds = set(session.scalars(select(Job.kind).where(Job.tenant_id == watched["id"])))
+        assert {"retraining.run", "retraining.notify"} <= kinds
+    # One retraining at a time, and none again inside the tier's cool-down.
+    assert check(container, watched["id"]) is None
+    assert len(retrainings(container, watched["id"])) == 1
+
+
+def test_too_little_traffic_is_no_reason_and_the_schedule_retrains_when_due(
+    client: TestClient,
+    container: State,
+    watched: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    observe_shifted(container, watched, sim_frame, 40)
+    assert check(container, watched["id"]) is None  # 40 checks: under the trial tier's 200
+    assert retrainings(container, watched["id"]) == []
+
+    started = check(container, watched["id"], days_later=15)  # the trial tier retrains every 14 days
+
+    (row,) = retrainings(container, watched["id"])
+    assert (row.id, row.trigger) == (started, "schedule")
+    assert [v["rule"] for v in row.trigger_evidence["violations"]] == ["retrain_due"]
+
+
+def test_the_check_is_a_periodic_job_of_the_worker(container: State, watched: dict[str, Any]) -> None:
+    assert CHECK_JOB in {job.kind for job in container.periodic.jobs}
+    queued = [j for j in container.periodic.enqueue_due() if CHECK_JOB.replace(".", "") in j.replace(".", "")]
+    assert len(queued) == 1
+    assert container.worker.run_once(job_id=queued[0]) == queued[0]
+    with container.factory() as session:
+        job = session.get(Job, queued[0])
+        assert job is not None and job.status == "succeeded", job.last_error
+        assert job.result == {"tenants": 1, "retrainings": {}}  # no traffic yet: nothing to say
