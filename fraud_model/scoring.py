@@ -10,6 +10,8 @@ prediction (tests check both) at a fraction of its per-call set-up cost (docs/mo
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +20,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from fraud_model import lgbm
+from fraud_model import compiled, lgbm
 from fraud_model.reasons import reason_codes
-from fraud_model.training import TrainedModel, load_verified
+from fraud_model.training import ArtifactIntegrityError, TrainedModel, load_verified
 from fraud_model.treeshap import leaf_paths
 
 _LEAF = -1
@@ -127,21 +129,37 @@ def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
     return depth
 
 
+def tree_arrays(model: TrainedModel, booster: Any = None) -> TreeArrays | lgbm.LgbTreeArrays:
+    """The single-row walk's arrays, built from the booster (training stores them in the artifact)."""
+    if model.algorithm == "lightgbm":
+        return lgbm.LgbTreeArrays.from_model_text(model.booster_ubj.decode())
+    return TreeArrays.from_booster(booster if booster is not None else model.booster(nthread=1))
+
+
 class Scorer:
-    """Calibrated fraud probabilities from one artifact."""
+    """Calibrated fraud probabilities from one artifact.
+
+    The single-row walk uses the artifact's stored tree arrays (views of its buffer, nothing
+    parsed); the learner's own booster, needed only for batches and contributions, is loaded
+    on first use.
+    """
 
     def __init__(self, model: TrainedModel, *, nthread: int = 1) -> None:
         self.model = model
         self.algorithm = model.algorithm
         self.feature_names = model.feature_names
-        # xgboost.Booster or lightgbm.Booster, as the artifact's header says.
-        self.booster: Any = model.booster(nthread=nthread)
+        self._nthread = nthread
         self.trees: TreeArrays | lgbm.LgbTreeArrays = (
-            lgbm.LgbTreeArrays.from_model_text(model.booster_ubj.decode())
-            if self.algorithm == "lightgbm"
-            else TreeArrays.from_booster(self.booster)
+            compiled.unpack(*model.compiled)
+            if model.compiled is not None
+            else tree_arrays(model, self.booster if self.algorithm == "xgboost" else None)
         )
         self._n = len(model.feature_names)
+
+    @functools.cached_property
+    def booster(self) -> Any:
+        """xgboost.Booster or lightgbm.Booster, as the artifact's header says."""
+        return self.model.booster(nthread=self._nthread)
 
     @classmethod
     def from_bytes(cls, artifact: bytes, expected_sha256: str | None = None) -> Scorer:
@@ -152,6 +170,22 @@ class Scorer:
             else load_verified(artifact, expected_sha256)
         )
         return cls(model)
+
+    @classmethod
+    def from_file(cls, path: str, expected_sha256: str | None = None) -> Scorer:
+        """Memory-map an artifact file: the tree arrays are views of the mapping (hashing it
+        releases the GIL; only the small header is parsed)."""
+        try:
+            mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        except ValueError as exc:  # an empty file cannot be mapped
+            raise ArtifactIntegrityError(f"not a Fraudrail model artifact: {exc}") from exc
+        if expected_sha256 is not None:
+            actual = hashlib.sha256(mapped.data).hexdigest()
+            if actual != expected_sha256.lower():
+                raise ArtifactIntegrityError(
+                    f"artifact sha256 {actual} does not match expected {expected_sha256}"
+                )
+        return cls(TrainedModel.from_bytes(mapped))
 
     def _row(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
         row = np.asarray(vector, dtype=np.float32)

@@ -3,7 +3,13 @@
 Artifact layout (``TrainedModel.to_bytes``)::
 
     b"FRAUDRAIL-MODEL\\x00" | u32 little-endian header length | header JSON (sorted keys, UTF-8)
-    | the booster: XGBoost as UBJSON, or LightGBM's model text
+    | zero padding to a 64-byte boundary | the single-row scorer's tree arrays (``compiled``,
+    ``compiled_size`` bytes) | the booster: XGBoost as UBJSON, or LightGBM's model text
+
+The tree arrays (format 2, ``fraud_model.compiled``) are what ``Scorer`` walks for one row,
+computed at training time so that loading them is a memory map, not a parse. A format-1
+artifact (no ``compiled`` in its header: the booster follows the header) still loads: its
+arrays are then built from the booster.
 
 The header carries the format version, the algorithm (every scorer picks its learner from it; an
 artifact without one predates LightGBM and is XGBoost), the feature names and feature-set version,
@@ -13,6 +19,7 @@ SHA-256, so a truncated or edited booster is refused even without an expected di
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -23,11 +30,13 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraud_model import compiled as compiled_arrays
 from fraud_model import lgbm
 from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION
 
 ARTIFACT_MAGIC = b"FRAUDRAIL-MODEL\x00"
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 ALGORITHMS = ("xgboost", "lightgbm")
 # One thread: on a shared 2-core host OpenMP spin-waits made nthread=2 up to 15x slower (docs/model.md).
 DEFAULT_NTHREAD = 1
@@ -111,6 +120,8 @@ class TrainedModel:
     # The learner that wrote ``booster_ubj`` (the field keeps its historical name: for LightGBM it
     # holds the model text).
     algorithm: str = "xgboost"
+    # Set when read from a format-2 artifact: (index, buffer, offset) of its stored tree arrays.
+    compiled: tuple[dict[str, Any], Any, int] | None = field(default=None, compare=False, repr=False)
 
     def header(self) -> dict[str, Any]:
         library = {"xgboost": xgb.__version__, "lightgbm": lgbm.LIGHTGBM_VERSION}[self.algorithm]
@@ -129,28 +140,49 @@ class TrainedModel:
         }
 
     def to_bytes(self) -> bytes:
-        head = json.dumps(self.header(), sort_keys=True, separators=(",", ":")).encode()
-        return ARTIFACT_MAGIC + struct.pack("<I", len(head)) + head + self.booster_ubj
+        return self._artifact
+
+    @functools.cached_property
+    def _artifact(self) -> bytes:
+        # Built once per instance: the tree arrays cost a walk of the whole booster.
+        from fraud_model.scoring import tree_arrays
+
+        index, section = compiled_arrays.pack(tree_arrays(self), self.algorithm)
+        extra = {"compiled": index, "compiled_size": len(section), "compiled_sha256": sha256(section)}
+        head = json.dumps({**self.header(), **extra}, sort_keys=True, separators=(",", ":")).encode()
+        pad = b"\0" * (-(len(ARTIFACT_MAGIC) + 4 + len(head)) % compiled_arrays.ALIGN)
+        return ARTIFACT_MAGIC + struct.pack("<I", len(head)) + head + pad + section + self.booster_ubj
 
     @property
     def sha256(self) -> str:
         return sha256(self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> TrainedModel:
-        """Parse an artifact; ArtifactIntegrityError when malformed or its booster digest differs."""
-        if not data.startswith(ARTIFACT_MAGIC) or len(data) < len(ARTIFACT_MAGIC) + 4:
+    def from_bytes(cls, data: Any) -> TrainedModel:
+        """Parse an artifact (bytes, or any buffer such as a ``np.memmap`` of its file: the tree
+        arrays stay views of it); ArtifactIntegrityError when malformed or a digest differs."""
+        view = memoryview(data).cast("B")
+        if len(view) < len(ARTIFACT_MAGIC) + 4 or bytes(view[: len(ARTIFACT_MAGIC)]) != ARTIFACT_MAGIC:
             raise ArtifactIntegrityError("not a Fraudrail model artifact")
         off = len(ARTIFACT_MAGIC)
-        (size,) = struct.unpack_from("<I", data, off)
+        (size,) = struct.unpack_from("<I", view, off)
         off += 4
         try:
-            head = json.loads(data[off : off + size].decode())
+            head = json.loads(bytes(view[off : off + size]).decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactIntegrityError(f"unreadable artifact header: {exc}") from exc
-        if not isinstance(head, dict) or head.get("format") != ARTIFACT_FORMAT:
+        if not isinstance(head, dict) or head.get("format") not in READABLE_FORMATS:
             raise ArtifactIntegrityError("unsupported artifact format")
-        booster = data[off + size :]
+        off += size
+        index = head.get("compiled")
+        stored: tuple[dict[str, Any], Any, int] | None = None
+        if index is not None:
+            off += -off % compiled_arrays.ALIGN
+            end = off + int(head["compiled_size"])
+            if hashlib.sha256(view[off:end]).hexdigest() != head.get("compiled_sha256"):
+                raise ArtifactIntegrityError("tree arrays do not match the digest in the artifact header")
+            stored, off = (index, data, off), end
+        booster = bytes(view[off:])
         if sha256(booster) != head.get("booster_sha256"):
             raise ArtifactIntegrityError("booster bytes do not match the digest in the artifact header")
         algorithm = str(head.get("algorithm", "xgboost"))
@@ -166,6 +198,7 @@ class TrainedModel:
             reference_medians={k: float(v) for k, v in head["reference_medians"].items()},
             summary=dict(head.get("summary", {})),
             algorithm=algorithm,
+            compiled=stored,
         )
 
     def booster(self, nthread: int = 1) -> Any:

@@ -2,16 +2,27 @@
 
 Versions are registered (``deploy``) cheaply and loaded on first use into an LRU of scorers;
 the least recently used is evicted beyond ``capacity``. Every load re-reads the artifact and
-verifies its SHA-256, so a tampered artifact refuses to load.
+verifies its SHA-256, so a tampered artifact refuses to load. An artifact on the local disk is
+memory-mapped (``Scorer.from_file``): its stored tree arrays are views of the mapping, so a load
+parses only the header and hashes the file with the GIL released (a cold tenant's load no longer
+stalls the hot tenants' checks).
+
+A version is loaded before it takes traffic where it will serve: ``deploy`` of a new version
+of a tenant this process is serving (one of its versions is loaded) loads it before returning,
+and the serving registry swaps a promotion in only after its deploys (``ServingRegistry.reload``);
+``set_weights`` loads every version it gives weight before the weights change. A tenant nobody
+has checked yet loads on its first check, off the event loop (``FraudChecker.warm``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +35,15 @@ from providers.ports import (
     ObjectStore,
     ProviderError,
 )
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """An object store that keeps each object in a file (``LocalObjectStore``)."""
+
+    def local_path(self, key: str) -> Path | None: ...
 
 
 class LocalModelHost:
@@ -65,6 +85,17 @@ class LocalModelHost:
     def deploy(self, model: HostedModel) -> None:
         with self._lock:
             self._models.setdefault(model.tenant_id, {})[model.version_id] = model
+            key = (model.tenant_id, model.version_id)
+            serving = key not in self._loaded and any(t == model.tenant_id for t, _ in self._loaded)
+        if serving:
+            self._warm(model.tenant_id, model.version_id)
+
+    def _warm(self, tenant_id: str, version_id: str) -> None:
+        """Load ahead of traffic; a failure is logged here and answered when a check scores."""
+        try:
+            self.scorer(tenant_id, version_id)
+        except (ProviderError, ArtifactIntegrityError) as exc:
+            log.warning("could not load %s of tenant %s ahead of traffic: %s", version_id, tenant_id, exc)
 
     def undeploy(self, tenant_id: str, version_id: str) -> None:
         with self._lock:
@@ -88,6 +119,10 @@ class LocalModelHost:
             missing = [v for v in weights if v not in known]
             if missing:
                 raise ProviderError(f"versions not deployed for {tenant_id}: {missing}")
+        for version_id, bp in weights.items():
+            if bp > 0 and not self.is_loaded(tenant_id, version_id):
+                self._warm(tenant_id, version_id)
+        with self._lock:
             self._weights[tenant_id] = dict(weights)
 
     def weights(self, tenant_id: str) -> dict[str, int]:
@@ -111,11 +146,7 @@ class LocalModelHost:
         if model is None:
             raise ProviderError(f"model {version_id} is not deployed for {tenant_id}")
         try:
-            artifact = self._store.get(model.artifact_key)
-        except KeyError as exc:
-            raise ArtifactIntegrityError(f"artifact {model.artifact_key} is missing") from exc
-        try:
-            scorer = Scorer.from_bytes(artifact, expected_sha256=model.sha256)
+            scorer = self._load(model)
         except ModelIntegrityError as exc:
             raise ArtifactIntegrityError(
                 f"artifact of {version_id} fails its integrity check (sha256 differs from the registry): "
@@ -129,6 +160,19 @@ class LocalModelHost:
                 self._loaded.popitem(last=False)
                 self.evictions += 1
         return scorer
+
+    def _load(self, model: HostedModel) -> Scorer:
+        path = self._store.local_path(model.artifact_key) if isinstance(self._store, LocalFiles) else None
+        if path is not None:
+            try:
+                return Scorer.from_file(str(path), expected_sha256=model.sha256)
+            except FileNotFoundError as exc:  # deleted since it was found
+                raise ArtifactIntegrityError(f"artifact {model.artifact_key} is missing") from exc
+        try:
+            artifact = self._store.get(model.artifact_key)
+        except KeyError as exc:
+            raise ArtifactIntegrityError(f"artifact {model.artifact_key} is missing") from exc
+        return Scorer.from_bytes(artifact, expected_sha256=model.sha256)
 
     def is_loaded(self, tenant_id: str, version_id: str) -> bool:
         return (tenant_id, version_id) in self._loaded

@@ -35,6 +35,11 @@ class LocalObjectStore:
             raise KeyError(key)
         return path.read_bytes()
 
+    def local_path(self, key: str) -> Path | None:
+        """The file holding ``key`` (for memory-mapping it), or None when there is none."""
+        path = self._path(key)
+        return path if path.is_file() else None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
