@@ -24,15 +24,25 @@ def simulate(
     seed: Annotated[int, typer.Option()] = 0,
     start: Annotated[str, typer.Option(help="First day (UTC)")] = "2026-06-01",
     labels: Annotated[bool, typer.Option(help="Keep the is_fraud / fraud_scenario columns")] = True,
+    drift_from_day: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="From this day on: legitimate amounts x1.6 and a card-testing fraud pattern (scenario 4)",
+        ),
+    ] = None,
 ) -> None:
     """Write simulated card transactions (the handbook's generator) for demos and tests."""
     from pathlib import Path
 
+    from fraud_model.drift import with_concept_drift
     from fraud_model.simulator import simulate as run
 
     if not Path(out).resolve().parent.is_dir():
         _fail(f"cannot write {out}: no such folder {Path(out).resolve().parent}")
     frame = run(customers, terminals, days, start_date=start, seed=seed)
+    if drift_from_day is not None:
+        frame = with_concept_drift(frame, from_day=drift_from_day, seed=seed)
     if not labels:
         frame = frame.drop(columns=["is_fraud", "fraud_scenario"])
     if out.endswith(".parquet"):
