@@ -64,6 +64,8 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/reviews/{review_id}/claim"): frozenset({ANALYST}),
     ("POST", "/v1/reviews/{review_id}/verdict"): frozenset({ANALYST, TA}),
     ("POST", "/v1/reviews/{review_id}/reopen"): frozenset({TA}),
+    ("POST", "/v1/reviews/{review_id}/resolve"): frozenset({TA}),
+    ("POST", "/v1/reviews/bulk-claim"): frozenset({ANALYST}),
 }
 # Writes a suspended tenant may still make: revoking a (possibly leaked) key must always be possible.
 # Revoking a key, and a backtest (it replays stored history and writes nothing).

@@ -44,7 +44,10 @@ class ScoredTransaction(Base):
     batches by the monitoring flush (nothing else durable records a LEGIT check)."""
 
     __tablename__ = "scored_transactions"
-    __table_args__ = (Index("ix_scored_transactions_tenant_ts", "tenant_id", "ts"),)
+    __table_args__ = (
+        Index("ix_scored_transactions_tenant_ts", "tenant_id", "ts"),
+        Index("ix_scored_transactions_card", "tenant_id", "card_token", "ts"),  # card history
+    )
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     txn_id: Mapped[str] = mapped_column(String(80), primary_key=True)

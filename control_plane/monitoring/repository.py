@@ -127,3 +127,18 @@ def replay_rows(
         .limit(limit)
     )
     return session.execute(stmt).all()
+
+
+def card_recent(
+    session: Session, tenant_id: str, card_token: str, *, since: datetime, limit: int
+) -> Sequence[ScoredTransaction]:
+    """A card's scored transactions (LEGIT ones too) since ``since``, newest first, at most
+    ``limit`` (the analyst's card history; ``ix_scored_transactions_card`` serves it)."""
+    s = ScoredTransaction
+    stmt = (
+        select(s)
+        .where(s.tenant_id == tenant_id, s.card_token == card_token, s.ts >= since)
+        .order_by(s.ts.desc(), s.txn_id.desc())
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()

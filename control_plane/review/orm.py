@@ -24,8 +24,9 @@ from control_plane.orm_base import Base, UTCDateTime, utcnow
 class ReviewItem(Base):
     """A flagged transaction waiting for (or carrying) an analyst's verdict.
 
-    ``status`` is stored as open | claimed | decided; a claim whose lease has passed counts as
-    open (see ``repository.open_condition``), so nothing has to sweep expired claims.
+    ``status`` is stored as open | claimed | escalated | decided; a claim whose lease has passed
+    counts as open (see ``repository.open_condition``), so nothing has to sweep expired claims.
+    An escalated item waits for a tenant-admin's resolution (``escalated_*`` say who sent it up).
     """
 
     __tablename__ = "review_items"
@@ -57,5 +58,8 @@ class ReviewItem(Base):
     note: Mapped[str | None] = mapped_column(Text, default=None)
     decided_by: Mapped[str | None] = mapped_column(String(40), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalated_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalation_note: Mapped[str | None] = mapped_column(Text, default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,7 +15,8 @@ from control_plane.review.cursor import Cursor
 from control_plane.review.orm import ReviewItem
 from control_plane.review.schemas import ReviewFilter
 
-OPEN, CLAIMED, DECIDED = "open", "claimed", "decided"
+OPEN, CLAIMED, ESCALATED, DECIDED = "open", "claimed", "escalated", "decided"
+UNDECIDED = (OPEN, CLAIMED)
 R = ReviewItem
 
 
@@ -76,8 +77,10 @@ def filter_conditions(tenant_id: str, f: ReviewFilter, now: datetime) -> list[Co
         conds.append(open_condition(now))
     elif f.status == CLAIMED:
         conds.append(claimed_condition(now))
-    elif f.status == DECIDED:
-        conds.append(R.status == DECIDED)
+    elif f.status in (ESCALATED, DECIDED):
+        conds.append(R.status == f.status)
+    if f.ids is not None:
+        conds.append(R.id.in_(f.ids))
     if f.score_min is not None:
         conds.append(R.score >= f.score_min)
     if f.score_max is not None:
@@ -129,6 +132,17 @@ def page(
     return list(session.scalars(stmt.limit(limit)))
 
 
+def count(session: Session, tenant_id: str, f: ReviewFilter, *, now: datetime) -> int:
+    stmt = select(func.count()).select_from(R).where(*filter_conditions(tenant_id, f, now))
+    return int(session.scalar(stmt) or 0)
+
+
+def oldest_open_since(session: Session, tenant_id: str, *, now: datetime) -> datetime | None:
+    """When the longest-waiting open item entered the queue."""
+    stmt = select(func.min(R.created_at)).where(R.tenant_id == tenant_id, open_condition(now))
+    return session.scalar(stmt)
+
+
 def matching(
     session: Session, tenant_id: str, f: ReviewFilter, *, now: datetime, limit: int
 ) -> list[ReviewItem]:
@@ -165,6 +179,19 @@ def try_claim(
     return _rowcount(result) == 1
 
 
+def try_claim_many(
+    session: Session, tenant_id: str, ids: Sequence[str], *, key_id: str, now: datetime, until: datetime
+) -> int:
+    """Claim every listed item still open (or this key's); the caller compares the count."""
+    result = session.execute(
+        update(R)
+        .where(R.tenant_id == tenant_id, R.id.in_(list(ids)), takeable_by(key_id, now))
+        .values(status=CLAIMED, claimed_by=key_id, claim_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
 def try_decide(
     session: Session,
     tenant_id: str,
@@ -177,38 +204,65 @@ def try_decide(
     now: datetime,
     require_takeable: bool = False,
 ) -> int:
-    """Decide items not yet decided; without ``override`` only under this key's live claim.
+    """Decide (or escalate) open or claimed items; without ``override`` only under this key's live
+    claim. ``require_takeable`` (bulk verdicts) accepts open items or items claimed by this key.
 
-    ``require_takeable`` (bulk verdicts) accepts open items or items claimed by this key.
+    ``escalate`` is no final verdict: the item becomes escalated and waits for a tenant-admin.
     """
     if require_takeable:
         allowed = takeable_by(key_id, now)
     elif override:
-        allowed = R.status != DECIDED
+        allowed = R.status.in_(UNDECIDED)
     else:
         allowed = and_(R.status == CLAIMED, R.claimed_by == key_id, R.claim_expires_at > now)
+    values: dict[str, Any] = {"verdict": verdict, "claimed_by": None, "claim_expires_at": None}
+    if verdict == "escalate":
+        values |= {"status": ESCALATED, "escalated_by": key_id, "escalated_at": now, "escalation_note": note}
+    else:
+        values |= {"status": DECIDED, "note": note, "decided_by": key_id, "decided_at": now}
     result = session.execute(
         update(R)
         .where(R.tenant_id == tenant_id, R.id.in_(list(ids)), allowed)
-        .values(
-            status=DECIDED,
-            verdict=verdict,
-            note=note,
-            decided_by=key_id,
-            decided_at=now,
-            claimed_by=None,
-            claim_expires_at=None,
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result)
 
 
+def try_resolve(
+    session: Session,
+    tenant_id: str,
+    review_id: str,
+    *,
+    key_id: str,
+    verdict: str,
+    note: str | None,
+    now: datetime,
+) -> bool:
+    """An escalated item's final verdict (the escalation's who, when and why stay on the row)."""
+    result = session.execute(
+        update(R)
+        .where(R.tenant_id == tenant_id, R.id == review_id, R.status == ESCALATED)
+        .values(status=DECIDED, verdict=verdict, note=note, decided_by=key_id, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
 def try_reopen(session: Session, tenant_id: str, review_id: str) -> bool:
     result = session.execute(
         update(R)
-        .where(R.tenant_id == tenant_id, R.id == review_id, R.status == DECIDED)
-        .values(status=OPEN, verdict=None, note=None, decided_by=None, decided_at=None)
+        .where(R.tenant_id == tenant_id, R.id == review_id, R.status.in_((DECIDED, ESCALATED)))
+        .values(
+            status=OPEN,
+            verdict=None,
+            note=None,
+            decided_by=None,
+            decided_at=None,
+            escalated_by=None,
+            escalated_at=None,
+            escalation_note=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result) == 1

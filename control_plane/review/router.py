@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -13,13 +14,16 @@ from control_plane.auth.scopes import Principal, Scope
 from control_plane.deps import PrincipalDep, get_session
 from control_plane.errors import Forbidden
 from control_plane.orm_base import utcnow
-from control_plane.review import service
+from control_plane.review import bulk, service
 from control_plane.review.orm import ReviewItem
 from control_plane.review.schemas import (
+    BulkClaimOut,
+    BulkClaimRequest,
     BulkVerdictOut,
     BulkVerdictRequest,
     ClaimRequest,
     ReopenRequest,
+    ResolveRequest,
     ReviewDetailOut,
     ReviewOut,
     ReviewPage,
@@ -66,9 +70,28 @@ def list_reviews(
     tenant_id = tenant_of(principal, READERS)
     now = utcnow()
     page = service.list_reviews(session, tenant_id, query, now=now)
+    summary = service.summary(session, tenant_id, query, now=now)
     return ReviewPage(
-        items=[review_out(i, now) for i in page.items], next_cursor=page.next_cursor, limit=query.limit
+        items=[review_out(i, now) for i in page.items],
+        next_cursor=page.next_cursor,
+        limit=query.limit,
+        total=summary.total,
+        oldest_open_since=summary.oldest_open_since,
     )
+
+
+@router.post(
+    "/bulk-claim",
+    response_model=BulkClaimOut,
+    responses={**PROBLEMS, 409: {"description": "Some matched items are blocked; nothing changed"}},
+)
+def bulk_claim(body: BulkClaimRequest, session: CommittedSessionDep, principal: PrincipalDep) -> BulkClaimOut:
+    """Claim every matched item (a filter, or a selection with ``filter.ids``), all or nothing."""
+    tenant_id = tenant_of(principal, CLAIMERS)
+    now = utcnow()
+    items = bulk.bulk_claim(session, tenant_id, body, principal=principal, now=now)
+    until = now + timedelta(minutes=body.minutes)
+    return BulkClaimOut(count=len(items), ids=[i.id for i in items], claim_expires_at=until)
 
 
 @router.post(
@@ -81,7 +104,7 @@ def bulk_verdict(
 ) -> BulkVerdictOut:
     """One verdict for every matched item, all or nothing."""
     tenant_id = tenant_of(principal, DECIDERS)
-    items = service.bulk_decide(session, tenant_id, body, principal=principal, now=utcnow())
+    items = bulk.bulk_decide(session, tenant_id, body, principal=principal, now=utcnow())
     return BulkVerdictOut(verdict=body.verdict, count=len(items), ids=[i.id for i in items])
 
 
@@ -119,7 +142,8 @@ def claim_review(
 def record_verdict(
     review_id: str, body: VerdictRequest, session: CommittedSessionDep, principal: PrincipalDep
 ) -> ReviewOut:
-    """Final verdict from the claim's holder or a tenant-admin; fraud / legit become labels."""
+    """A verdict from the claim's holder or a tenant-admin: fraud / legit are final and become
+    labels; escalate sends the item to the escalated queue, where a tenant-admin resolves it."""
     tenant_id = item_for(session, principal, review_id, DECIDERS).tenant_id
     now = utcnow()
     item = service.decide(
@@ -135,6 +159,23 @@ def record_verdict(
 
 
 @router.post(
+    "/{review_id}/resolve",
+    response_model=ReviewOut,
+    responses={**PROBLEMS, 409: {"description": "The review is not escalated"}},
+)
+def resolve_review(
+    review_id: str, body: ResolveRequest, session: CommittedSessionDep, principal: PrincipalDep
+) -> ReviewOut:
+    """A tenant-admin's final verdict (fraud | legit) on an escalated item; it becomes a label."""
+    tenant_id = item_for(session, principal, review_id, ADMINS).tenant_id
+    now = utcnow()
+    item = service.resolve(
+        session, tenant_id, review_id, principal=principal, verdict=body.verdict, note=body.note, now=now
+    )
+    return review_out(item, now)
+
+
+@router.post(
     "/{review_id}/reopen",
     response_model=ReviewOut,
     responses={**PROBLEMS, 409: {"description": "The review is not decided"}},
@@ -142,7 +183,7 @@ def record_verdict(
 def reopen_review(
     review_id: str, body: ReopenRequest, session: CommittedSessionDep, principal: PrincipalDep
 ) -> ReviewOut:
-    """Undo a verdict (tenant-admin, with a reason): the item is open again."""
+    """Undo a verdict or an escalation (tenant-admin, with a reason): the item is open again."""
     tenant_id = item_for(session, principal, review_id, ADMINS).tenant_id
     now = utcnow()
     item = service.reopen(session, tenant_id, review_id, principal=principal, reason=body.reason, now=now)

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from control_plane.orm_base import utc_representable
 
 Decision = Literal["REVIEW", "SUSPICIOUS"]
-StatusFilter = Literal["open", "claimed", "decided"]
+StatusFilter = Literal["open", "claimed", "escalated", "decided"]
 Verdict = Literal["fraud", "legit", "escalate"]
+Resolution = Literal["fraud", "legit"]
 SortKey = Literal["score", "amount", "age"]
 SortOrder = Literal["asc", "desc"]
 
 MAX_PAGE = 200
+BULK_MAX = 1000
+TOP_REASONS = 3
 MAX_CLAIM_MINUTES = 480
 DEFAULT_CLAIM_MINUTES = 60
 
@@ -35,7 +46,12 @@ class ReviewFilter(BaseModel):
 
     decision: Decision | None = None
     status: StatusFilter | None = Field(
-        default=None, description="open = unclaimed or claim expired; claimed = live claim; decided"
+        default=None,
+        description="open = unclaimed or claim expired; claimed = live claim; "
+        "escalated = waiting for a tenant-admin; decided",
+    )
+    ids: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = Field(
+        default=None, min_length=1, max_length=BULK_MAX, description="Only these review ids (a selection)"
     )
     score_min: float | None = Field(default=None, ge=0, le=1)
     score_max: float | None = Field(default=None, ge=0, le=1)
@@ -94,9 +110,37 @@ class VerdictRequest(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class ResolveRequest(BaseModel):
+    """A tenant-admin's final verdict on an escalated item."""
+
+    model_config = ConfigDict(extra="forbid")
+    verdict: Resolution
+    note: str | None = Field(default=None, max_length=2000)
+
+
 class ReopenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
+
+
+def _narrowed(value: ReviewFilter) -> ReviewFilter:
+    if not value.criteria():
+        raise ValueError("set at least one criterion (a bulk action never applies to everything)")
+    return value
+
+
+class BulkClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filter: ReviewFilter
+    minutes: int = Field(default=DEFAULT_CLAIM_MINUTES, ge=1, le=MAX_CLAIM_MINUTES)
+    expected_count: int | None = Field(
+        default=None, ge=0, description="Refuse (409) unless the filter matches exactly this many items"
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _narrowing(cls, value: ReviewFilter) -> ReviewFilter:
+        return _narrowed(value)
 
 
 class BulkVerdictRequest(BaseModel):
@@ -111,9 +155,7 @@ class BulkVerdictRequest(BaseModel):
     @field_validator("filter")
     @classmethod
     def _narrowing(cls, value: ReviewFilter) -> ReviewFilter:
-        if not value.criteria():
-            raise ValueError("set at least one criterion (a bulk verdict never applies to everything)")
-        return value
+        return _narrowed(value)
 
 
 class ReviewOut(BaseModel):
@@ -131,10 +173,14 @@ class ReviewOut(BaseModel):
     status: StatusFilter = Field(description="Effective status: an expired claim reads as open")
     claimed_by: str | None
     claim_expires_at: datetime | None
-    verdict: Verdict | None
+    verdict: Verdict | None = Field(description="escalate while escalated; fraud | legit once decided")
     note: str | None
     decided_by: str | None
     decided_at: datetime | None
+    escalated_by: str | None = None
+    escalated_at: datetime | None = None
+    escalation_note: str | None = None
+    top_reasons: list[str] = Field(default_factory=list, description="The top reason codes (≤ 3)")
     created_at: datetime
 
 
@@ -171,6 +217,16 @@ class ReviewPage(BaseModel):
     items: list[ReviewOut]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
     limit: int
+    total: int = Field(description="How many items the filter matches (every page)")
+    oldest_open_since: datetime | None = Field(
+        description="When the longest-waiting open item entered the queue (null: none open)"
+    )
+
+
+class BulkClaimOut(BaseModel):
+    count: int
+    ids: list[str]
+    claim_expires_at: datetime
 
 
 class BulkVerdictOut(BaseModel):

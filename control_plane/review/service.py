@@ -12,7 +12,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
@@ -22,15 +21,14 @@ from control_plane.ids import new_id
 from control_plane.orm_base import utcnow
 from control_plane.review import cursor, labels, repository
 from control_plane.review.orm import ReviewItem
-from control_plane.review.repository import CLAIMED, DECIDED, OPEN
-from control_plane.review.schemas import BulkVerdictRequest, FlaggedPayloadIn, ReviewFilter, ReviewQuery
+from control_plane.review.repository import CLAIMED, DECIDED, ESCALATED, OPEN
+from control_plane.review.schemas import FlaggedPayloadIn, ReviewFilter, ReviewQuery
 
-BULK_MAX = 1000
 HISTORY_LIMIT = 20
 
 
 def effective_status(item: ReviewItem, now: datetime) -> str:
-    """open | claimed | decided, where a claim whose lease has run out reads as open."""
+    """open | claimed | escalated | decided, where a claim whose lease has run out reads as open."""
     if item.status == CLAIMED and item.claim_expires_at is not None and item.claim_expires_at <= now:
         return OPEN
     return item.status
@@ -40,7 +38,7 @@ def holds_claim(item: ReviewItem, key_id: str, now: datetime) -> bool:
     return effective_status(item, now) == CLAIMED and item.claimed_by == key_id
 
 
-def _state(item: ReviewItem, now: datetime) -> dict[str, Any]:
+def state_of(item: ReviewItem, now: datetime) -> dict[str, Any]:
     live = effective_status(item, now) == CLAIMED
     return {
         "status": effective_status(item, now),
@@ -48,6 +46,7 @@ def _state(item: ReviewItem, now: datetime) -> dict[str, Any]:
         "claim_expires_at": item.claim_expires_at.isoformat() if live and item.claim_expires_at else None,
         "verdict": item.verdict,
         "decided_by": item.decided_by,
+        "escalated_by": item.escalated_by,
     }
 
 
@@ -98,6 +97,20 @@ def ingest(session: Session, tenant_id: str, payload: Mapping[str, Any]) -> Revi
 class Page:
     items: list[ReviewItem]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    total: int  # items the filter matches
+    oldest_open_since: datetime | None  # when the longest-waiting open item was flagged
+
+
+def summary(session: Session, tenant_id: str, f: ReviewFilter, *, now: datetime) -> QueueSummary:
+    """What the queue's header says: the filter's count and how long the open queue has waited."""
+    return QueueSummary(
+        total=repository.count(session, tenant_id, f, now=now),
+        oldest_open_since=repository.oldest_open_since(session, tenant_id, now=now),
+    )
 
 
 def list_reviews(session: Session, tenant_id: str, query: ReviewQuery, *, now: datetime) -> Page:
@@ -173,6 +186,20 @@ def _claimed_by_other(item: ReviewItem) -> Conflict:
     )
 
 
+def _not_takeable(item: ReviewItem) -> Conflict:
+    """Why an item that is no longer open cannot be claimed or decided by this caller."""
+    if item.status == ESCALATED:
+        return Conflict(
+            f"review {item.id} is escalated (by {item.escalated_by}); a tenant-admin resolves it "
+            f"with POST /v1/reviews/{item.id}/resolve",
+            field="status",
+            extra={"review_status": ESCALATED, "escalated_by": item.escalated_by},
+        )
+    if item.status == DECIDED:
+        return _already_decided(item)
+    return _claimed_by_other(item)
+
+
 def _already_decided(item: ReviewItem) -> Conflict:
     return Conflict(
         f"review {item.id} is already decided ({item.verdict} by {item.decided_by}); "
@@ -187,14 +214,12 @@ def claim(
 ) -> ReviewItem:
     """Lease the item to this key (or extend its own lease); 409 naming the holder otherwise."""
     item = repository.get(session, tenant_id, review_id)
-    before = _state(item, now)
+    before = state_of(item, now)
     until = now + timedelta(minutes=minutes)
     won = repository.try_claim(session, tenant_id, review_id, key_id=principal.key_id, now=now, until=until)
     item = repository.get(session, tenant_id, review_id, refresh=True)
     if not won:
-        if item.status == DECIDED:
-            raise _already_decided(item)
-        raise _claimed_by_other(item)
+        raise _not_takeable(item)
     audit.record(
         session,
         tenant_id=tenant_id,
@@ -202,7 +227,7 @@ def claim(
         action="review.claimed",
         subject=item.id,
         before=before,
-        after=_state(item, now),
+        after=state_of(item, now),
         evidence={"minutes": minutes, "extended": before["claimed_by"] == principal.key_id},
     )
     return item
@@ -218,9 +243,12 @@ def decide(
     note: str | None,
     now: datetime,
 ) -> ReviewItem:
-    """Record a final verdict: the holder of a live claim, or a tenant-admin (who overrides claims)."""
+    """Record a verdict: the holder of a live claim, or a tenant-admin (who overrides claims).
+
+    fraud / legit are final; escalate sends the item to the escalated queue for a tenant-admin.
+    """
     item = repository.get(session, tenant_id, review_id)
-    before = _state(item, now)
+    before = state_of(item, now)
     override = principal.scope is Scope.TENANT_ADMIN
     decided = repository.try_decide(
         session,
@@ -234,8 +262,8 @@ def decide(
     )
     item = repository.get(session, tenant_id, review_id, refresh=True)
     if decided != 1:
-        if item.status == DECIDED:
-            raise _already_decided(item)
+        if item.status in (DECIDED, ESCALATED):
+            raise _not_takeable(item)
         if effective_status(item, now) == CLAIMED and item.claimed_by != principal.key_id:
             raise _claimed_by_other(item)
         lapsed = item.claimed_by == principal.key_id and item.claim_expires_at is not None
@@ -250,11 +278,11 @@ def decide(
         session,
         tenant_id=tenant_id,
         actor=principal.actor,
-        action="review.decided",
+        action="review.escalated" if verdict == "escalate" else "review.decided",
         subject=item.id,
         reason=note,
         before=before,
-        after=_state(item, now),
+        after=state_of(item, now),
         evidence={
             "verdict": verdict,
             "txn_id": item.txn_id,
@@ -267,12 +295,14 @@ def decide(
 def reopen(
     session: Session, tenant_id: str, review_id: str, *, principal: Principal, reason: str, now: datetime
 ) -> ReviewItem:
-    """Put a decided item back in the open queue (tenant-admin); its old verdict stays in the ledger."""
+    """Put a decided or escalated item back in the open queue (tenant-admin); its old verdict
+    stays in the ledger."""
     item = repository.get(session, tenant_id, review_id)
-    before = {**_state(item, now), "note": item.note}
+    before = {**state_of(item, now), "note": item.note}
     if not repository.try_reopen(session, tenant_id, review_id):
         raise Conflict(
-            f"only a decided review can be reopened; {review_id} is {effective_status(item, now)}",
+            f"only a decided or escalated review can be reopened; {review_id} is "
+            f"{effective_status(item, now)}",
             field="status",
         )
     item = repository.get(session, tenant_id, review_id, refresh=True)
@@ -284,97 +314,43 @@ def reopen(
         subject=item.id,
         reason=reason,
         before=before,
-        after=_state(item, now),
+        after=state_of(item, now),
     )
     return item
 
 
-def _blocker(item: ReviewItem, now: datetime) -> dict[str, Any]:
-    return {"id": item.id, **_state(item, now)}
-
-
-def bulk_decide(
-    session: Session, tenant_id: str, request: BulkVerdictRequest, *, principal: Principal, now: datetime
-) -> list[ReviewItem]:
-    """One verdict for every item the filter matches, or for none (409 listing the blockers).
-
-    Every matched item must be open or claimed by the caller. The UPDATE is conditional as
-    well, so an item claimed in between makes the count fall short and the whole call fail.
-    """
-    f: ReviewFilter = request.filter
-    items = repository.matching(session, tenant_id, f, now=now, limit=BULK_MAX + 1)
-    if len(items) > BULK_MAX:
-        raise InvalidInput(f"the filter matches more than {BULK_MAX} items; narrow it", field="filter")
-    if request.expected_count is not None and len(items) != request.expected_count:
+def resolve(
+    session: Session,
+    tenant_id: str,
+    review_id: str,
+    *,
+    principal: Principal,
+    verdict: str,
+    note: str | None,
+    now: datetime,
+) -> ReviewItem:
+    """A tenant-admin's final verdict on an escalated item; fraud / legit become labels."""
+    item = repository.get(session, tenant_id, review_id)
+    before = {**state_of(item, now), "escalation_note": item.escalation_note}
+    if not repository.try_resolve(
+        session, tenant_id, review_id, key_id=principal.key_id, verdict=verdict, note=note, now=now
+    ):
         raise Conflict(
-            f"the filter matches {len(items)} items, not the expected {request.expected_count}; "
-            "nothing was changed",
-            field="expected_count",
-            extra={"matched": len(items)},
+            f"only an escalated review can be resolved; {review_id} is {effective_status(item, now)}",
+            field="status",
+            extra={"review_status": effective_status(item, now)},
         )
-    key_id = principal.key_id
-    blockers = [
-        _blocker(i, now)
-        for i in items
-        if not (effective_status(i, now) == OPEN or holds_claim(i, key_id, now))
-    ]
-    if blockers:
-        raise Conflict(
-            f"{len(blockers)} of {len(items)} matched items are decided or claimed by someone else; "
-            "nothing was changed",
-            field="filter",
-            extra={"blockers": blockers[:100], "blocker_count": len(blockers), "matched": len(items)},
-        )
-    ids = [i.id for i in items]
-    before = {i.id: _state(i, now) for i in items}
-    changed = repository.try_decide(
-        session,
-        tenant_id,
-        ids,
-        key_id=key_id,
-        override=False,
-        verdict=request.verdict,
-        note=request.note,
-        now=now,
-        require_takeable=True,
-    )
-    if changed != len(ids):
-        raise Conflict(
-            "some matched items were claimed or decided meanwhile; nothing was changed, try again",
-            field="filter",
-            extra={"matched": len(ids), "changed": changed},
-        )
-    bulk_id = new_id("bulk")
-    decided = list(
-        session.scalars(
-            select(ReviewItem)
-            .where(ReviewItem.tenant_id == tenant_id, ReviewItem.id.in_(ids))
-            .order_by(ReviewItem.id)
-            .execution_options(populate_existing=True)
-        )
-    )
-    for item in decided:
-        labels.queue_label(session, item, verdict=request.verdict, decided_at=now)
-        audit.record(
-            session,
-            tenant_id=tenant_id,
-            actor=principal.actor,
-            action="review.decided",
-            subject=item.id,
-            reason=request.note,
-            before=before[item.id],
-            after=_state(item, now),
-            evidence={"verdict": request.verdict, "txn_id": item.txn_id, "bulk_id": bulk_id},
-        )
+    item = repository.get(session, tenant_id, review_id, refresh=True)
+    labels.queue_label(session, item, verdict=verdict, decided_at=now)
     audit.record(
         session,
         tenant_id=tenant_id,
         actor=principal.actor,
-        action="review.bulk_decided",
-        subject=bulk_id,
-        reason=request.note,
-        before={"statuses": sorted({b["status"] for b in before.values()})},
-        after={"status": DECIDED, "verdict": request.verdict},
-        evidence={"filter": f.criteria(), "count": len(ids), "ids": ids},
+        action="review.resolved",
+        subject=item.id,
+        reason=note,
+        before=before,
+        after=state_of(item, now),
+        evidence={"verdict": verdict, "txn_id": item.txn_id, "escalated_by": item.escalated_by},
     )
-    return decided
+    return item

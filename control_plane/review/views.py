@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from control_plane.review.orm import ReviewItem
 from control_plane.review.schemas import (
+    TOP_REASONS,
     FlaggedPayloadIn,
     ReasonOut,
     ReviewDetailOut,
@@ -22,6 +23,19 @@ def _amount(item: ReviewItem) -> Decimal:
         return Decimal(str(item.payload["transaction"]["amount"]))
     except (KeyError, TypeError, InvalidOperation):
         return item.amount
+
+
+def top_reasons(item: ReviewItem) -> list[str]:
+    """The codes of the reasons that pushed the score up most (the hot path stores them ranked;
+    they are ranked again here so an older record reads the same)."""
+    reasons = item.payload.get("reasons") if isinstance(item.payload, dict) else None
+    if not isinstance(reasons, list):
+        return []
+    ranked = sorted(
+        (r for r in reasons if isinstance(r, dict) and isinstance(r.get("code"), str)),
+        key=lambda r: -float(r.get("contribution") or 0.0),
+    )
+    return [str(r["code"]) for r in ranked[:TOP_REASONS]]
 
 
 def review_out(item: ReviewItem, now: datetime) -> ReviewOut:
@@ -46,6 +60,10 @@ def review_out(item: ReviewItem, now: datetime) -> ReviewOut:
         note=item.note,
         decided_by=item.decided_by,
         decided_at=item.decided_at,
+        escalated_by=item.escalated_by,
+        escalated_at=item.escalated_at,
+        escalation_note=item.escalation_note,
+        top_reasons=top_reasons(item),
         created_at=item.created_at,
     )
 

@@ -7,41 +7,28 @@ token. Each action is one transaction, committed before the redirect is sent.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
-from control_plane.auth.scopes import Scope
-from control_plane.db import unit_of_work
 from control_plane.errors import DomainError
-from control_plane.orm_base import utcnow
-from control_plane.review import service
-from control_plane.review.schemas import DEFAULT_CLAIM_MINUTES, VerdictRequest
-from control_plane.review.views import detail_out, review_out
 from control_plane.settings import AppSettings
-from control_plane.tenancy import tenant_of
-from control_plane.web.chart import daily_chart
+from control_plane.web import review_pages
 from control_plane.web.pages import (
     CONSOLE_SCOPES,
     COOKIE_PATH,
     HERE,
     ConsoleDep,
-    Viewer,
     checked_viewer,
     codec_of,
     csrf_refused,
-    domain_error_page,
-    error_page,
     redirect,
     render,
     set_cookie,
     store_of,
     viewer_of,
 )
-from control_plane.web.queue_form import queue_form
 from control_plane.web.session import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
@@ -52,7 +39,6 @@ from control_plane.web.session import (
 from control_plane.web.settings import ConsoleSettings
 
 STATIC_FILES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
-CHART_DAYS = 14
 
 
 @asynccontextmanager
@@ -125,136 +111,6 @@ def sign_out(request: Request, c: ConsoleDep, csrf: Annotated[str, Form(max_leng
     return response
 
 
-# -- the queue --
-
-
-@router.get("/queue")
-def queue_page(request: Request, c: ConsoleDep) -> Response:
-    viewer = viewer_of(request, c)
-    if viewer is None:
-        return redirect("/console/sign-in")
-    form = queue_form(request.query_params)
-    now = utcnow()
-    items: list[Any] = []
-    next_cursor = None
-    notice = None
-    with unit_of_work(c.factory) as session:
-        if form.query is not None:
-            try:
-                page = service.list_reviews(session, viewer.tenant_id, form.query, now=now)
-                items, next_cursor = [review_out(i, now) for i in page.items], page.next_cursor
-            except DomainError as exc:
-                form.errors.append(f"{exc.field or 'query'}: {exc.detail}")
-        chart = daily_chart(service.daily_activity(session, viewer.tenant_id, days=CHART_DAYS, now=now))
-        decided_id = request.query_params.get("decided")
-        if decided_id:
-            try:
-                decided = service.get(session, viewer.tenant_id, decided_id)
-                notice = f"Recorded {decided.verdict} for {decided.txn_id}; it has left the open queue."
-            except DomainError:
-                notice = None
-    context = {
-        "viewer": viewer,
-        "form": form,
-        "items": items,
-        "next_url": form.link(cursor=next_cursor) if next_cursor else None,
-        "first_url": form.link() if request.query_params.get("cursor") else None,
-        "chart": chart,
-        "notice": notice,
-    }
-    return render(request, "queue.html", context, status_code=422 if form.errors else 200)
-
-
-# -- one item --
-
-
-@router.get("/reviews/{review_id}")
-def review_page(review_id: str, request: Request, c: ConsoleDep) -> Response:
-    viewer = viewer_of(request, c)
-    if viewer is None:
-        return redirect("/console/sign-in")
-    now = utcnow()
-    try:
-        with unit_of_work(c.factory) as session:
-            item = service.get(session, viewer.tenant_id, review_id)
-            history = service.card_history(session, item)
-            prev_id, next_id = service.neighbours(session, item, now=now)
-            detail = detail_out(item, history, now)
-    except DomainError as exc:
-        return domain_error_page(request, viewer, exc)
-    mine = detail.status == "claimed" and detail.claimed_by == viewer.key_id
-    context = {
-        "viewer": viewer,
-        "item": detail,
-        "prev_id": prev_id,
-        "next_id": next_id,
-        "mine": mine,
-        "can_claim": viewer.is_analyst and detail.status != "decided" and (detail.status == "open" or mine),
-        "can_decide": detail.status != "decided" and (viewer.is_admin or mine),
-        "features": sorted(detail.features.items()),
-    }
-    return render(request, "detail.html", context)
-
-
-def _act(
-    request: Request, c: ConsoleDep, viewer: Viewer, review_id: str, action: str, **kwargs: Any
-) -> Response | None:
-    """Run one review action in its own transaction; an error page when it is refused."""
-    now = utcnow()
-    try:
-        with unit_of_work(c.factory) as session:
-            service.get(session, viewer.tenant_id, review_id)  # 404 first, as in the API
-            if action == "claim":
-                tenant_of(viewer.principal, {Scope.ANALYST})
-                service.claim(
-                    session,
-                    viewer.tenant_id,
-                    review_id,
-                    principal=viewer.principal,
-                    minutes=DEFAULT_CLAIM_MINUTES,
-                    now=now,
-                )
-            else:
-                tenant_of(viewer.principal, CONSOLE_SCOPES)
-                service.decide(
-                    session, viewer.tenant_id, review_id, principal=viewer.principal, now=now, **kwargs
-                )
-    except DomainError as exc:
-        return domain_error_page(request, viewer, exc)
-    return None
-
-
-@router.post("/reviews/{review_id}/claim")
-def claim_from_console(
-    review_id: str, request: Request, c: ConsoleDep, csrf: Annotated[str, Form(max_length=200)] = ""
-) -> Response:
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
-    refused = _act(request, c, viewer, review_id, "claim")
-    return refused or redirect(f"/console/reviews/{review_id}")
-
-
-@router.post("/reviews/{review_id}/verdict")
-def verdict_from_console(
-    review_id: str,
-    request: Request,
-    c: ConsoleDep,
-    csrf: Annotated[str, Form(max_length=200)] = "",
-    verdict: Annotated[str, Form(max_length=20)] = "",
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
-    try:
-        body = VerdictRequest(verdict=verdict, note=note.strip() or None)  # type: ignore[arg-type]
-    except ValidationError:
-        return error_page(request, viewer, 422, "Invalid input", "verdict: choose fraud, legit or escalate")
-    refused = _act(request, c, viewer, review_id, "decide", verdict=body.verdict, note=body.note)
-    return refused or redirect("/console/queue?" + urlencode({"decided": review_id}))
-
-
 @router.get("/static/{name}")
 def static_file(name: str) -> Response:
     media_type = STATIC_FILES.get(name)
@@ -262,3 +118,6 @@ def static_file(name: str) -> Response:
         return PlainTextResponse("not found", status_code=404)
     headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     return FileResponse(HERE / "static" / name, media_type=media_type, headers=headers)
+
+
+router.include_router(review_pages.router)  # the queue and the review pages

@@ -70,8 +70,11 @@ def test_an_analyst_works_the_queue_with_the_keyboard(
     page.screenshot(path=str(screenshots / "detail.png"), full_page=True)
 
     page.keyboard.press("f")
-    expect(page).to_have_url(re.compile(r"/console/queue\?decided=rev_"))
+    # After a verdict the next open item opens (the queue's order: score, highest first).
+    expect(page).to_have_url(re.compile(r"/console/reviews/rev_[0-9a-f]+\?decided=rev_"))
     expect(page.get_by_test_id("notice")).to_contain_text("Recorded fraud for tx_0001")
+    expect(page.get_by_test_id("txn-id")).to_have_text("tx_0002")
+    page.keyboard.press("u")
     expect(rows).to_have_count(2)
     expect(page.get_by_test_id("queue")).not_to_contain_text("tx_0001")
     assert [m["txn_id"] for m in labels_seen] == ["tx_0001"] and labels_seen[0]["label"] == 1

@@ -83,7 +83,11 @@ def test_console_errors_are_pages_with_the_right_status(
 ) -> None:
     a = onboard("alpha-co", scopes=("analyst",))
     b = onboard("beta-co", scopes=("analyst",))
-    (rid,) = ingest(a["id"], flagged(1))
+    rid, taken = ingest(a["id"], flagged(1), flagged(2))
+    second = client.post(
+        f"/v1/tenants/{a['id']}/keys", json={"scope": "analyst", "name": "second"}, headers=auth(a["admin"])
+    ).json()["key"]
+    assert client.post(f"/v1/reviews/{taken}/claim", headers=auth(second)).status_code == 200
     _sign_in(client, b["analyst"])
     csrf = _csrf(client.get("/console/queue").text)
     other = client.get(f"/console/reviews/{rid}")
@@ -92,10 +96,12 @@ def test_console_errors_are_pages_with_the_right_status(
     client.cookies.clear()
     _sign_in(client, a["analyst"])
     csrf = _csrf(client.get("/console/queue").text)
-    unclaimed = client.post(f"/console/reviews/{rid}/verdict", data={"csrf": csrf, "verdict": "fraud"})
-    assert unclaimed.status_code == 409 and "claim" in unclaimed.text
+    # Someone else's claim is said inline on the item's page, not on an error page.
+    theirs = client.post(f"/console/reviews/{taken}/verdict", data={"csrf": csrf, "verdict": "fraud"})
+    assert theirs.status_code == 409 and 'data-testid="problem"' in theirs.text
+    assert "claimed by" in theirs.text and 'data-testid="txn-id">tx_0002<' in theirs.text
     bad = client.post(f"/console/reviews/{rid}/verdict", data={"csrf": csrf, "verdict": "maybe"})
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and 'data-testid="problem"' in bad.text
 
 
 def test_a_revoked_key_is_signed_out(client: TestClient, onboard: OnboardFn) -> None:

@@ -1,7 +1,7 @@
 /* Fraudrail review console: keyboard shortcuts. Plain JS, no dependencies, no build step.
  *
- * Queue:  j / k select the next / previous row, Enter or o opens it,
- *         c claims it, f / l / e record fraud / legit / escalate for it.
+ * Queue:  j / k select the next / previous row, Enter or o opens it, x ticks it for a bulk
+ *         action, c claims it, f / l / e record fraud / legit / escalate for it.
  * Detail: j / k go to the next / previous open item, c claims, f / l / e decide, u back to the queue.
  * Keys are ignored while typing in a field and when a modifier (Ctrl, Alt, Meta) is held.
  */
@@ -28,7 +28,7 @@
         return Boolean(form);
       }
       if (key in VERDICT_KEYS) {
-        const button = document.querySelector('#verdict-form button[data-key="' + key + '"]');
+        const button = document.querySelector('form[data-verdicts] button[data-key="' + key + '"]');
         if (button) button.click();
         return Boolean(button);
       }
@@ -61,9 +61,27 @@
       form.submit();
     }
 
+    const boxes = rows.map(function (row) { return row.querySelector('input[type="checkbox"]'); });
+    const counter = document.querySelector('[data-testid="selected-count"]');
+    const all = document.getElementById("select-all");
+
+    function countTicked() {
+      const ticked = boxes.filter(function (b) { return b && b.checked; }).length;
+      if (counter) counter.textContent = ticked + " selected";
+      if (all) all.checked = ticked > 0 && ticked === boxes.length;
+    }
+
+    boxes.forEach(function (b) { if (b) b.addEventListener("change", countTicked); });
+    if (all) {
+      all.addEventListener("change", function () {
+        boxes.forEach(function (b) { if (b) b.checked = all.checked; });
+        countTicked();
+      });
+    }
+
     rows.forEach(function (row, i) {
       row.addEventListener("click", function (ev) {
-        if (ev.target instanceof Element && ev.target.closest("a")) return;
+        if (ev.target instanceof Element && ev.target.closest("a, input")) return;
         select(i);
       });
     });
@@ -73,6 +91,11 @@
       if (key === "k") { select(current < 0 ? 0 : current - 1); return true; }
       if ((key === "Enter" || key === "o") && current >= 0) {
         window.location.assign(rows[current].dataset.href);
+        return true;
+      }
+      if (key === "x" && current >= 0 && boxes[current]) {
+        boxes[current].checked = !boxes[current].checked;
+        countTicked();
         return true;
       }
       if (key === "c") { act("claim"); return current >= 0; }

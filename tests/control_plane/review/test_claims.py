@@ -15,7 +15,7 @@ from control_plane.bootstrap.state import State
 from control_plane.errors import Conflict
 from control_plane.orm_base import utcnow
 from control_plane.outbox.orm import OutboxEvent
-from control_plane.review import repository, service
+from control_plane.review import bulk, repository, service
 from control_plane.review.orm import ReviewItem
 from tests.control_plane.conftest import auth
 from tests.control_plane.review.conftest import IngestFn, flagged, key_id
@@ -165,7 +165,8 @@ def test_tenant_admin_decides_without_a_claim_even_over_another(
     client.post(f"/v1/reviews/{r2}/claim", headers=auth(tenant["analyst"]))
     resp = client.post(f"/v1/reviews/{r2}/verdict", json={"verdict": "escalate"}, headers=adm)
     assert resp.status_code == 200 and resp.json()["verdict"] == "escalate"
-    decided = [e for e in _audit(client, tenant) if e["action"] == "review.decided" and e["subject"] == r2]
+    assert resp.json()["status"] == "escalated"
+    decided = [e for e in _audit(client, tenant) if e["action"] == "review.escalated" and e["subject"] == r2]
     assert decided[0]["evidence"]["override_claim_of"] == key_id(tenant["analyst"])
 
 
@@ -330,7 +331,7 @@ def test_bulk_that_loses_a_race_changes_nothing(
     request = BulkVerdictRequest.model_validate({"filter": {"card_token": "c7"}, "verdict": "fraud"})
     session = container.factory()
     with pytest.raises(Conflict, match="meanwhile"):
-        service.bulk_decide(session, tenant["id"], request, principal=me, now=utcnow())
+        bulk.bulk_decide(session, tenant["id"], request, principal=me, now=utcnow())
     session.rollback()
     session.close()
     states = _states(container, ids)

@@ -22,10 +22,12 @@ ITEM_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/v1/reviews/{review_id}/claim", None, "tenant-admin"),
     ("POST", "/v1/reviews/{review_id}/verdict", {"verdict": "fraud"}, "sre"),
     ("POST", "/v1/reviews/{review_id}/reopen", {"reason": "x"}, "analyst"),
+    ("POST", "/v1/reviews/{review_id}/resolve", {"verdict": "fraud"}, "analyst"),
 ]
 TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/reviews", None, "sre"),
     ("POST", "/v1/reviews/bulk-verdict", {"filter": {"card_token": "card_1"}, "verdict": "legit"}, "app"),
+    ("POST", "/v1/reviews/bulk-claim", {"filter": {"card_token": "card_1"}}, "sre"),
 ]
 KEY_OF_SCOPE = {"tenant-admin": "admin", "app": "app", "analyst": "analyst", "sre": "sre"}
 ROUTE_SCOPES = {
@@ -33,6 +35,7 @@ ROUTE_SCOPES = {
     ("POST", "/v1/reviews/{review_id}/claim"): {"analyst"},
     ("POST", "/v1/reviews/{review_id}/verdict"): {"analyst", "tenant-admin"},
     ("POST", "/v1/reviews/{review_id}/reopen"): {"tenant-admin"},
+    ("POST", "/v1/reviews/{review_id}/resolve"): {"tenant-admin"},
 }
 
 
