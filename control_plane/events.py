@@ -21,6 +21,7 @@ LABEL_RECORDED = "label.recorded"
 ROLLOUT_ALARM = "rollout.alarm"
 BUDGET_THRESHOLD = "budget.threshold"
 COST_ANOMALY = "cost.anomaly"
+MODEL_STAGE_CHANGED = "model.stage_changed"
 
 DELIVERY: dict[str, Delivery] = {
     SERVING_CHANGED: "broadcast",
@@ -31,6 +32,7 @@ DELIVERY: dict[str, Delivery] = {
     ROLLOUT_ALARM: "work",
     BUDGET_THRESHOLD: "work",
     COST_ANOMALY: "work",
+    MODEL_STAGE_CHANGED: "work",
 }
 
 
@@ -89,3 +91,12 @@ class BudgetThresholdCrossed(TypedDict):
 class CostAnomaly(TypedDict):
     tenant_id: str
     day: str
+
+
+class ModelStageChanged(TypedDict):
+    """A model version moved between registry stages (mirrored to the experiment tracker)."""
+
+    tenant_id: str
+    model_version: str
+    stage: str
+    previous_stage: str

@@ -39,6 +39,7 @@ from control_plane.slo.recorder import RequestRecorder
 from control_plane.tenants import repository as tenant_repository
 from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
+from control_plane.training.tracking import subscribe_stage_mirror
 from control_plane.training.retraining_tasks import retraining_periodic_jobs
 from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.ports import (
@@ -177,6 +178,7 @@ def build_state(settings: AppSettings) -> State:
         deployment=deployer,
     )
     register_alarm_receiver(rollouts)
+    subscribe_stage_mirror(p.event_bus, factory, p.tracker)  # stage changes → MLflow aliases (issue 19)
     state = State(
         settings=settings,
         engine=engine,

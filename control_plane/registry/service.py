@@ -12,6 +12,7 @@ from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.errors import Conflict, NotFound, PolicyDenied
 from control_plane.orm_base import utcnow
+from control_plane.outbox import emit
 from control_plane.policy_gate import enforce
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage, check_stage
@@ -21,6 +22,7 @@ from guardrails.policy import PolicyEngine
 from providers.ports import ObjectStore
 
 SERVING_TOPIC = events.SERVING_CHANGED
+STAGE_TOPIC = events.MODEL_STAGE_CHANGED
 
 
 def get(session: Session, tenant_id: str, version_id: str, *, for_update: bool = False) -> ModelVersion:
@@ -73,6 +75,14 @@ def set_stage(
         after={"stage": target.value},
         evidence=evidence,
     )
+    # In the same transaction: whoever mirrors stages (the MLflow aliases) hears of it after commit.
+    change: events.ModelStageChanged = {
+        "tenant_id": mv.tenant_id,
+        "model_version": mv.id,
+        "stage": target.value,
+        "previous_stage": current.value,
+    }
+    emit(session, STAGE_TOPIC, change)
 
 
 LIVE_STAGES = (Stage.CANDIDATE.value, Stage.APPROVED.value, Stage.PRODUCTION.value)

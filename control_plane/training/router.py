@@ -15,7 +15,7 @@ from control_plane.jobs.router import JobOut
 from control_plane.orm_base import utcnow
 from control_plane.tenancy import tenant_of
 from control_plane.tenants import repository as tenants
-from control_plane.training import service
+from control_plane.training import service, tracking
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
 
@@ -56,6 +56,11 @@ class TrainingRequest(BaseModel):
     gate: GateOverride = Field(default_factory=GateOverride)
 
 
+class TrainingRunOut(JobOut):
+    # The version's latest MLflow sync (a retried logging or a mirrored stage change), if any.
+    mlflow_sync: dict[str, Any] | None = None
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def start_training(
     body: TrainingRequest, session: SessionDep, templates: TemplatesDep, principal: PrincipalDep
@@ -82,10 +87,14 @@ def start_training(
     return JobOut.model_validate(job, from_attributes=True)
 
 
-@router.get("/{run_id}", response_model=JobOut)
-def get_training_run(run_id: str, session: SessionDep, principal: PrincipalDep) -> JobOut:
+@router.get("/{run_id}", response_model=TrainingRunOut)
+def get_training_run(run_id: str, session: SessionDep, principal: PrincipalDep) -> TrainingRunOut:
     tenant_id = tenant_of(principal, {Scope.TENANT_ADMIN, Scope.SRE})
     job = queue.get_job(session, run_id, tenant_id=tenant_id)
     if job.kind != service.TRAINING_JOB:
         raise NotFound(f"training run {run_id} not found", field="run_id")
-    return JobOut.model_validate(job, from_attributes=True)
+    out = TrainingRunOut.model_validate(job, from_attributes=True)
+    version = (job.result or {}).get("model_version")
+    if isinstance(version, str):
+        out.mlflow_sync = tracking.sync_status(session, tenant_id, version)
+    return out

@@ -5,8 +5,11 @@ registered; if the tracker cannot be reached the run still succeeds and a durabl
 ``mlflow.sync`` job is queued (retried with the queue's backoff), and the run's result says so.
 The sync job rebuilds everything from the registry row and the files kept beside the artifact,
 so it can run any time later, and is idempotent (the tracker finds the run by version id). It
-also mirrors the version's current stage, so a stage change is mirrored by queueing one
-(``request_sync``).
+also mirrors the version's current stage: every stage change emits ``model.stage_changed`` in its
+own transaction (``registry.set_stage``), and ``StageMirror`` — subscribed only while tracking is
+on — queues a sync for it, unless one is already queued (that one reads the stage when it runs).
+A stage change therefore never waits for, nor fails with, the tracker; ``sync_status`` shows the
+latest sync on the training run.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane import events
 from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import JobContext
+from control_plane.orm_base import utcnow
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
-from providers.ports import ExperimentTracker, ObjectStore, ProviderError, TrackedRun
+from providers.ports import EventBus, ExperimentTracker, ObjectStore, ProviderError, TrackedRun
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,60 @@ def request_sync(session: Session, tenant_id: str, version_id: str, *, now: date
         max_attempts=SYNC_ATTEMPTS,
         now=now,
     )
+
+
+def _sync_jobs(tenant_id: str, version_id: str) -> Any:
+    return (
+        select(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == MLFLOW_SYNC_JOB,
+            Job.payload["model_version"].as_string() == version_id,
+        )
+        .order_by(Job.created_at.desc(), Job.id.desc())
+    )
+
+
+def sync_status(session: Session, tenant_id: str, version_id: str) -> dict[str, Any] | None:
+    """The latest ``mlflow.sync`` of a version (None if it never needed one): shown on its run."""
+    job = session.scalars(_sync_jobs(tenant_id, version_id).limit(1)).first()
+    if job is None:
+        return None
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "reason": job.payload.get("reason"),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "last_error": job.last_error,
+        "result": job.result,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+class StageMirror:
+    """Subscriber of ``model.stage_changed``: queue the version's sync (idempotent per change)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def __call__(self, topic: str, message: Mapping[str, Any]) -> None:
+        tenant_id, version_id = str(message["tenant_id"]), str(message["model_version"])
+        with unit_of_work(self.factory) as session:
+            queued = session.scalars(
+                _sync_jobs(tenant_id, version_id).where(Job.status == queue.QUEUED).limit(1)
+            ).first()
+            if queued is None:  # a queued sync reads the stage when it runs: it covers this change too
+                request_sync(session, tenant_id, version_id, now=utcnow(), reason=f"stage {message['stage']}")
+
+
+def subscribe_stage_mirror(bus: EventBus, factory: sessionmaker[Session], tracker: ExperimentTracker) -> bool:
+    """Mirror stage changes while tracking is on (with it off, nobody listens: nothing is queued)."""
+    if not tracker.enabled:
+        return False
+    bus.subscribe(events.MODEL_STAGE_CHANGED, StageMirror(factory), mode="work", group="mlflow-stage-mirror")
+    return True
 
 
 def publish(

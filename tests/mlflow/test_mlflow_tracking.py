@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
+from sqlalchemy import select
 
 from control_plane.bootstrap.state import State
 from control_plane.jobs import queue
+from control_plane.jobs.orm import Job
 from control_plane.jobs.worker import Worker
 from control_plane.orm_base import utcnow
 from control_plane.settings import AppSettings
@@ -118,7 +120,7 @@ def test_a_run_is_logged_with_params_metrics_curves_artifact_and_aliases(
     detail = client.get(f"/v1/models/{version}", headers=auth(t["admin"])).json()
     assert hashlib.sha256(model_file.read_bytes()).hexdigest() == detail["sha256"]
 
-    # The CANDIDATE is the challenger; promoting it makes it the champion once the sync job runs.
+    # The CANDIDATE is the challenger; promoting it queues the sync that makes it the champion.
     name = name_for(t["id"])
     assert mc.get_model_version_by_alias(name, "challenger").tags["fraudrail.model_version"] == version
     assert (
@@ -129,9 +131,12 @@ def test_a_run_is_logged_with_params_metrics_curves_artifact_and_aliases(
     )
     promoted = client.post(f"/v1/models/{version}/promote", headers=auth(t["admin"]))
     assert promoted.json()["stage"] == "PRODUCTION", promoted.text
-    with container.factory.begin() as session:
-        job_id = request_sync(session, t["id"], version, now=utcnow(), reason="stage").id
-    assert worker.run_once(job_id=job_id) == job_id
+    with container.factory() as session:
+        queued = session.scalars(
+            select(Job.id).where(Job.kind == MLFLOW_SYNC_JOB, Job.status == queue.QUEUED)
+        ).all()
+    assert len(queued) == 1  # queued by the approval; it mirrors the stage current when it runs
+    assert worker.run_once(job_id=queued[0]) == queued[0]
     champion = mc.get_model_version_by_alias(name, "champion")
     assert (
         champion.tags["fraudrail.model_version"] == version
