@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,15 +99,24 @@ class TreeArrays:
 
     def margin(self, row: np.ndarray) -> float:
         """The raw margin of one float32 row."""
-        if np.isnan(row).any():
+        if math.isnan(row.sum()):  # NaN in the row (or infinities of both signs: same answer)
             return self._margin_with_missing(row)
+        table = self._leaf_table
+        if table is not None:
+            # Every split of every tree compared at once; each tree's bits index its leaf.
+            bits = (row.take(table.feature) >= table.threshold).view(np.uint64)
+            codes = (bits * _GATHER_BYTES) >> _TOP_BYTE
+            return _sequential_sum(self.base_margin, table.leaves.take(codes + table.base))
         # Node ids are doubled so a node's two children sit at 2n and 2n + 1: one gather a level.
         node2 = self.roots * 2
         feature2, threshold2, children2 = self.feature2, self.threshold2, self.children2
         for _ in range(self.depth):
             node2 = children2.take(node2 + (row.take(feature2.take(node2)) >= threshold2.take(node2)))
-        leaves = self.leaf_value.take(node2 >> 1)
-        return float(np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)[-1])
+        return _sequential_sum(self.base_margin, self.leaf_value.take(node2 >> 1))
+
+    @functools.cached_property
+    def _leaf_table(self) -> LeafTable | None:
+        return LeafTable.build(self) if 0 < self.depth <= LeafTable.MAX_DEPTH else None
 
     def _margin_with_missing(self, row: np.ndarray) -> float:
         node = self.roots
@@ -114,8 +124,68 @@ class TreeArrays:
             x = row[self.feature[node]]
             go_left = np.where(np.isnan(x), self.default_left[node], x < self.threshold[node])
             node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.leaf_value[node]
-        return float(np.cumsum(np.concatenate(([self.base_margin], leaves)), dtype=np.float32)[-1])
+        return _sequential_sum(self.base_margin, self.leaf_value[node])
+
+
+def _sequential_sum(base: np.float32, leaves: np.ndarray) -> float:
+    # Leaves added to the base one at a time in float32, in tree order, as XGBoost's predictor.
+    out = np.empty(len(leaves) + 1, dtype=np.float32)
+    out[0] = base
+    out[1:] = leaves
+    return float(np.cumsum(out, dtype=np.float32)[-1])
+
+
+# Eight 0/1 bytes read as one little-endian uint64, times this, carry byte i to bit 56 + i.
+_GATHER_BYTES = np.uint64(0x0102040810204080)
+_TOP_BYTE = np.uint64(56)
+
+
+@dataclass(frozen=True)
+class LeafTable:
+    """Shallow trees (depth <= 3) as lookup tables: a tree's up to 7 splits, numbered in
+    breadth-first order of a complete tree (padded to 8), give an 8-bit code, and ``leaves``
+    holds the leaf value each code reaches (built once per load by walking every tree for every
+    code). A row costs one gather and one comparison over every split, and its 8 comparison
+    bytes per tree are packed into the code with one multiply (no gather per level); the leaves
+    reached, and so the margin, are exactly the walk's."""
+
+    MAX_DEPTH = 3
+    feature: np.ndarray  # (trees * 8,) feature of each split position (0 where none)
+    threshold: np.ndarray  # (trees * 8,) its threshold (float32)
+    base: np.ndarray  # (trees,) offset of each tree's codes in ``leaves`` (uint64)
+    leaves: np.ndarray  # (trees * 256,) float32
+
+    @classmethod
+    def build(cls, trees: TreeArrays) -> LeafTable:
+        splits, codes = 8, 256  # position 7 (and any below a leaf) never changes the leaf
+        n = len(trees.roots)
+        # The node at each position of each tree (-1 below a leaf).
+        at = np.full((n, splits), -1, dtype=np.int64)
+        at[:, 0] = trees.roots
+        for pos in range(splits):
+            node = at[:, pos]
+            inner = (node >= 0) & (trees.left[np.maximum(node, 0)] != np.maximum(node, 0))
+            for child, side in ((2 * pos + 1, trees.left), (2 * pos + 2, trees.right)):
+                if child < splits:
+                    at[:, child] = np.where(inner, side[np.maximum(node, 0)], -1)
+        inner_at = (at >= 0) & (trees.left[np.maximum(at, 0)] != np.maximum(at, 0))
+        feature = np.where(inner_at, trees.feature[np.maximum(at, 0)], 0)
+        threshold = np.where(inner_at, trees.threshold[np.maximum(at, 0)], np.float32(0)).astype(np.float32)
+        # Walk every tree for every code: bit ``pos`` set means "x >= threshold" (right child).
+        code = np.arange(codes, dtype=np.int64)[None, :]  # bit ``pos`` of the code: split ``pos``
+        node = np.repeat(trees.roots[:, None], codes, axis=1)
+        place = np.zeros_like(node)  # each walk's position in the complete tree
+        for _ in range(trees.depth):
+            leaf = trees.left[node] == node
+            bit = (code >> np.minimum(place, 7)) & 1
+            node = np.where(leaf, node, np.where(bit == 1, trees.right[node], trees.left[node]))
+            place = np.where(leaf, place, 2 * place + 1 + bit)
+        return cls(
+            feature=feature.reshape(-1),
+            threshold=threshold.reshape(-1),
+            base=np.arange(n, dtype=np.uint64) * np.uint64(codes),
+            leaves=trees.leaf_value[node].astype(np.float32).reshape(-1),
+        )
 
 
 def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:

@@ -117,3 +117,20 @@ def test_the_artifact_stays_reproducible_and_round_trips(
     assert again.to_bytes() == model.to_bytes()
     back = TrainedModel.from_bytes(model.to_bytes())
     assert back == model and back.to_bytes() == model.to_bytes()
+
+
+def test_shallow_trees_score_through_leaf_tables_bit_identically(
+    data: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    """Depth <= 3 (the default): each tree's comparisons index a precomputed leaf; same margins."""
+    features, labels = data
+    shallow = train_model(features, labels, params={"max_depth": 3, "num_boost_round": 60}, seed=3)
+    scorer = Scorer.from_bytes(shallow.to_bytes())
+    assert scorer.trees._leaf_table is not None
+    x = rows(shallow, data)
+    rng = np.random.default_rng(7)
+    noisy = (x * rng.uniform(0.5, 2.0, size=x.shape)).astype(np.float32)  # off the split points too
+    for matrix in (x, noisy):
+        walked = np.array([scorer.margin_one(r) for r in matrix], dtype=np.float32)
+        own = scorer.booster.predict(xgb.DMatrix(matrix, nthread=1), output_margin=True)
+        assert np.array_equal(walked, own)
