@@ -64,9 +64,19 @@ def delayed_labels(session: Session, tenant_id: str, cutoff: datetime) -> dict[s
 
 
 def training_frame(
-    session: Session, store: ObjectStore, tenant_id: str, champion: ModelVersion, cutoff: datetime
+    session: Session,
+    store: ObjectStore,
+    tenant_id: str,
+    champion: ModelVersion,
+    cutoff: datetime,
+    *,
+    until: datetime | None = None,
 ) -> tuple[pd.DataFrame, set[str], dict[str, int]]:
-    """(frame sorted by time, txn_ids the champion trained or was tested on, figures)."""
+    """(frame sorted by time, txn_ids the champion trained or was tested on, figures).
+
+    Labels are those known by ``cutoff``; rows end at ``until`` (default: the cut-off), so the
+    last days, whose labels have not had time to arrive, are neither learnt nor judged on."""
+    until = cutoff if until is None else until
     parts: list[pd.DataFrame] = []
     champion_ids: set[str] = set()
     if champion.dataset_id:
@@ -74,10 +84,10 @@ def training_frame(
         if dataset is not None and dataset.tenant_id == tenant_id:
             own = datasets.load_frame(store, dataset)
             own[schema.TS] = schema.to_utc(own[schema.TS])
-            own = own[own[schema.TS] <= cutoff]
+            own = own[own[schema.TS] <= until]
             champion_ids = set(own[schema.TXN_ID])
             parts.append(own[[*COLUMNS, schema.IS_FRAUD]])
-    traffic = stored_traffic(session, tenant_id, cutoff)
+    traffic = stored_traffic(session, tenant_id, until)
     traffic = traffic[~traffic[schema.TXN_ID].isin(champion_ids)].copy()
     traffic[schema.IS_FRAUD] = 0
     parts.append(traffic)

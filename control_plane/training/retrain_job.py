@@ -93,9 +93,11 @@ class RetrainingJob:
             champion = registry.get(session, tenant_id, str(row.champion_version))
             tenant = tenants.get(session, tenant_id)
             limits = self.templates[tenant.tier]["monitoring"]
+            until = row.cutoff - timedelta(days=float(limits["label_maturity_days"]))
             frame, _, figures = retrain_data.training_frame(
-                session, self.store, tenant_id, champion, row.cutoff
+                session, self.store, tenant_id, champion, row.cutoff, until=until
             )
+            described: dict[str, Any] = {**figures, "until": until.isoformat()}
             if figures["fraud"] == 0:
                 self._finish(
                     session, row, "failed", error="no fraud label up to the cut-off: nothing to learn"
@@ -127,11 +129,11 @@ class RetrainingJob:
                 self._finish(session, row, "failed", error=f"training refused: {refused.detail}")
                 return {"retraining_id": retraining_id, "status": "failed"}
             row.status = "training"
-            row.trigger_evidence = {**row.trigger_evidence, "frame": figures, "training_run": run.id}
+            row.trigger_evidence = {**row.trigger_evidence, "frame": described, "training_run": run.id}
             audit.record(
                 session, tenant_id=tenant_id, actor=ACTOR, action="retraining.training_started",
                 subject=retraining_id, after={"training_run": run.id, "dataset": dataset.id},
-                evidence={"frame": figures, "cutoff": row.cutoff.isoformat()},
+                evidence={"frame": described, "cutoff": row.cutoff.isoformat()},
             )  # fmt: skip
             self._come_back(session, ctx, tenant_id, retraining_id)
         return {"retraining_id": retraining_id, "status": "training", "training_run": run.id}
