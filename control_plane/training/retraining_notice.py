@@ -93,6 +93,10 @@ def notification(row: Retraining, event: str) -> Notification:
         "rejected": "The challenger is REJECTED; the champion keeps serving.",
         "failed": "The champion keeps serving.",
     }[event]
+    if event == "triggered" and row.trigger == "manual":
+        title = f"Retraining of {row.champion_version} requested"
+        reason = (row.trigger_evidence or {}).get("reason", "")
+        text = f"{row.requested_by} asked for a challenger: {reason}"
     return Notification(title=title, text=text, severity=severity, facts=facts, links=links)
 
 
