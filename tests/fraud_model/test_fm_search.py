@@ -12,7 +12,8 @@ import pytest
 from fraud_model import schema as s
 from fraud_model.evaluation import DAY_S
 from fraud_model.features import batch_features
-from fraud_model.search import search_params, time_folds
+from fraud_model.search import checkpoints, search_params, staged_margins, time_folds
+from fraud_model.training import _Fitter, default_params, fit_margins
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +57,23 @@ def test_search_is_seeded_budgeted_and_reports_each_trial(data: tuple[pd.DataFra
         on_trial=seen.append,
     )
     assert [t["trial"] for t in seen] == [1, 2, 3] and all(t["trials"] == 3 for t in seen)
-    assert result.stopped_by == "trials" and len(result.history) == 3
-    # The run's own parameters are the first trial; no trial grows past its round count.
-    assert result.history[0]["params"]["num_boost_round"] == 20
-    assert all(h["params"]["num_boost_round"] <= 20 for h in result.history)
-    assert round(result.best_value, 6) == max(h["average_precision"] for h in result.history)
+    assert result.stopped_by == "trials" and {0, 1} <= {h["trial"] for h in result.history}
+    # The run's own parameters are the first trial; no trial grows past its round count, and each
+    # keeps the best of the checkpoints its fits were read at.
+    assert result.history[0]["fitted_rounds"] == 20
+    assert result.history[0]["params"]["num_boost_round"] in checkpoints(20) == [5, 10, 15, 20]
+    assert all(h["params"]["num_boost_round"] <= h["fitted_rounds"] <= 20 for h in result.history)
+    for h in result.history:
+        assert h["value"] == pytest.approx(h["average_precision"] + h["card_precision_at_100"], abs=2e-6)
+    assert round(result.best_value, 6) == max(h["value"] for h in result.history)
     lineage = result.lineage()
     assert lineage["trials"] == 3 and lineage["best_params"] == result.best_params
+    assert lineage["objective"].startswith("mean validation average_precision + ")
+    # The median pruner waits for two complete trials; a pruned one is reported, not kept.
+    assert len(result.history) + lineage["pruned_trials"] == 3
+    assert [t["trial"] for t in seen if t.get("pruned")] == [
+        n + 1 for n in range(3) if n not in {h["trial"] for h in result.history}
+    ]
     last_day = int(s.epoch_seconds(df[s.TS]).max() // DAY_S)
     assert (
         lineage["folds"][0]["valid_end"]
@@ -93,3 +104,32 @@ def test_a_search_without_room_for_a_fold_says_why(data: tuple[pd.DataFrame, pd.
         search_params(short, features.loc[short.index], trials=1, time_budget_s=10)
     with pytest.raises(ValueError, match="trials"):
         search_params(df, features, trials=0, time_budget_s=10)
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "lightgbm"])
+def test_a_checkpoint_scores_as_a_model_fitted_with_that_many_rounds(
+    data: tuple[pd.DataFrame, pd.DataFrame], algorithm: str
+) -> None:
+    df, features = data
+    x = features.to_numpy(dtype=np.float32)
+    y = df[s.IS_FRAUD].to_numpy()
+    half = len(x) // 2
+    params = {**default_params(algorithm), "num_boost_round": 40}
+    booster = _Fitter(algorithm, params, 0, 1).fit(x[:half], y[:half].astype(np.float32))
+    staged = staged_margins(algorithm, booster, x[half:], checkpoints(40), 1)
+    for k, margin in zip(checkpoints(40), staged, strict=True):
+        alone = fit_margins(
+            x[:half], y[:half], x[half:], algorithm=algorithm, params={**params, "num_boost_round": k}
+        )
+        np.testing.assert_allclose(margin, alone, rtol=0, atol=1e-5)
+
+
+def test_every_trial_is_kept_pruned_or_abandoned(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    df, features = data
+    result = search_params(
+        df, features, trials=8, time_budget_s=600, seed=1, n_folds=3, base_params={"num_boost_round": 12}
+    )
+    lineage = result.lineage()
+    assert result.stopped_by == "trials" and result.abandoned == 0
+    assert len(result.history) + lineage["pruned_trials"] == 8
+    assert {h["trial"] for h in result.history} >= {0, 1}  # the first two always complete
