@@ -31,6 +31,8 @@ from control_plane.slo.router import router as slo_router
 from control_plane.tenants.router import router as tenants_router
 from control_plane.training.retraining_router import router as retraining_router
 from control_plane.training.router import router as training_router
+from control_plane.users.router import auth_router as sign_in_router
+from control_plane.users.router import router as users_router
 from control_plane.web.router import router as console_router
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
     for router in (
         tenants_router,
         keys_router,
+        users_router,
+        sign_in_router,
         audit_router,
         jobs_router,
         datasets_router,

@@ -15,6 +15,7 @@ from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
 from control_plane.tenants.orm import Tenant
 from control_plane.training.orm import Retraining, RetrainingSettings
+from control_plane.users.orm import User, UserSession
 from control_plane.web.session import ConsoleSessionRow
 from providers.local.flagged_store import AdapterBase, FlaggedTransactionRow
 
@@ -51,4 +52,6 @@ __all__ = [
     "TransactionLabel",
     "UsageDaily",
     "UsageEvent",
+    "User",
+    "UserSession",
 ]

@@ -50,6 +50,7 @@ DOMAINS = frozenset(
         "slo",
         "tenants",
         "training",
+        "users",
         "web",
     }
 )

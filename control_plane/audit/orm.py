@@ -21,6 +21,9 @@ class AuditEvent(Base):
     # Not a foreign key: the ledger outlives an offboarded tenant's rows.
     tenant_id: Mapped[str | None] = mapped_column(String(40), index=True)
     actor: Mapped[str] = mapped_column(String(80))
+    # Who the actor was when it acted (a person's name and e-mail, or the key's name): kept here
+    # because the user or key may be renamed or removed later.
+    actor_name: Mapped[str | None] = mapped_column(String(400), default=None)
     action: Mapped[str] = mapped_column(String(80))
     subject: Mapped[str] = mapped_column(String(80))
     reason: Mapped[str | None] = mapped_column(Text)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from control_plane.audit import service
 from control_plane.deps import PlatformAdminDep, PrincipalDep, SessionDep
@@ -21,6 +21,9 @@ class AuditOut(BaseModel):
     id: str
     tenant_id: str | None
     actor: str
+    actor_name: str | None = Field(
+        description="Who acted, readable: the person's name and e-mail, or the API key's name"
+    )
     action: str
     subject: str
     reason: str | None

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.audit.orm import AuditEvent
 from control_plane.ids import new_id
+from control_plane.principals import display_name_of
 
 
 def record(
@@ -24,11 +25,14 @@ def record(
     after: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the ledger (flushed with the caller's transaction)."""
+    """Append one event to the ledger (flushed with the caller's transaction). An ``actor`` taken
+    from ``Principal.actor`` also records who it is, readable (``actor_name``)."""
+    name = display_name_of(actor)
     event = AuditEvent(
         id=new_id("aud"),
         tenant_id=tenant_id,
-        actor=actor,
+        actor=str(actor),
+        actor_name=name[:400] if name else None,
         action=action,
         subject=subject,
         reason=reason,

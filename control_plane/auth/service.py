@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.audit import service as audit
 from control_plane.auth.orm import ApiKey
+from control_plane.auth.ports import SessionTokens
 from control_plane.auth.scopes import TENANT_SCOPES, Principal, Scope
 from control_plane.errors import (
     Conflict,
@@ -30,6 +31,7 @@ from control_plane.events import KEYS_REVOKED
 from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
 from control_plane.outbox import emit
+from control_plane.principals import SESSION_TOKEN_PREFIX
 from control_plane.tenancy import authorize as authorize  # routes call service.authorize
 from providers.ports import EventBus
 
@@ -197,8 +199,10 @@ class KeyVerifier:
         stale_s: float = STALE_IF_ERROR_S,
         max_keys: int = CACHE_MAX_KEYS,
         clock: Callable[[], float] = time.monotonic,
+        sessions: SessionTokens | None = None,
     ) -> None:
         self._factory = factory
+        self.sessions = sessions  # users' session tokens (frs_…), verified by the users domain
         self._ttl = ttl_s
         self._stale_s = max(stale_s, ttl_s)
         self._max_keys = max_keys
@@ -219,6 +223,10 @@ class KeyVerifier:
             self.forget(str(k) for k in key_ids)
 
     def verify(self, token: str) -> Principal:
+        """The principal of an API key, or of a user's session token (same model: every route's
+        tenant and scope checks apply to both)."""
+        if token.startswith(SESSION_TOKEN_PREFIX) and self.sessions is not None:
+            return self.sessions.verify(token)
         key_id, secret = _parse(token)
         digest = _hash(secret)
         now = self.clock()
@@ -240,7 +248,7 @@ class KeyVerifier:
                     until = now + (_aware(key.revoked_at) - utcnow()).total_seconds()
                 verified = _Verified(
                     key.secret_hash,
-                    Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id),
+                    Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id, name=key.name),
                     now,
                     until,
                 )

@@ -23,6 +23,8 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PA, TA, SRE, ANALYST, APP = Scope.PLATFORM_ADMIN, Scope.TENANT_ADMIN, Scope.SRE, Scope.ANALYST, Scope.APP
 OPERATORS = frozenset({TA, SRE})
 PLATFORM_ONLY = frozenset({PA})
+PUBLIC: frozenset[Scope] = frozenset()  # no credential: a person signing in or accepting an invitation
+ANYONE = frozenset({PA, TA, SRE, ANALYST, APP})
 
 # (method, route path) → the scopes that may call it. Platform admins pass a {tenant_id} route
 # only when PLATFORM_ADMIN is listed.
@@ -37,6 +39,13 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/tenants/{tenant_id}/keys"): frozenset({PA, TA}),
     ("POST", "/v1/tenants/{tenant_id}/keys/{key_id}/rotate"): frozenset({PA, TA}),
     ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"): frozenset({PA, TA}),
+    ("POST", "/v1/tenants/{tenant_id}/users"): frozenset({PA, TA}),
+    ("POST", "/v1/tenants/{tenant_id}/users/{user_id}/invitation"): frozenset({PA, TA}),
+    ("PATCH", "/v1/tenants/{tenant_id}/users/{user_id}"): frozenset({PA, TA}),
+    ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}"): frozenset({PA, TA}),
+    ("POST", "/v1/auth/invitations/accept"): PUBLIC,
+    ("POST", "/v1/auth/sessions"): PUBLIC,
+    ("DELETE", "/v1/auth/sessions/current"): ANYONE,
     ("POST", "/v1/datasets"): frozenset({TA}),
     ("POST", "/v1/training-runs"): frozenset({TA}),
     ("POST", "/v1/models/{model_id}/approve"): frozenset({TA}),
@@ -69,8 +78,14 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
 }
 # Writes a suspended tenant may still make: revoking a (possibly leaked) key must always be possible.
 # Revoking a key, and a backtest (it replays stored history and writes nothing).
+# Removing a user and signing out end access, so they stay possible too.
 ALLOWED_WHILE_SUSPENDED = frozenset(
-    {("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"), ("POST", "/v1/backtests")}
+    {
+        ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"),
+        ("POST", "/v1/backtests"),
+        ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}"),
+        ("DELETE", "/v1/auth/sessions/current"),
+    }
 )
 READ_ONLY_STATUSES = frozenset({"SUSPENDED"})
 
@@ -90,8 +105,8 @@ async def guard_tenant_writes(request: Request) -> None:
         return
     key = route_key(request)
     scopes = WRITE_SCOPES.get(key) if key is not None else None
-    if key is None or scopes is None:
-        return  # not an API-key route (the console guards its own forms)
+    if key is None or not scopes:
+        return  # not an API-key route (the console guards its own forms), or a public one (sign-in)
     provided = request.app.state.provided
     verifier: KeyVerifier = provided[KeyVerifier]
     token = bearer_or_api_key(request.headers.get("authorization"), request.headers.get("x-api-key"))

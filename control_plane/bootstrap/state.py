@@ -41,6 +41,9 @@ from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
 from control_plane.training.tracking import subscribe_stage_mirror
 from control_plane.training.retraining_tasks import retraining_periodic_jobs
+from control_plane.users.sessions import UserSessions
+from control_plane.users.settings import IdentitySettings
+from control_plane.web.ports import People
 from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.ports import (
     EventBus,
@@ -71,6 +74,7 @@ class State:
     monitor: DriftMonitor
     deployment: DeploymentServices
     rollouts: RolloutPorts
+    user_sessions: UserSessions
     worker: Worker = field(init=False)
     periodic: PeriodicSchedule = field(init=False)
 
@@ -109,6 +113,9 @@ class State:
             RolloutPorts: self.rollouts,
             ActiveRollout: rollout_service.active_candidate,
             TenantStatusLookup: tenant_repository.status_of,
+            IdentitySettings: self.user_sessions.settings,
+            UserSessions: self.user_sessions,
+            People: self.user_sessions,
         }
 
 
@@ -131,7 +138,8 @@ def build_state(settings: AppSettings) -> State:
     factory = make_session_factory(engine)
     templates = load_tier_templates(settings.tenant_templates_dir)
     p = build_providers(settings, factory)
-    verifier = KeyVerifier(factory, ttl_s=settings.key_cache_ttl_s)
+    user_sessions = UserSessions(factory, IdentitySettings())
+    verifier = KeyVerifier(factory, ttl_s=settings.key_cache_ttl_s, sessions=user_sessions)
     listen = getattr(verifier, "listen", None)
     if callable(listen):
         listen(p.event_bus)  # keys.revoked: every process forgets the key
@@ -194,6 +202,7 @@ def build_state(settings: AppSettings) -> State:
         monitor=monitor,
         deployment=deployer,
         rollouts=rollouts,
+        user_sessions=user_sessions,
     )
     state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s)
     periodic = [*finops.periodic_jobs(), *retraining_periodic_jobs(settings.monitoring_check_every_s)]

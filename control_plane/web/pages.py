@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.auth.service import KeyVerifier
-from control_plane.deps import SessionFactoryDep, SettingsDep, VerifierDep
+from control_plane.deps import SessionFactoryDep, SettingsDep, VerifierDep, provided
 from control_plane.errors import DomainError
 from control_plane.settings import AppSettings
+from control_plane.web.ports import People
 from control_plane.web.session import SESSION_COOKIE, CookieCodec, SessionStore, same_token
 from control_plane.web.settings import ConsoleSettings
 
@@ -55,10 +56,16 @@ class ConsoleDeps:
     factory: sessionmaker[Session]
     verifier: KeyVerifier
     settings: AppSettings
+    people: People
 
 
-def console_deps(factory: SessionFactoryDep, verifier: VerifierDep, settings: SettingsDep) -> ConsoleDeps:
-    return ConsoleDeps(factory, verifier, settings)
+def console_deps(
+    factory: SessionFactoryDep,
+    verifier: VerifierDep,
+    settings: SettingsDep,
+    people: Annotated[People, Depends(provided(People))],
+) -> ConsoleDeps:
+    return ConsoleDeps(factory, verifier, settings, people)
 
 
 ConsoleDep = Annotated[ConsoleDeps, Depends(console_deps)]
@@ -70,7 +77,7 @@ def store_of(request: Request, c: ConsoleDeps) -> SessionStore:
         settings = getattr(request.app.state, "console_settings", None)
         if settings is None:
             settings = ConsoleSettings(env=c.settings.env)
-        store = SessionStore(c.factory, settings)
+        store = SessionStore(c.factory, settings, people=c.people)
         request.app.state.console_sessions = store
     return store
 
@@ -79,6 +86,7 @@ def store_of(request: Request, c: ConsoleDeps) -> SessionStore:
 class Viewer:
     principal: Principal
     csrf: str
+    tenant_name: str = ""
 
     @property
     def tenant_id(self) -> str:
@@ -105,7 +113,7 @@ def viewer_of(request: Request, c: ConsoleDeps) -> Viewer | None:
     principal = session.principal
     if principal.tenant_id is None or principal.scope not in CONSOLE_SCOPES:
         return None
-    return Viewer(principal=principal, csrf=session.csrf)
+    return Viewer(principal=principal, csrf=session.csrf, tenant_name=session.tenant_name)
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:

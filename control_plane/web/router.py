@@ -76,7 +76,10 @@ def sign_in(
     c: ConsoleDep,
     token: Annotated[str, Form(max_length=200)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
+    """A person signs in with e-mail and password; a key-holder may still paste a key."""
     codec = codec_of(request)
     expected = codec.load_signin(request.cookies.get(SIGNIN_COOKIE))
     if expected is None or not same_token(expected, csrf):
@@ -85,14 +88,18 @@ def sign_in(
     def again(status: int, message: str) -> Response:
         return render(request, "sign_in.html", {"viewer": None, "csrf": expected, "error": message}, status)
 
-    token = token.strip()
+    token, by_password = token.strip(), bool(email.strip())
     try:
-        principal = c.verifier.verify(token)
-    except DomainError:
+        principal = c.people.authenticate(email, password) if by_password else c.verifier.verify(token)
+    except DomainError as exc:
+        if by_password:
+            return again(exc.status, "Wrong e-mail or password." if exc.status == 401 else exc.detail)
         return again(401, "That key is not valid, or it has been revoked.")
     if principal.tenant_id is None or principal.scope not in CONSOLE_SCOPES:
+        what = "your role" if principal.is_person else "this key"
         return again(
-            403, f"The console takes analyst and tenant-admin keys; this key is {principal.scope.value}."
+            403,
+            f"The console takes analyst and tenant-admin keys and users; {what} is {principal.scope.value}.",
         )
     response = redirect("/console/queue")
     session_id, _ = store_of(request, c).create(principal)  # the key itself stays out of the cookie

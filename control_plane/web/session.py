@@ -1,10 +1,11 @@
 """Console sessions, kept server-side: the cookie holds only an opaque random id.
 
 The ``console_sessions`` table keeps a SHA-256 of that id (a stolen database cannot replay a
-cookie), the principal (key id, tenant, scope), the session's CSRF token and when it was created
-and last seen. A session ends at sign-out, after ``session_idle_s`` without a request, after
-``session_max_age_s`` whatever happens, and as soon as its API key is revoked (or its rotation
-overlap ends): the key is re-checked on every request. The analyst's key never leaves the
+cookie), the principal (an API key, or a user who signed in with e-mail and password; tenant,
+scope), the session's CSRF token and when it was created and last seen. A session ends at
+sign-out, after ``session_idle_s`` without a request, after ``session_max_age_s`` whatever
+happens, and as soon as its API key is revoked (or its rotation overlap ends) or its user is
+removed or changes role: the key or user is re-checked on every request. The analyst's key never leaves the
 sign-in form. The sign-in form's own CSRF token still travels in a signed cookie (there is no
 session yet). Every cookie is HttpOnly and SameSite=Strict; every POST carries the CSRF token.
 """
@@ -27,6 +28,8 @@ from control_plane.auth.scopes import Principal, Scope
 from control_plane.auth.service import is_live
 from control_plane.db import unit_of_work
 from control_plane.orm_base import Base, UTCDateTime, utcnow
+from control_plane.tenants.orm import Tenant
+from control_plane.web.ports import People
 from control_plane.web.settings import ConsoleSettings
 
 SESSION_COOKIE = "fraudrail_console"
@@ -40,7 +43,9 @@ class ConsoleSessionRow(Base):
     __tablename__ = "console_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    # Exactly one of key_id (signed in with an API key) and user_id (a person) is set.
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     tenant_id: Mapped[str] = mapped_column(String(40), index=True)
     scope: Mapped[str] = mapped_column(String(20))
     csrf: Mapped[str] = mapped_column(String(64))
@@ -53,6 +58,7 @@ class ConsoleSessionRow(Base):
 class ConsoleSession:
     principal: Principal
     csrf: str
+    tenant_name: str = ""
 
 
 def new_csrf() -> str:
@@ -75,8 +81,10 @@ class SessionStore:
         factory: sessionmaker[Session],
         settings: ConsoleSettings,
         clock: Callable[[], datetime] = utcnow,
+        people: People | None = None,
     ) -> None:
         self._factory = factory
+        self.people = people
         self.idle = timedelta(seconds=settings.session_idle_s)
         self.max_age = timedelta(seconds=settings.session_max_age_s)
         self.clock = clock
@@ -89,7 +97,8 @@ class SessionStore:
             db.add(
                 ConsoleSessionRow(
                     id_hash=_digest(session_id),
-                    key_id=principal.key_id,
+                    key_id=None if principal.is_person else principal.key_id,
+                    user_id=principal.key_id if principal.is_person else None,
                     tenant_id=principal.tenant_id,
                     scope=principal.scope.value,
                     csrf=csrf,
@@ -109,19 +118,31 @@ class SessionStore:
             row = db.get(ConsoleSessionRow, _digest(session_id))
             if row is None or row.ended_at is not None:
                 return None
-            key = db.get(ApiKey, row.key_id)
+            principal = self._still_valid(db, row, now)
             if (
-                now - row.created_at >= self.max_age
+                principal is None
+                or now - row.created_at >= self.max_age
                 or now - row.last_seen_at >= self.idle
-                or key is None
-                or not is_live(key, now)
             ):
                 row.ended_at = now
                 return None
             if now - row.last_seen_at >= timedelta(seconds=TOUCH_EVERY_S):
                 row.last_seen_at = now
-            principal = Principal(key_id=row.key_id, scope=Scope(row.scope), tenant_id=row.tenant_id)
-            return ConsoleSession(principal, row.csrf)
+            tenant = db.get(Tenant, row.tenant_id)
+            return ConsoleSession(principal, row.csrf, tenant.name if tenant is not None else row.tenant_id)
+
+    def _still_valid(self, db: Session, row: ConsoleSessionRow, now: datetime) -> Principal | None:
+        """The session's principal as it is now: None when its key stopped working, or its user was
+        removed or has another role or tenant than at sign-in."""
+        if row.user_id is not None:
+            person = self.people.person(row.user_id) if self.people is not None else None
+            if person is None or person.scope.value != row.scope or person.tenant_id != row.tenant_id:
+                return None
+            return person
+        key = db.get(ApiKey, row.key_id) if row.key_id is not None else None
+        if key is None or not is_live(key, now):
+            return None
+        return Principal(key_id=key.id, scope=Scope(row.scope), tenant_id=row.tenant_id, name=key.name)
 
     def end(self, session_id: str | None) -> None:
         if not session_id or len(session_id) > MAX_COOKIE_CHARS:

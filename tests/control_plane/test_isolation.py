@@ -25,6 +25,16 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/tenants/{tenant_id}/audit", None, "app"),
     ("GET", "/v1/jobs/{job_id}", None, "app"),
     ("GET", "/v1/tenants/{tenant_id}/budget", None, "analyst"),
+    ("GET", "/v1/tenants/{tenant_id}/users", None, "sre"),
+    (
+        "POST",
+        "/v1/tenants/{tenant_id}/users",
+        {"email": "x@ex.example", "name": "X", "role": "sre"},
+        "analyst",
+    ),
+    ("POST", "/v1/tenants/{tenant_id}/users/{user_id}/invitation", None, "sre"),
+    ("PATCH", "/v1/tenants/{tenant_id}/users/{user_id}", {"role": "sre"}, "app"),
+    ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}", None, "analyst"),
 ]
 PLATFORM_ONLY = {
     ("POST", "/v1/tenants/{tenant_id}/suspend"),
@@ -54,11 +64,18 @@ def two_tenants(onboard: OnboardFn, client: TestClient) -> tuple[dict[str, Any],
     b = onboard("beta-co", scopes=("app", "analyst", "sre"))
     keys = client.get(f"/v1/tenants/{a['id']}/keys", headers=auth(a["admin"])).json()
     a["key_id"] = next(k["id"] for k in keys if k["scope"] == "app")
+    invited = client.post(
+        f"/v1/tenants/{a['id']}/users",
+        json={"email": "someone@alpha.example", "name": "Someone", "role": "analyst"},
+        headers=auth(a["admin"]),
+    )
+    a["user_id"] = invited.json()["id"]
     return a, b
 
 
 def _fill(path: str, tenant: dict[str, Any]) -> str:
-    return path.format(tenant_id=tenant["id"], key_id=tenant["key_id"], job_id=tenant["job_id"])
+    ids = {"key_id": tenant["key_id"], "job_id": tenant["job_id"], "user_id": tenant.get("user_id")}
+    return path.format(tenant_id=tenant["id"], **ids)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "wrong_scope"), ROUTES)

@@ -17,6 +17,7 @@ from control_plane.bootstrap.state import State
 from control_plane.settings import REPO_ROOT, AppSettings
 from tests.control_plane.conftest import admin_key, client, container, onboard, settings, worker  # noqa: F401
 from tests.control_plane.review.conftest import ingest, labels_seen  # noqa: F401
+from tests.control_plane.users.conftest import person  # noqa: F401
 from tests.helpers import wait_until
 
 if TYPE_CHECKING:

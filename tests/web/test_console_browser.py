@@ -23,7 +23,7 @@ def _sign_in(browser: Browser, base_url: str, token: str) -> Any:
     page.goto("/console")
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     page.fill("#token", token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Use API key").click()
     expect(page).to_have_url(re.compile(r"/console/queue$"))
     return page
 

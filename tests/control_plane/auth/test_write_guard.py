@@ -91,6 +91,9 @@ def test_scope_is_checked_before_the_body(client: TestClient, tenant: dict[str, 
     checked = 0
     for method, path in mutating_routes():
         allowed = {s.value for s in WRITE_SCOPES[(method, path)]}
+        if not allowed:  # public: a person signing in or accepting an invitation has no key yet
+            assert path.startswith("/v1/auth/"), f"{method} {path}: only sign-in routes may be public"
+            continue
         for scope, key in KEY_OF_SCOPE.items():
             if scope in allowed:
                 continue

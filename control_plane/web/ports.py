@@ -1,0 +1,19 @@
+"""What the console needs from the users domain, as a narrow protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from control_plane.principals import Principal
+
+
+class People(Protocol):
+    """Users who sign in to the console with e-mail and password."""
+
+    def authenticate(self, email: str, password: str) -> Principal:
+        """The user behind the pair; raises a DomainError (401, or 429 while locked) otherwise."""
+        ...
+
+    def person(self, user_id: str) -> Principal | None:
+        """The principal of an active user, or None (removed, or not active)."""
+        ...
