@@ -13,6 +13,7 @@ in tree order, as LightGBM's ``Tree::Predict`` / ``GBDT::PredictRaw`` do, so mar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +71,17 @@ def lgbm_params(params: dict[str, Any], seed: int, nthread: int) -> tuple[dict[s
     return out, rounds
 
 
-def fit(x: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int) -> lgb.Booster:
-    return lgb.train(params, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
+def fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, Any],
+    rounds: int,
+    on_round: Callable[[], None] | None = None,
+) -> lgb.Booster:
+    """Train ``rounds`` boosting rounds; ``on_round`` is called after each (progress only)."""
+    callbacks = [lambda _env: on_round()] if on_round is not None else None
+    dataset = lgb.Dataset(x, label=y, free_raw_data=True)
+    return lgb.train(params, dataset, num_boost_round=rounds, callbacks=callbacks)
 
 
 def to_bytes(booster: lgb.Booster) -> bytes:

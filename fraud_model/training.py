@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,6 +251,35 @@ _LINEAGE_KEYS = {"algorithm", "seed", "nthread", "search"}
 _LGBM_ONLY = {"num_leaves", "min_data_in_leaf"}
 
 
+RoundReport = Callable[[int, int], None]  # (boosting rounds done, rounds in all)
+ROUND_REPORTS = 50  # at most this many reports per training, however many rounds
+
+
+class _RoundCounter(xgb.callback.TrainingCallback):
+    """Counts XGBoost's boosting rounds for a progress report (it never changes the model)."""
+
+    def __init__(self, tick: Callable[[], None]) -> None:
+        super().__init__()
+        self.tick = tick
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        self.tick()
+        return False  # never stop early
+
+
+class _Rounds:
+    """Rounds done across a training's fits, reported every ``total / ROUND_REPORTS`` rounds."""
+
+    def __init__(self, total: int, report: RoundReport | None) -> None:
+        self.total, self.report, self.done = total, report, 0
+        self.every = max(-(-total // ROUND_REPORTS), 1)  # ceil: at most ROUND_REPORTS reports
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.report is not None and (self.done % self.every == 0 or self.done == self.total):
+            self.report(self.done, self.total)
+
+
 class _Fitter:
     """One learner's fit / margin / serialise, so training reads the same for both."""
 
@@ -264,10 +294,12 @@ class _Fitter:
         else:
             self.native, self.rounds = lgbm.lgbm_params(params, seed, nthread)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Any:
+    def fit(self, x: np.ndarray, y: np.ndarray, rounds: _Rounds | None = None) -> Any:
         if self.algorithm == "xgboost":
-            return xgb.train(self.native, xgb.DMatrix(x, label=y, nthread=self.nthread), self.rounds)
-        return lgbm.fit(x, y, self.native, self.rounds)
+            callbacks = [_RoundCounter(rounds.tick)] if rounds is not None else None
+            dtrain = xgb.DMatrix(x, label=y, nthread=self.nthread)
+            return xgb.train(self.native, dtrain, self.rounds, callbacks=callbacks)
+        return lgbm.fit(x, y, self.native, self.rounds, on_round=rounds.tick if rounds is not None else None)
 
     def margin(self, booster: Any, x: np.ndarray) -> np.ndarray:
         if self.algorithm == "xgboost":
@@ -309,9 +341,13 @@ def train_model(
     refit_full: bool = True,
     nthread: int = DEFAULT_NTHREAD,
     algorithm: str = "xgboost",
+    on_round: RoundReport | None = None,
 ) -> TrainedModel:
     """Fit the booster (``algorithm``: "xgboost" or "lightgbm") and its calibrator; the same
     inputs give byte-identical artifacts.
+
+    ``on_round(done, total)`` hears the boosting rounds of both fits (at most ``ROUND_REPORTS``
+    times, the last with ``done == total``), so a long training can say how far it is.
 
     Rows must be in time order: the booster is first fitted on the earlier
     ``1 - calibration_fraction`` of rows and Platt scaling on its margins over the later slice;
@@ -327,10 +363,11 @@ def train_model(
         raise ValueError("calibration_fraction must be in (0, 1)")
     merged = {**default_params(algorithm), **(params or {})}
     fitter = _Fitter(algorithm, merged, seed, nthread)
+    rounds = _Rounds(fitter.rounds * (2 if refit_full else 1), on_round)
     cut = round(len(x) * (1.0 - calibration_fraction))
-    first = fitter.fit(x[:cut], y[:cut])
+    first = fitter.fit(x[:cut], y[:cut], rounds)
     calibrator = fit_platt(fitter.margin(first, x[cut:]), y[cut:])
-    final = fitter.fit(x, y) if refit_full else first
+    final = fitter.fit(x, y, rounds) if refit_full else first
     medians = np.median(x.astype(np.float64), axis=0) if len(x) else np.zeros(len(feature_names))
     return TrainedModel(
         booster_ubj=fitter.to_bytes(final),

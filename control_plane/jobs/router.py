@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from control_plane.auth.scopes import Scope
 from control_plane.auth.service import authorize
@@ -27,8 +27,17 @@ class JobOut(BaseModel):
     progress: dict[str, Any]
     result: dict[str, Any] | None
     last_error: str | None
+    failure_reason: str | None = Field(
+        default=None, description="Why the job failed for good (null unless status is failed)"
+    )
     created_at: datetime
     finished_at: datetime | None
+
+    @model_validator(mode="after")
+    def _failure(self) -> JobOut:
+        if self.status == "failed" and self.failure_reason is None:
+            self.failure_reason = self.last_error
+        return self
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
