@@ -111,6 +111,14 @@ def fail(session: Session, job: Job, *, error: str, now: datetime, permanent: bo
     if permanent or job.attempts >= job.max_attempts:
         job.status = FAILED
         job.finished_at = now
+        # The status route says where it stopped and why, not the last phase it reached.
+        reached = dict(job.progress or {})
+        job.progress = {
+            **reached,
+            "phase": "failed",
+            "failed_in": reached.get("phase"),
+            "reason": job.last_error,
+        }
         return True
     job.status = QUEUED
     job.run_after = now + timedelta(seconds=backoff_s(job.attempts))
