@@ -6,10 +6,12 @@ a home country, one or two devices and an e-mail domain; legitimate transactions
 a little travel and device change). Then, on legitimate transactions, with amounts and terminals
 untouched (so the handbook's features cannot tell them apart):
 
-- scenario 4, a device farm: a few fraud devices a day, each used by 8-20 cards within a day;
+- scenario 4, a device farm: fraud devices each used by 5-12 cards within a day;
 - scenario 5, a taken-over card: for two days a card is used from another country on a new device;
 - scenario 6, a burst of new e-mail domains: domains first seen that day, each shared by several
   cards' transactions, with accounts a few days old.
+
+Their daily counts scale with the number of cards (Poisson; see the *_CARDS_PER_DAY constants).
 
 Also a frame shaped like the public PCA credit-card dataset (``Time``, ``V1``..``V28``, ``Amount``,
 ``Class``) and its mapping to our schema, for passthrough feature sets.
@@ -26,14 +28,19 @@ from fraud_model.simulator import simulate
 COUNTRIES = ("FR", "DE", "ES", "IT", "BE", "NL", "PT", "GB", "IE", "PL", "SE", "US")
 DOMAINS = ("gmail.com", "yahoo.fr", "orange.fr", "outlook.com", "gmx.de", "web.de", "free.fr", "icloud.com")
 TENANT_ATTRIBUTES = ("device_id", "ip_country", "card_country", "email_domain", "account_age_days")
-DEVICE_FARMS_PER_DAY = 3
-TAKEOVERS_PER_DAY = 4
-NEW_DOMAINS_PER_DAY = 2
+# Per day, one device farm per FARM_CARDS_PER_DAY cards of the portfolio (Poisson), and so on.
+FARM_CARDS_PER_DAY = 2_000
+TAKEOVER_CARDS_PER_DAY = 1_000
+NEW_DOMAIN_CARDS_PER_DAY = 2_500
 PCA_COMPONENTS = 28
+TENANT_SCENARIO = "tenant_scenario"  # 0 legitimate, 1-3 the handbook's, 4-6 this profile's
 
 
-def simulate_tenant(n_customers: int, n_terminals: int, n_days: int, *, seed: int = 0) -> pd.DataFrame:
-    """Simulated transactions with tenant attributes and scenarios 4-6; deterministic per seed."""
+def simulate_tenant(
+    n_customers: int, n_terminals: int, n_days: int, *, seed: int = 0, intensity: float = 1.0
+) -> pd.DataFrame:
+    """Simulated transactions with tenant attributes and scenarios 4-6 (their daily rates times
+    ``intensity``); deterministic per seed."""
     base = simulate(n_customers, n_terminals, n_days, seed=seed)
     rng = np.random.default_rng(seed + 1_000_003)
     n = len(base)
@@ -62,16 +69,15 @@ def simulate_tenant(n_customers: int, n_terminals: int, n_days: int, *, seed: in
     for d, rows in enumerate(by_day):
         if len(rows) < 100:
             continue
-        # Scenario 4: a fraud device used by many cards within the day.
-        for k in range(DEVICE_FARMS_PER_DAY):
-            hit = rng.choice(rows, size=int(rng.integers(8, 21)), replace=False)
+        # Scenario 4: a fraud device used by many (stolen) cards within the day.
+        for k in range(int(rng.poisson(intensity * n_customers / FARM_CARDS_PER_DAY))):
+            hit = rng.choice(rows, size=int(rng.integers(5, 13)), replace=False)
             device[hit] = f"farm_{d}_{k}"
             scenario[hit] = 4
         # Scenario 5: cards suddenly used from another country on a new device (two days).
-        cards = rng.choice(
-            np.unique(card[rows]), size=min(TAKEOVERS_PER_DAY, len(np.unique(card[rows]))), replace=False
-        )
-        for c in cards:
+        candidates = np.unique(card[rows])
+        count = min(int(rng.poisson(intensity * n_customers / TAKEOVER_CARDS_PER_DAY)), len(candidates))
+        for c in rng.choice(candidates, size=count, replace=False):
             rows_c = np.flatnonzero((card == c) & (day >= d) & (day < d + 2) & (scenario == 0))
             if not len(rows_c):
                 continue
@@ -81,8 +87,8 @@ def simulate_tenant(n_customers: int, n_terminals: int, n_days: int, *, seed: in
             scenario[rows_c] = 5
         # Scenario 6: fresh e-mail domains, each shared by several cards, on new accounts.
         free = rows[scenario[rows] == 0]
-        for k in range(NEW_DOMAINS_PER_DAY):
-            hit = rng.choice(free, size=min(int(rng.integers(5, 13)), len(free)), replace=False)
+        for k in range(int(rng.poisson(intensity * n_customers / NEW_DOMAIN_CARDS_PER_DAY))):
+            hit = rng.choice(free, size=min(int(rng.integers(4, 9)), len(free)), replace=False)
             email[hit] = f"mail{d}x{k}.top"
             account_age[hit] = rng.integers(0, 4, len(hit))
             scenario[hit] = 6
@@ -92,7 +98,9 @@ def simulate_tenant(n_customers: int, n_terminals: int, n_days: int, *, seed: in
     out["card_country"] = pd.Series(np.asarray(COUNTRIES, dtype=object)[home[card]], dtype="str")
     out["email_domain"] = pd.Series(email, dtype="str")
     out["account_age_days"] = account_age
-    out[s.FRAUD_SCENARIO] = scenario
+    # fraud_scenario keeps the handbook's 0..3 (what dataset validation accepts); all of them here.
+    out[s.FRAUD_SCENARIO] = np.where(scenario <= 3, scenario, 0)
+    out[TENANT_SCENARIO] = scenario
     out[s.IS_FRAUD] = (scenario > 0).astype(np.int64)
     return out
 

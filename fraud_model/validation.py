@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -285,8 +286,10 @@ def _label_check(df: pd.DataFrame, require_labels: bool) -> Check:
     )
 
 
-def coerce_to_schema(df: pd.DataFrame) -> pd.DataFrame:
-    """Our canonical columns and dtypes, or a :class:`DatasetError` naming the first bad field."""
+def coerce_to_schema(df: pd.DataFrame, extra_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Our canonical columns and dtypes, or a :class:`DatasetError` naming the first bad field.
+
+    ``extra_columns`` (a feature set's attributes) are kept as read, after the canonical ones."""
     for c in s.REQUIRED_COLUMNS:
         if c not in df.columns:
             raise DatasetError(c, "required column is missing")
@@ -319,10 +322,16 @@ def coerce_to_schema(df: pd.DataFrame) -> pd.DataFrame:
                 raise DatasetError(c, f"not an integer label at row {pos}: {raw.iloc[pos]!r}")
             out[c] = num.astype(np.int64)
     order = [c for c in (*s.REQUIRED_COLUMNS, *s.OPTIONAL_COLUMNS, *s.LABEL_COLUMNS) if c in out]
+    for c in extra_columns:
+        if c in df.columns and c not in out:
+            out[c] = df[c].reset_index(drop=True)
+            order.append(c)
     return pd.DataFrame({c: out[c] for c in order})
 
 
-def read_table(source: str | Path | bytes, format: Literal["csv", "parquet"]) -> pd.DataFrame:
+def read_table(
+    source: str | Path | bytes, format: Literal["csv", "parquet"], extra_columns: Sequence[str] = ()
+) -> pd.DataFrame:
     """Read CSV or Parquet (a path or the bytes) into the canonical schema; raises DatasetError."""
     handle: Any = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
@@ -338,4 +347,4 @@ def read_table(source: str | Path | bytes, format: Literal["csv", "parquet"]) ->
         raise DatasetError("file", f"cannot read {format}: {exc}") from exc
     except Exception as exc:  # pyarrow raises its own hierarchy (ArrowInvalid, ...)
         raise DatasetError("file", f"cannot read {format}: {exc}") from exc
-    return coerce_to_schema(raw)
+    return coerce_to_schema(raw, extra_columns)

@@ -81,6 +81,14 @@ SPECS: Final = (
         ("tenant", "input"),
     ),
     MetricSpec(
+        "fraudrail_feature_inputs_total",
+        "counter",
+        "Inputs a tenant feature set met that the model never saw, by kind: unknown_category (a "
+        "category unseen at training), missing_optional (an optional attribute absent), new_entity "
+        "(an entity with no state yet). Counted, never failed.",
+        ("tenant", "kind"),
+    ),
+    MetricSpec(
         "fraudrail_integrity_failures_total",
         "counter",
         "Model artifacts refused at load because their SHA-256 does not match the registry.",

@@ -40,6 +40,7 @@ from control_plane.tenants import repository as tenant_repository
 from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
 from control_plane.training.tracking import subscribe_stage_mirror
+from control_plane.training.retraining_purger import RetrainingPurger
 from control_plane.training.retraining_tasks import retraining_periodic_jobs
 from control_plane.users.sessions import UserSessions
 from control_plane.users.settings import IdentitySettings
@@ -170,6 +171,7 @@ def build_state(settings: AppSettings) -> State:
     purgers = default_purgers(factory, stores)
     purgers.append(register_review_subscribers(p.event_bus, factory))
     purgers.append(MonitoringPurger(factory, monitor))
+    purgers.append(RetrainingPurger(factory))
     policy = build_policy_engine(settings, templates)
     deployer = DeploymentServices(
         policy, p.object_store, templates, budget_context=finops.rollout_context, clock=finops.now

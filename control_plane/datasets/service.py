@@ -13,11 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
+from control_plane.datasets import feature_sets
 from control_plane.datasets.orm import Dataset
 from control_plane.errors import InvalidInput, NotFound
 from control_plane.ids import new_id
 from fraud_model import schema
-from fraud_model.validation import DatasetError, ValidationReport, read_table, validate_dataset
+from fraud_model.feature_sets.attributes import check_columns
+from fraud_model.validation import Check, DatasetError, ValidationReport, read_table, validate_dataset
 from providers.ports import ObjectStore
 
 Format = Literal["csv", "parquet"]
@@ -62,11 +64,17 @@ def ingest(
     actor: str,
 ) -> tuple[Dataset | None, ValidationReport]:
     """Validate the file; store it and record the dataset only when every check passes."""
+    active = feature_sets.active(session, tenant_id)
+    fs = feature_sets.compiled(active) if active is not None else None
     try:
-        frame = read_table(path, fmt)
+        frame = read_table(path, fmt, extra_columns=tuple(fs.attributes) if fs else ())
     except DatasetError as exc:
         raise InvalidInput(exc.message, field=f"file.{exc.field}" if exc.field != "file" else "file") from exc
     report = validate_dataset(frame, require_labels=labeled)
+    if fs is not None:  # the tenant's own columns, against its active feature set
+        passed, detail, examples = check_columns(fs, frame)
+        checks = [*report.checks, Check("feature_set_attributes", passed, detail, examples)]
+        report = ValidationReport(ok=report.ok and passed, rows=report.rows, checks=checks)
     if not report.ok:
         return None, report
     frame = frame.sort_values(schema.TS, kind="stable").reset_index(drop=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -199,13 +200,14 @@ class DriftMonitor:
         wanted = dict.fromkeys(keys)
         out: dict[tuple[str, str], CompiledProfile | None] = dict.fromkeys(wanted)
         with self.factory() as session:
-            stmt = select(ModelVersion.tenant_id, ModelVersion.id, ModelVersion.reference_profile).where(
-                ModelVersion.id.in_([v for _, v in wanted])
-            )
-            for tenant_id, version, profile in session.execute(stmt):
+            stmt = select(
+                ModelVersion.tenant_id, ModelVersion.id, ModelVersion.reference_profile, ModelVersion.params
+            ).where(ModelVersion.id.in_([v for _, v in wanted]))
+            for tenant_id, version, profile, params in session.execute(stmt):
                 if (tenant_id, version) in out and profile:
                     try:
-                        out[(tenant_id, version)] = CompiledProfile.from_profile(profile, self.names)
+                        names = _feature_names(params) or self.names
+                        out[(tenant_id, version)] = CompiledProfile.from_profile(profile, names)
                     except (KeyError, TypeError, ValueError):
                         log.warning("monitoring: unusable reference profile of %s", version, exc_info=True)
         return out
@@ -266,3 +268,11 @@ def _txn_row(r: TxnRow) -> ScoredTransaction:
         tenant_id=tenant_id, txn_id=txn_id, ts=ts, amount=amount, card_token=card, terminal_id=terminal,
         score=score, decision=decision, model_version=version, cohort=cohort,
     )  # fmt: skip
+
+
+def _feature_names(params: Any) -> tuple[str, ...] | None:
+    """A version trained on a tenant feature set scores that set's features, in its order (issue 16)."""
+    feature_set = (params or {}).get("feature_set") if isinstance(params, dict) else None
+    if not isinstance(feature_set, dict):
+        return None
+    return tuple(str(f["name"]) for f in feature_set["document"]["features"])

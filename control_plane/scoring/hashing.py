@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
+import orjson
+
 from control_plane.scoring.schemas import FraudCheckRequest
 
 CENT = Decimal("0.01")
@@ -25,6 +27,12 @@ def request_hash(req: FraudCheckRequest) -> str:
             req.country or "",
             req.device or "",
             req.mcc or "",
+            # Only when present, so the digests of checks without attributes stay what they were.
+            *(
+                (orjson.dumps(req.attributes, option=orjson.OPT_SORT_KEYS).decode(),)
+                if req.attributes
+                else ()
+            ),
         )
     )
     return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()

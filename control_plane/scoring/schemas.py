@@ -27,6 +27,11 @@ class FraudCheckRequest(BaseModel):
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     device: str | None = Field(default=None, max_length=128)
     mcc: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+    attributes: dict[str, str | float | bool | None] | None = Field(
+        default=None,
+        max_length=200,
+        description="The tenant's own attributes, checked against its active feature set (docs/features.md)",
+    )
 
     @field_validator("timestamp")
     @classmethod

@@ -14,21 +14,21 @@ A PRODUCTION model that cannot load or score answers from the tenant's rules (``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from control_plane.errors import Conflict, ServiceUnavailable
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
+from control_plane.scoring.flagged_payload import flagged_id, flagged_payload, public_reason
 from control_plane.scoring.hashing import request_hash
 from control_plane.scoring.observer import ScoreObserver
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
 from control_plane.scoring.spool import FlaggedSpool, SpoolUnavailable
+from control_plane.scoring.tenant_features import PlanCheck, readable_reasons, validate_attributes
 from control_plane.slo.recorder import RequestRecorder
 from fraud_model.features import FEATURE_NAMES, terminal_horizon_s
 from fraud_model.online_features import (
@@ -56,10 +56,6 @@ FALLBACK_LOG_INTERVAL_S = 60.0
 IDEMPOTENCY_TTL_S = 7 * 86_400
 PENDING = b"pending:"
 TERMINAL_TTL_S = terminal_horizon_s() + 86_400
-
-
-def flagged_id(tenant_id: str, txn_id: str) -> str:
-    return "flg_" + hashlib.sha256(f"{tenant_id}\x00{txn_id}".encode()).hexdigest()[:24]
 
 
 class FraudChecker:
@@ -121,27 +117,26 @@ class FraudChecker:
                 "rules-only fallback in /v1/scoring-config",
                 field="model",
             )
+        validate_attributes(tenant.attributes, req)  # 422 naming the attribute, before any claim
         digest = request_hash(req)
-        event = TransactionEvent(
-            req.txn_id, req.card_token, req.terminal_id, int(req.timestamp.timestamp()), float(req.amount)
-        )
-        card_key, term_key, idem_key = (
-            f"card:{req.card_token}",
-            f"term:{req.terminal_id}",
-            f"idem:{req.txn_id}",
-        )
+        version, cohort = self.route(tenant, req.card_token)
+        plan = tenant.plans.get(version) if version is not None else None
+        features = _Features(req, None if plan is None else PlanCheck(plan, req))
+        idem_key = f"idem:{req.txn_id}"
         degraded: list[str] = []
+        raws: list[bytes | None] | None
         try:
-            existing, (card_raw, term_raw) = self.cache.claim_and_read(
-                tenant_id, idem_key, PENDING + digest.encode(), IDEMPOTENCY_TTL_S, [card_key, term_key]
+            # One round trip: the idempotency claim and every entity's state of this check.
+            existing, raws = self.cache.claim_and_read(
+                tenant_id, idem_key, PENDING + digest.encode(), IDEMPOTENCY_TTL_S, features.read_keys
             )
         except ProviderError:
-            existing, card_raw, term_raw = None, None, None
+            existing, raws = None, None
             degraded.append("feature_cache")
         if existing is not None:
             return self._replay(existing, digest, req.txn_id, t0)
         try:
-            answer, state = self._score(tenant, req, event, card_raw, term_raw, degraded, t0)
+            answer, states = self._score(tenant, req, (version, cohort), features, raws, degraded, t0)
         except BaseException as exc:
             if "feature_cache" not in degraded:
                 self._release(tenant_id, idem_key)
@@ -154,9 +149,7 @@ class FraudChecker:
             final = orjson.dumps({"h": digest, "r": answer})
             try:
                 # One write for both states and the final answer (the longest horizon's TTL covers all).
-                self.cache.set_many(
-                    tenant_id, {card_key: state[0], term_key: state[1], idem_key: final}, ttl_s=TERMINAL_TTL_S
-                )
+                self.cache.set_many(tenant_id, {**states, idem_key: final}, ttl_s=features.ttl_s)
             except ProviderError:
                 answer["degraded"] = True
                 answer["degraded_inputs"] = [*answer["degraded_inputs"], "feature_cache"]
@@ -209,23 +202,26 @@ class FraudChecker:
         self,
         tenant: TenantServing,
         req: FraudCheckRequest,
-        event: TransactionEvent,
-        card_raw: bytes | None,
-        term_raw: bytes | None,
+        routed: tuple[str | None, str],
+        features: _Features,
+        raws: list[bytes | None] | None,
         degraded: list[str],
         t0: float,
-    ) -> tuple[dict[str, Any], tuple[bytes, bytes]]:
-        card = CardState.from_bytes(card_raw) if card_raw else CardState()
-        terminal = TerminalState.from_bytes(term_raw) if term_raw else TerminalState()
-        vector = transaction_features(card, terminal, event)
-        observe_card(card, event)
-        observe_terminal(terminal, event)
+    ) -> tuple[dict[str, Any], dict[str, bytes]]:
+        vector = features.compute(raws)
+        names = features.names
+        if features.plan is not None:
+            for kind, n in features.plan.counts.as_dict().items():
+                if n:
+                    self.metrics.increment(
+                        "fraudrail_feature_inputs_total", n, tenant=tenant.tenant_id, kind=kind
+                    )
         hit = list_hit(tenant.policy, req.card_token, req.terminal_id)
-        version, cohort = self.route(tenant, req.card_token)
+        version, cohort = routed
         tid = tenant.tenant_id
         reasons: list[dict[str, Any]] | None = None
         if version is None:
-            score, reasons = rules_score(dict(zip(FEATURE_NAMES, vector, strict=True)))
+            score, reasons = rules_score(dict(zip(names, vector, strict=True)))
         elif cohort == "canary":
             try:
                 score = self._invoke(tid, version, vector)
@@ -235,7 +231,12 @@ class FraudChecker:
                 assert tenant.production is not None
                 version, cohort = tenant.production.version_id, "stable"
                 degraded.append("canary_model")
-                score = self._invoke(tid, version, vector)
+                if _plan_label(tenant, version) != _plan_label(tenant, routed[0]):
+                    # The stable version reads other features than these: answer from the rules.
+                    score, reasons = rules_score(dict(zip(names, vector, strict=True)))
+                    version, cohort = None, "rules"
+                else:
+                    score = self._invoke(tid, version, vector)
         else:
             try:
                 score = self._invoke(tid, version, vector)
@@ -246,14 +247,21 @@ class FraudChecker:
                     tid, version, cohort, ok=False, latency_ms=(time.perf_counter() - t0) * 1000
                 )
                 self._alert_fallback(tid, version, exc)
-                score, reasons = rules_score(dict(zip(FEATURE_NAMES, vector, strict=True)))
+                score, reasons = rules_score(dict(zip(names, vector, strict=True)))
                 version, cohort = None, "rules"
                 degraded.append(PRODUCTION_FALLBACK)
         decision = hit.decision or threshold_decision(score, tenant.policy)
         if reasons is None:
             # Contributions cost more than the score itself: explain only what a person will look at.
             reasons = self.host.explain(tid, version or "", vector, self.top_k) if decision != LEGIT else []
-        if tenant.shadow_version is not None and version is not None:
+            if features.plan is not None:
+                reasons = readable_reasons(reasons, features.plan.plan.readable)
+        shadow = tenant.shadow_version
+        if (
+            shadow is not None
+            and version is not None
+            and _plan_label(tenant, shadow) == _plan_label(tenant, version)
+        ):
             self._shadow(tenant, vector, decision)
         answer: dict[str, Any] = {
             "txn_id": req.txn_id,
@@ -261,14 +269,14 @@ class FraudChecker:
             "score": round(float(score), 6),
             "model_version": version,
             "cohort": cohort,
-            "reasons": [_public_reason(r) for r in hit.reasons + reasons],
+            "reasons": [public_reason(r) for r in hit.reasons + reasons],
             "degraded": bool(degraded),
             "degraded_inputs": list(degraded),
         }
         if decision != LEGIT:
             record = {"tenant_id": tid, "flagged_id": flagged_id(tid, req.txn_id)}
             try:  # durable before answered; a refusal is a 503 and the caller releases the claim
-                self.spool.append({**record, "payload": _flagged_payload(tid, req, answer, vector)})
+                self.spool.append({**record, "payload": flagged_payload(tid, req, answer, vector, names)})
             except SpoolUnavailable:
                 self.metrics.increment("fraudrail_spool_refused_total", tenant=tid)
                 raise
@@ -286,7 +294,7 @@ class FraudChecker:
                 score=float(score),
                 flagged=decision != LEGIT,
             )
-        return answer, (card.to_bytes(), terminal.to_bytes())
+        return answer, features.new_states()
 
     def _alert_fallback(self, tenant_id: str, version: str, exc: ServiceUnavailable) -> None:
         """Count every fallback; log at ERROR once a minute per version (not once per check)."""
@@ -348,38 +356,40 @@ class FraudChecker:
         return stable, "stable"
 
 
-def _public_reason(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "code": r["code"],
-        "feature": r["feature"],
-        "text": r["text"],
-        "contribution": round(float(r.get("contribution", 0.0)), 6),
-    }
+def _plan_label(tenant: TenantServing, version: str | None) -> str | None:
+    plan = tenant.plans.get(version) if version is not None else None
+    return None if plan is None else plan.label
 
 
-def _flagged_payload(
-    tenant_id: str, req: FraudCheckRequest, answer: dict[str, Any], vector: list[float]
-) -> dict[str, Any]:
-    return {
-        "flagged_id": flagged_id(tenant_id, req.txn_id),
-        "txn_id": req.txn_id,
-        "decision": answer["decision"],
-        "score": answer["score"],
-        "model_version": answer["model_version"],
-        "cohort": answer["cohort"],
-        "reasons": answer["reasons"],
-        "features": {n: float(v) for n, v in zip(FEATURE_NAMES, vector, strict=True)},
-        "degraded": answer["degraded"],
-        "transaction": {
-            "txn_id": req.txn_id,
-            "card_token": req.card_token,
-            "terminal_id": req.terminal_id,
-            "ts": req.timestamp.astimezone(UTC).isoformat(),
-            "amount": str(req.amount),
-            "currency": req.currency,
-            "channel": req.channel,
-            "country": req.country,
-            "mcc": req.mcc,
-        },
-        "scored_at": datetime.now(UTC).isoformat(),
-    }
+class _Features:
+    """One check's features: the built-in handbook path (card and terminal state) or a tenant plan."""
+
+    def __init__(self, req: FraudCheckRequest, plan: PlanCheck | None) -> None:
+        self.plan = plan
+        if plan is None:
+            self.event = TransactionEvent(
+                req.txn_id, req.card_token, req.terminal_id, int(req.timestamp.timestamp()), float(req.amount)
+            )
+            self.read_keys = [f"card:{req.card_token}", f"term:{req.terminal_id}"]
+            self.names: tuple[str, ...] = FEATURE_NAMES
+            self.ttl_s = TERMINAL_TTL_S
+        else:
+            self.read_keys = plan.read_keys
+            self.names = plan.plan.names
+            self.ttl_s = max(TERMINAL_TTL_S, plan.plan.engine.horizon_s + 86_400)
+
+    def compute(self, raws: list[bytes | None] | None) -> list[float]:
+        if self.plan is not None:
+            return self.plan.features(raws)
+        card_raw, term_raw = raws if raws is not None else (None, None)
+        self.card = CardState.from_bytes(card_raw) if card_raw else CardState()
+        self.terminal = TerminalState.from_bytes(term_raw) if term_raw else TerminalState()
+        vector = transaction_features(self.card, self.terminal, self.event)
+        observe_card(self.card, self.event)
+        observe_terminal(self.terminal, self.event)
+        return vector
+
+    def new_states(self) -> dict[str, bytes]:
+        if self.plan is not None:
+            return self.plan.new_states()
+        return {self.read_keys[0]: self.card.to_bytes(), self.read_keys[1]: self.terminal.to_bytes()}

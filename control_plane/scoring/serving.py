@@ -12,12 +12,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane.datasets.feature_set_orm import FeatureSetVersion
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
 from control_plane.rollouts.orm import Rollout
 from control_plane.scoring.decision import Policy
 from control_plane.scoring.orm import ScoringConfig
+from control_plane.scoring.tenant_features import ServingPlan, attributes_of, plan_from_lineage
 from control_plane.tenants.orm import Tenant
+from fraud_model.feature_sets import Attribute
 from providers.ports import HostedModel, ModelHost
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ class TenantServing:
     versions: Mapping[str, HostedModel] = field(default_factory=dict)
     salt: bytes = b""
     shadow_version: str | None = None
+    # Versions trained on a tenant feature set → its compiled plan (others use built-in features).
+    plans: Mapping[str, ServingPlan] = field(default_factory=dict)
+    # The attributes a check may carry: the PRODUCTION version's set, else the active set (None: none).
+    attributes: Mapping[str, Attribute] | None = None
 
 
 def default_policy(template: Mapping[str, Any]) -> Policy:
@@ -72,6 +79,7 @@ class ServingRegistry:
         self._templates = templates
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantServing] = {}
+        self._plans: dict[str, ServingPlan | None] = {}  # version id → plan (lineage never changes)
 
     def get(self, tenant_id: str) -> TenantServing | None:
         return self._tenants.get(tenant_id)
@@ -105,6 +113,18 @@ class ServingRegistry:
             rollout = session.scalar(
                 select(Rollout).where(Rollout.tenant_id == tenant_id, Rollout.state.in_(ACTIVE_ROLLOUT))
             )
+            plans = {m.id: p for m in live if (p := self._plan(m)) is not None}
+            active_set = session.scalar(
+                select(FeatureSetVersion.document).where(
+                    FeatureSetVersion.tenant_id == tenant_id, FeatureSetVersion.active.is_(True)
+                )
+            )
+            serving_plan = plans.get(production.version_id) if production else None
+            attributes = (
+                dict(serving_plan.engine.fs.attributes)
+                if serving_plan is not None
+                else attributes_of(active_set)
+            )
             entry = TenantServing(
                 tenant_id=tenant_id,
                 status=tenant.status,
@@ -114,6 +134,8 @@ class ServingRegistry:
                 versions={m.id: hosted(m) for m in live},
                 salt=(rollout.salt if rollout else tenant_id).encode(),
                 shadow_version=rollout.candidate_version if rollout and rollout.phase == "shadow" else None,
+                plans=plans,
+                attributes=attributes,
             )
         # Deploying makes versions invocable; the weights are the rollouts reconcile's alone
         # (``traffic.set_weights``): this cache only reads them.
@@ -122,6 +144,13 @@ class ServingRegistry:
         with self._lock:
             self._tenants[tenant_id] = entry
         return entry
+
+    def _plan(self, mv: ModelVersion) -> ServingPlan | None:
+        if mv.id not in self._plans:
+            if len(self._plans) > 10_000:  # bounded: versions come and go over a process's life
+                self._plans.clear()
+            self._plans[mv.id] = plan_from_lineage(mv.params)
+        return self._plans[mv.id]
 
     def on_event(self, _topic: str, message: Mapping[str, Any]) -> None:
         tenant_id = message.get("tenant_id")

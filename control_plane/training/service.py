@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
 from control_plane.datasets import service as datasets
+from control_plane.datasets.feature_sets import feature_set_payload, lock_feature_set
 from control_plane.db import unit_of_work
 from control_plane.errors import Conflict, InvalidInput
 from control_plane.finops.guard import require_budget
@@ -32,7 +33,8 @@ from control_plane.training import tracking
 from fraud_model import schema
 from fraud_model.curves import curve_pngs
 from fraud_model.evaluation import check_gate, evaluate
-from fraud_model.features import DAY_S, FEATURE_SET_VERSION, batch_features
+from fraud_model.feature_sets.training import run_features, with_feature_set
+from fraud_model.features import DAY_S
 from fraud_model.scoring import Scorer
 from fraud_model.search import search_params
 from fraud_model.training import sha256, train_model
@@ -108,7 +110,8 @@ def start_run(
     job = queue.enqueue(
         session,
         kind=TRAINING_JOB,
-        payload={"tenant_id": tenant_id, **request, "actor": actor},
+        # The tenant's active feature set is fixed now: the run trains on that version (issue 16).
+        payload={"tenant_id": tenant_id, **request, "actor": actor} | feature_set_payload(session, tenant_id),
         tenant_id=tenant_id,
         max_attempts=3,
         now=now,
@@ -213,6 +216,7 @@ def _search(
             valid_days=valid_days,
             base_params=params,
             on_trial=on_trial,
+            feature_names=tuple(features.columns),
         )
     except ValueError as exc:
         raise PermanentJobError(str(exc)) from exc
@@ -257,8 +261,9 @@ class TrainingRun:
         frame, used_labels = apply_analyst_labels(frame, labels)
         delay_days, test_days = int(p.get("delay_days", 7)), int(p.get("test_days", 7))
         ctx.progress("features", 15, rows=len(frame), analyst_labels=used_labels)
-        features = batch_features(frame, delay_days=delay_days)
         train, test = split_by_time(frame, test_days=test_days, delay_days=delay_days)
+        # The tenant's feature set when the run names one (issue 16), else the built-in features.
+        features, feature_set = run_features(frame, p, train, delay_days)
         y = frame[schema.IS_FRAUD].to_numpy()
         if y[train].sum() == 0:
             raise PermanentJobError("the training window holds no fraud label: nothing to learn from")
@@ -269,8 +274,14 @@ class TrainingRun:
             params = dict(search["best_params"])
         ctx.progress("train", 40, train_rows=int(train.sum()), test_rows=int(test.sum()), algorithm=algorithm)
         model = train_model(
-            features[train], y[train], params=params, seed=int(p.get("seed", 0)), algorithm=algorithm
+            features[train],
+            y[train],
+            params=params,
+            seed=int(p.get("seed", 0)),
+            algorithm=algorithm,
+            feature_names=tuple(features.columns),
         )
+        model = with_feature_set(model, feature_set)
         if search is not None:
             model.params["search"] = search  # lineage: the chosen parameters and every trial
         ctx.progress("evaluate", 80)
@@ -297,7 +308,7 @@ class TrainingRun:
                 training_job_id=ctx.job_id,
                 dataset_id=dataset_id,
                 dataset_sha256=dataset_sha,
-                feature_set_version=FEATURE_SET_VERSION,
+                feature_set_version=model.feature_set_version,
                 code_version=code_version(),
                 params=model.params,
                 metrics={**clean, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
@@ -312,6 +323,7 @@ class TrainingRun:
                 analyst_labels=used_labels,
             )
             session.add(mv)
+            lock_feature_set(session, tenant_id, p.get("feature_set"))
             audit.record(
                 session,
                 tenant_id=tenant_id,

@@ -52,6 +52,9 @@ OBJECT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     # Monitoring names its model version in the query: another tenant's version is a 404 too.
     ("GET", "/v1/monitoring/drift?model_version={model_id}&window=day", None, "analyst"),
     ("GET", "/v1/retraining/{retraining_id}", None, "app"),
+    # Feature sets are named per tenant: another tenant's name is a 404 (its own PUT of the same
+    # name makes its own set; tests/control_plane/training/test_feature_sets_api.py).
+    ("GET", "/v1/feature-sets/{name}", None, "app"),
 ]
 NOT_TENANT_OBJECTS = {
     "/console/reviews/{review_id}",
@@ -121,6 +124,10 @@ def owned(
             )
         )
     a["retraining_id"] = "rt_alpha"
+    minimal = {"features": [{"name": "amount", "kind": "passthrough", "attribute": "amount"}]}
+    fs = client.put("/v1/feature-sets/alpha-set", json=minimal, headers=auth(a["admin"]))
+    assert fs.status_code == 201, fs.text
+    a["name"] = "alpha-set"
     return a, b
 
 
@@ -145,6 +152,7 @@ def test_other_tenant_gets_404_and_wrong_scope_403(
                 "rollout_id",
                 "review_id",
                 "retraining_id",
+                "name",
             )
         }
     )

@@ -126,3 +126,22 @@ def test_the_check_is_a_periodic_job_of_the_worker(container: State, watched: di
         job = session.get(Job, queued[0])
         assert job is not None and job.status == "succeeded", job.last_error
         assert job.result == {"tenants": 1, "retrainings": {}}  # no traffic yet: nothing to say
+
+
+def test_offboarding_purges_retrainings_and_settings(
+    client: TestClient,
+    container: State,
+    admin_key: str,
+    watched: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    put = client.put("/v1/retraining-settings", json={"auto_rollout": True}, headers=auth(watched["admin"]))
+    assert put.status_code == 200
+    observe_shifted(container, watched, sim_frame, 40)
+    check(container, watched["id"], days_later=15)
+    assert len(retrainings(container, watched["id"])) == 1
+    resp = client.delete(f"/v1/tenants/{watched['id']}", headers=auth(admin_key))
+    assert resp.status_code == 200, resp.text
+    stores = {s["store"]: s for s in resp.json()["stores"]}
+    assert stores["retraining"]["remaining"] == [] and stores["retraining"]["purged"] == 2
+    assert retrainings(container, watched["id"]) == []
