@@ -10,7 +10,7 @@ changing its role takes effect on the next request in every process.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
 from control_plane.principals import SESSION_TOKEN_PREFIX, Principal
 from control_plane.users import repository
+from control_plane.users.directory import display_names
 from control_plane.users.orm import User, UserSession
 from control_plane.users.passwords import MAX_PASSWORD_CHARS, hash_password, needs_rehash, verify_password
 from control_plane.users.repository import ACTIVE
@@ -163,6 +164,11 @@ class UserSessions:
                 return False
             row.ended_at = self.clock()
             return True
+
+    def names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Readable names of actor ids (users and keys); unknown ids are left out."""
+        with unit_of_work(self._factory) as db:
+            return display_names(db, ids)
 
     def person(self, user_id: str) -> Principal | None:
         """The principal of an active user (the console re-checks its signed-in person with it)."""

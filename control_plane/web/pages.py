@@ -116,7 +116,27 @@ def viewer_of(request: Request, c: ConsoleDeps) -> Viewer | None:
     return Viewer(principal=principal, csrf=session.csrf, tenant_name=session.tenant_name)
 
 
+ACTOR_FIELDS = ("claimed_by", "decided_by", "escalated_by", "created_by", "approved_by")
+
+
+def _actor_ids(context: dict[str, Any]) -> set[str]:
+    """The actor ids the page's items carry, to name them all with one lookup."""
+    found: set[str] = set()
+    for value in context.values():
+        for thing in value if isinstance(value, list) else [value]:
+            for field in ACTOR_FIELDS:
+                ident = getattr(thing, field, None)
+                if isinstance(ident, str):
+                    found.add(ident)
+    return found
+
+
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    """Render a page; ``who(id)`` in a template names an actor id (a person, or a key by its name)."""
+    ids = _actor_ids(context)
+    people: People | None = request.app.state.provided.get(People) if ids else None
+    names = people.names(ids) if people is not None else {}
+    context.setdefault("who", lambda ident: names.get(ident, ident) if ident else ident)
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response

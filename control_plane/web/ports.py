@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from control_plane.principals import Principal
@@ -16,4 +17,8 @@ class People(Protocol):
 
     def person(self, user_id: str) -> Principal | None:
         """The principal of an active user, or None (removed, or not active)."""
+        ...
+
+    def names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Readable names of actor ids (a person's name and e-mail, a key's name); unknown ids left out."""
         ...

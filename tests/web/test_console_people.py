@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from control_plane.bootstrap.state import State
 from tests.control_plane.conftest import OnboardFn, auth
+from tests.control_plane.review.conftest import IngestFn, flagged
 from tests.control_plane.users.conftest import PASSWORD, PersonFn
 
 
@@ -94,3 +95,29 @@ def test_repeated_failures_lock_the_account(
         f"/v1/tenants/{t['id']}/audit", headers=auth(t["admin"]), params={"action": "user.locked"}
     )
     assert len(ledger.json()) == 1
+
+
+def test_reviewers_appear_by_name(
+    client: TestClient, onboard: OnboardFn, person: PersonFn, ingest: IngestFn
+) -> None:
+    t = onboard("acme-pay")
+    ana = person(t, "ana@acme.example", role="analyst", name="Ana Diaz")
+    first, second = ingest(t["id"], flagged(1), flagged(2))
+    assert client.post(f"/v1/reviews/{first}/claim", headers=auth(ana["token"])).status_code == 200
+    assert client.post(f"/v1/reviews/{second}/claim", headers=auth(ana["token"])).status_code == 200
+    verdict = {"verdict": "fraud", "note": "stolen"}
+    decided = client.post(f"/v1/reviews/{second}/verdict", json=verdict, headers=auth(ana["token"]))
+    assert decided.status_code == 200, decided.text
+    # A tenant admin (signed in with its key) sees her name where the queue stored her id.
+    page = client.get("/console/sign-in")
+    signed = client.post(
+        "/console/sign-in", data={"token": t["admin"], "csrf": _csrf(page.text)}, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    claimed = client.get(f"/console/reviews/{first}")
+    assert "Claimed by Ana Diaz &lt;ana@acme.example&gt;" in claimed.text
+    assert ana["id"] not in claimed.text.replace(f'"{ana["id"]}"', "")
+    verdict_page = client.get(f"/console/reviews/{second}")
+    assert "by Ana Diaz &lt;ana@acme.example&gt;" in verdict_page.text
+    queue = client.get("/console/queue?status=claimed")
+    assert "Ana Diaz &lt;ana@acme.example&gt;" in queue.text
