@@ -145,7 +145,7 @@ def card_history(session: Session, item: ReviewItem, *, limit: int = RECENT_LIMI
         add(s.txn_id, s.ts, s.amount, s.decision, s.score)
     for r in flagged:
         if r.txn_id not in rows:
-            add(r.txn_id, r.txn_ts, r.amount, r.decision, r.score)
+            add(r.txn_id, r.txn_ts, r.amount.quantize(Decimal("0.01")), r.decision, r.score)
     ordered = sorted(rows.values(), key=lambda r: (r.ts, r.txn_id), reverse=True)[:limit]
     amounts = [r.amount for r in ordered]
     return CardHistory(
