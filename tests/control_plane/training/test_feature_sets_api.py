@@ -191,7 +191,7 @@ def test_train_on_the_set_promote_and_score_with_a_device_reason(
             terminal_id=f"term_{i}",
             attributes={**home, "device_id": "farm_x"},
             timestamp=f"2026-07-19T12:{i:02d}:00Z",
-        )  # fmt: skip
+        )
         for i in range(12)
     ]
     assert all(a.status_code == 200 for a in farm), farm[-1].text
