@@ -14,6 +14,7 @@ from control_plane.auth.write_guard import guard_tenant_writes
 from control_plane.bootstrap.lifespan import serve_state
 from control_plane.bootstrap.state import State, build_state
 from control_plane.chaos.router import router as chaos_router
+from control_plane.datasets.feature_sets_router import router as feature_sets_router
 from control_plane.datasets.router import router as datasets_router
 from control_plane.finops.router import install_finops
 from control_plane.finops.shedding import ShedRefusedTenants
@@ -88,6 +89,7 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
         audit_router,
         jobs_router,
         datasets_router,
+        feature_sets_router,
         models_router,
         training_router,
         scoring_router,

@@ -2,6 +2,7 @@
 
 from control_plane.audit.orm import AuditEvent
 from control_plane.auth.orm import ApiKey
+from control_plane.datasets.feature_set_orm import FeatureSetVersion
 from control_plane.datasets.orm import Dataset
 from control_plane.finops.orm import BudgetMonth, UsageDaily, UsageEvent
 from control_plane.jobs.orm import Job
@@ -36,6 +37,7 @@ __all__ = [
     "BudgetMonth",
     "ConsoleSessionRow",
     "Dataset",
+    "FeatureSetVersion",
     "DriftBucket",
     "FlaggedTransactionRow",
     "Job",

@@ -47,6 +47,7 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/auth/sessions"): PUBLIC,
     ("DELETE", "/v1/auth/sessions/current"): ANYONE,
     ("POST", "/v1/datasets"): frozenset({TA}),
+    ("PUT", "/v1/feature-sets/{name}"): frozenset({TA}),
     ("POST", "/v1/training-runs"): frozenset({TA}),
     ("POST", "/v1/models/{model_id}/approve"): frozenset({TA}),
     ("POST", "/v1/models/{model_id}/archive"): frozenset({TA}),
