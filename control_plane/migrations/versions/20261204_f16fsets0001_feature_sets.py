@@ -1,7 +1,7 @@
 """feature sets: a tenant's versioned feature-set documents (issue 16)
 
 Revision ID: f16fsets0001
-Revises: k5users0001
+Revises: k7review0001
 Create Date: 2026-12-04 18:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import providers.sql_types
 
 revision: str = "f16fsets0001"
-down_revision: str | None = "k5users0001"
+down_revision: str | None = "k7review0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
