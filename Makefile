@@ -14,7 +14,7 @@ endif
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
-.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation bench-soak worker clean
+.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation bench-soak bench-features worker clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-model: venv
 
 bench-scoring: venv
 	bash scripts/with-services.sh $(BIN)/python bench/bench_scoring.py
+
+bench-features: venv
+	$(BIN)/python bench/bench_features.py
 
 bench-rollback: venv
 	$(BIN)/python bench/bench_rollback.py
