@@ -65,8 +65,11 @@ def trained_artifact() -> bytes:
     )
     path = CACHE_DIR / f"model-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.frm"
     if path.is_file():
+        from fraud_model.training import TrainedModel
+
         log(f"model: cached artifact {path.relative_to(REPO)}")
-        return path.read_bytes()
+        # Written again in the current artifact format (a cache from before format 2 has no tree arrays).
+        return TrainedModel.from_bytes(path.read_bytes()).to_bytes()
     from fraud_model.features import batch_features
     from fraud_model.simulator import simulate
     from fraud_model.training import train_model

@@ -104,6 +104,7 @@ class LoadResult:
     sent_total: int  # warm-up included (advances the simulated clock)
     t_start: float
     errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0  # the load generator's own CPU time (it shares the machine with the server)
 
     @property
     def latency_ms(self) -> np.ndarray:
@@ -236,6 +237,7 @@ def _load_process(spec: LoadSpec, pipe: Any, stop: Any) -> None:
         out = uvloop.run(_load(spec, pipe, stop))
     except ImportError:
         out = asyncio.run(_load(spec, pipe, stop))
+    out["cpu_s"] = time.process_time()
     pipe.send(("done", out))
 
 
@@ -284,6 +286,7 @@ class Load:
             sent_total=int(out["sent"]),
             t_start=float(out["t_start"]),
             errors=list(out["errors"]),
+            cpu_s=float(out.get("cpu_s", 0.0)),
         )
 
 

@@ -91,8 +91,8 @@ def control_plane(
     return Server("control plane", cmd, port, home / log_name, env)
 
 
-def floor_server(port: int, log_path: Path) -> Server:
-    cmd = [PY, str(REPO / "bench" / "floor_app.py"), "--port", str(port)]
+def floor_server(port: int, log_path: Path, workers: int = 1) -> Server:
+    cmd = [PY, str(REPO / "bench" / "floor_app.py"), "--port", str(port), "--workers", str(workers)]
     return Server("floor", cmd, port, log_path, {})
 
 

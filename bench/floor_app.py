@@ -8,6 +8,7 @@ fraud-check's shape with orjson. Served like ``fraudrail serve`` serves the cont
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import orjson
 import uvicorn
@@ -43,8 +44,21 @@ def healthz() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="info", access_log=False)
+    # Several workers need the app as an import string (each process imports it).
+    target: object = app if args.workers == 1 else "floor_app:app"
+    uvicorn.run(
+        target,  # type: ignore[arg-type]
+        app_dir=str(Path(__file__).resolve().parent),
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,
+        # A worker importing FastAPI on a busy 2-core machine can miss uvicorn's 5 s health check.
+        timeout_worker_healthcheck=60,
+    )
 
 
 if __name__ == "__main__":

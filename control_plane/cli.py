@@ -130,6 +130,9 @@ def serve(
         workers=settings.workers,
         log_level="info",
         access_log=False,
+        # A worker builds its whole state before answering uvicorn's health check; on a busy host
+        # that takes longer than uvicorn's 5 s default, which then kills and restarts it forever.
+        timeout_worker_healthcheck=60,
     )
 
 
