@@ -226,6 +226,22 @@ def task_statements(
                 for kind in ("model", "endpoint-config", "endpoint")
             ],
         ),
+        # Training runs and batch scoring as SageMaker jobs (providers/aws/jobs.py, batch_jobs.py).
+        iam.PolicyStatement(
+            sid="TrainingAndBatchJobs",
+            actions=[
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:CreateTransformJob",
+                "sagemaker:DescribeTransformJob",
+                "sagemaker:StopTransformJob",
+                "sagemaker:AddTags",
+            ],
+            resources=[
+                f"{arn}:sagemaker:{where}:{kind}/fraudrail-*" for kind in ("training-job", "transform-job")
+            ],
+        ),
         iam.PolicyStatement(
             sid="PassModelRole",
             actions=["iam:PassRole"],

@@ -339,7 +339,19 @@ class PlatformStack(Stack):
             endpoint_name=endpoint_name,
         ):
             role.add_to_policy(statement)
-        role.add_to_policy(iam_statements.use_key_by_arn([self.key.key_arn]))
+        # The same role runs training and Batch Transform jobs (the control plane passes it): they
+        # write their outputs and spot checkpoints under the tenant's training/ and batch/ folders.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobOutputs",
+                actions=["s3:PutObject"],
+                resources=[
+                    self.bucket.arn_for_objects(f"{TENANTS_PREFIX}*/training/*"),
+                    self.bucket.arn_for_objects(f"{TENANTS_PREFIX}*/batch/*"),
+                ],
+            )
+        )
+        role.add_to_policy(iam_statements.use_key_by_arn([self.key.key_arn], write=True))
         image = (
             f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}/"
             f"{self.names.image_repository}:{self.names.image_tag}"

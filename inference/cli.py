@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fraudrail-inference", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve SageMaker's inference contract")
+    commands.add_parser("train", help="run a SageMaker Training job (inference/train.py)")
     env = os.environ
     serve.add_argument("--port", type=int, default=int(env.get("SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT)))
     # 0.0.0.0 inside the container: SageMaker reaches it on the container's own interface.
@@ -86,6 +87,11 @@ def load_default_model(model_dir: Path, *, require_digest: bool) -> LoadedModel 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # a SageMaker Training job: `docker run <image> train`
+        from inference.train import main as train
+
+        return train(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

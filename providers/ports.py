@@ -320,3 +320,60 @@ class ExperimentTracker(Protocol):
     def set_alias(self, tenant_id: str, model_version_id: str, stage: str) -> None:
         """Mirror a registry stage on the tracker's version (alias and tag); ProviderError on failure."""
         ...
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A training or batch-scoring job as its backend reports it (SageMaker: Describe*Job)."""
+
+    name: str  # the backend's job name, derived from the control plane's job id (idempotent)
+    state: Literal["running", "succeeded", "failed", "stopped"]
+    arn: str | None = None
+    detail: str = ""  # the backend's secondary status, or the failure reason
+    percent: float = 0.0
+    output_key: str | None = None  # object-store key of the result (training: the model.tar.gz)
+    facts: Mapping[str, Any] = field(default_factory=dict)  # lineage: spot, billable seconds, image
+    poll_after_s: float = 30.0  # while running: when to ask again
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    tenant_id: str
+    job_id: str
+    dataset_key: str  # parquet in the tenant's prefix
+    labels_key: str  # JSON {txn_id: 0|1} in the tenant's prefix (analysts' verdicts)
+    request_key: str  # JSON of ``request`` in the tenant's prefix (a feature set can be large)
+    output_prefix: str  # tenants/<id>/training/<job_id>/
+    request: Mapping[str, Any]  # fraud_model.pipeline.run_training's request
+    spot: bool = False
+    instance_type: str = "ml.m5.large"
+    max_runtime_s: int = 3600
+    max_wait_s: int = 7200  # spot: how long to wait for capacity, runtime included
+
+
+@runtime_checkable
+class TrainingBackend(Protocol):
+    """Where training runs: in-process (local) or as a SageMaker Training job."""
+
+    def ensure(self, spec: TrainingJobSpec, progress: Callable[..., None] | None = None) -> RemoteJob:
+        """Start the run unless its job exists, and describe it: called again to poll, after a restart
+        too, it never starts a second job. ``PermanentProviderError`` for a request it refuses."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchScoringSpec:
+    tenant_id: str
+    job_id: str
+    model: HostedModel  # the version that scores these rows
+    input_key: str  # CSV, one feature row per line, in the tenant's prefix
+    output_prefix: str  # where the scores go: ``<output_prefix><input file name>.out``, one a line
+
+
+@runtime_checkable
+class BatchJobRunner(Protocol):
+    """Scores a file of feature rows with one model version: in-process, or a Batch Transform job."""
+
+    def ensure(self, spec: BatchScoringSpec) -> RemoteJob:
+        """Start the job unless it exists, and describe it (called again to poll)."""
+        ...

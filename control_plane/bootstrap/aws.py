@@ -16,6 +16,7 @@ from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.aws.dynamo import DynamoFlaggedTransactionStore, DynamoRollbackLog
 from providers.aws.event_bus import SnsEventBus
 from providers.aws.factory import AwsClients, build_model_host, make_clients
+from providers.aws.jobs import build_job_backends
 from providers.aws.metrics import CloudWatchMetrics
 from providers.aws.object_store import S3ObjectStore
 from providers.aws.provisioner import CloudFormationProvisioner
@@ -100,6 +101,7 @@ def build_aws_providers(
         poll_s=rt.stack_poll_s,
         timeout_s=rt.stack_timeout_s,
     )
+    training, batch_runner = build_job_backends(c, aws.bucket, rt, store, endpoint_url=aws.endpoint_url)
     return Providers(
         object_store=store,
         feature_cache=RedisFeatureCache(settings.redis_url, timeout_ms=settings.cache_timeout_ms),
@@ -109,4 +111,6 @@ def build_aws_providers(
         metrics=metrics,
         provisioner=provisioner,
         rollback_log=DynamoRollbackLog(c.dynamodb, aws.rollback_table),
+        training=training,  # SageMaker Training jobs
+        batch_runner=batch_runner,  # SageMaker Batch Transform
     )

@@ -17,6 +17,7 @@ from providers.local.provisioner import LocalProvisioner
 from providers.local.rollback_log import FileRollbackLog, MemoryRollbackLog
 from providers.mlflow_tracking import build_tracker
 from providers.ports import (
+    BatchJobRunner,
     EventBus,
     ExperimentTracker,
     FeatureCache,
@@ -26,6 +27,7 @@ from providers.ports import (
     ObjectStore,
     Provisioner,
     RollbackLog,
+    TrainingBackend,
 )
 from providers.webhook_notifier import WebhookNotifier
 
@@ -44,6 +46,9 @@ class Providers:
     notifier: Notifier = field(default_factory=WebhookNotifier)
     # MLflow when FRAUDRAIL_MLFLOW_TRACKING_URI is set, else a no-op tracker.
     tracker: ExperimentTracker = field(default_factory=build_tracker)
+    # Where training and batch scoring compute: in-process when None (job_handlers builds it).
+    training: TrainingBackend | None = None
+    batch_runner: BatchJobRunner | None = None
 
 
 def build_providers(settings: AppSettings, factory: sessionmaker[Session]) -> Providers:

@@ -190,7 +190,8 @@ class MeteredRun:
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
         started = self.clock()
         result = self.inner.run(ctx)
-        return {**result, "billable_seconds": round(self.clock() - started, 3)}
+        # A run on SageMaker reports the seconds AWS bills; the wall time here is only the poll.
+        return {"billable_seconds": round(self.clock() - started, 3), **result}
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
         self.inner.on_exhausted(ctx, session, error)

@@ -125,6 +125,15 @@ def fail(session: Session, job: Job, *, error: str, now: datetime, permanent: bo
     return False
 
 
+def defer(session: Session, job: Job, *, now: datetime, after_s: float) -> None:
+    """Put a running job back in the queue for ``after_s`` without spending an attempt (a poll)."""
+    job.status = QUEUED
+    job.attempts = max(job.attempts - 1, 0)
+    job.run_after = now + timedelta(seconds=max(after_s, 0.0))
+    job.lease_owner = None
+    job.lease_expires_at = None
+
+
 def get_job(session: Session, job_id: str, *, tenant_id: str | None) -> Job:
     stmt = select(Job).where(Job.id == job_id)
     if tenant_id is not None:

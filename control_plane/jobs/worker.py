@@ -31,6 +31,16 @@ class PermanentJobError(PermanentProviderError):
     Adapters raise the port's ``PermanentProviderError`` (they import no domain); both mean the same."""
 
 
+class JobPending(Exception):
+    """A handler waiting on work outside the process (a SageMaker job) raises this: the job goes back
+    to the queue, to be claimed again after ``after_s`` by whichever worker is up then, and the wait
+    uses no attempt. Nothing sleeps; a restart loses nothing (the handler re-reads the outside job)."""
+
+    def __init__(self, after_s: float, detail: str = "") -> None:
+        super().__init__(detail or f"waiting {after_s:g} s")
+        self.after_s = after_s
+
+
 @dataclass
 class JobContext:
     """What a handler gets: its job's identity and payload, a way to commit steps, progress."""
@@ -98,6 +108,11 @@ class Worker:
             if handler is None:
                 raise LookupError(f"no handler for job kind {ctx.kind!r}")
             result = handler.run(ctx)
+        except JobPending as pending:
+            with unit_of_work(self.factory) as session:
+                job = queue.get_job(session, ctx.job_id, tenant_id=None)
+                queue.defer(session, job, now=self.clock(), after_s=pending.after_s)
+            return ctx.job_id
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("job %s (%s) attempt %d failed: %s", ctx.job_id, ctx.kind, ctx.attempt, error)

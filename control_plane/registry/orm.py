@@ -20,6 +20,8 @@ class ModelVersion(Base):
     artifact_key: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
     training_job_id: Mapped[str | None] = mapped_column(String(40))
+    # Where the run was computed: backend job name, SageMaker ARN, spot, billable seconds, output.
+    training_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
     dataset_id: Mapped[str | None] = mapped_column(String(40))
     dataset_sha256: Mapped[str | None] = mapped_column(String(64))
     feature_set_version: Mapped[str] = mapped_column(String(40))

@@ -30,6 +30,7 @@ class ModelOut(BaseModel):
     stage: str
     sha256: str
     training_job_id: str | None
+    training_run: dict[str, Any] | None = None  # backend job, SageMaker ARN, spot, billable seconds
     dataset_id: str | None
     dataset_sha256: str | None
     feature_set_version: str

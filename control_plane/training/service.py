@@ -1,15 +1,17 @@
-"""Training runs: a durable job (features → train → evaluate → gate → register) with progress."""
+"""Training runs: a durable job (features → train → evaluate → gate → register) with progress.
+
+The compute (``fraud_model.pipeline``) runs wherever the training backend puts it; this module
+checks, submits, waits (as a re-polled job) and registers."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,24 +23,19 @@ from control_plane.errors import Conflict, InvalidInput
 from control_plane.finops.guard import require_budget
 from control_plane.jobs import queue
 from control_plane.jobs.orm import Job
-from control_plane.jobs.worker import JobContext, PermanentJobError
-from control_plane.monitoring import service as monitoring
+from control_plane.jobs.worker import JobContext, JobPending, PermanentJobError
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
 from control_plane.registry.stages import Stage
+from control_plane.scoring import config as scoring_config
 from control_plane.settings import REPO_ROOT
 from control_plane.tenants import repository as tenants
 from control_plane.tenants.lifecycle import TenantStatus
 from control_plane.training import tracking
-from fraud_model import schema
-from fraud_model.curves import curve_pngs
-from fraud_model.evaluation import check_gate, evaluate
-from fraud_model.feature_sets.training import run_features, with_feature_set
-from fraud_model.features import DAY_S
-from fraud_model.scoring import Scorer
-from fraud_model.search import search_params
-from fraud_model.training import sha256, train_model
-from providers.ports import ExperimentTracker, ObjectStore
+from fraud_model.evaluation import check_gate
+from fraud_model.pipeline import read_outputs
+from fraud_model.training import TrainedModel, sha256
+from providers.ports import ExperimentTracker, ObjectStore, TrainingBackend, TrainingJobSpec
 
 TRAINING_JOB = "training.run"
 GATE_METRICS = {
@@ -110,8 +107,12 @@ def start_run(
     job = queue.enqueue(
         session,
         kind=TRAINING_JOB,
-        # The tenant's active feature set is fixed now: the run trains on that version (issue 16).
-        payload={"tenant_id": tenant_id, **request, "actor": actor} | feature_set_payload(session, tenant_id),
+        payload={
+            "tenant_id": tenant_id,
+            **request,
+            "actor": actor,
+            **feature_set_payload(session, tenant_id),
+        },
         tenant_id=tenant_id,
         max_attempts=3,
         now=now,
@@ -149,156 +150,122 @@ def resolve_search(
     return out
 
 
-def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train on everything before (test start - delay); test on the last ``test_days`` days.
-
-    As in the handbook, cards already known compromised in the training window are dropped from
-    the test window (they would be blocked already and inflate card precision).
-    """
-    ts_s = schema.epoch_seconds(frame[schema.TS])
-    last_day = int(ts_s.max() // DAY_S)
-    test_start = (last_day - test_days + 1) * DAY_S
-    train_end = test_start - delay_days * DAY_S
-    train = ts_s < train_end
-    test = ts_s >= test_start
-    if not train.any() or not test.any():
-        raise PermanentJobError(
-            f"the dataset spans too few days for a {test_days}-day test window after a {delay_days}-day delay"
-        )
-    fraud = frame[schema.IS_FRAUD].to_numpy() > 0
-    known = set(frame.loc[train & fraud, schema.CARD_TOKEN])
-    test &= ~frame[schema.CARD_TOKEN].isin(known).to_numpy()
-    return train, test
-
-
-def apply_analyst_labels(frame: pd.DataFrame, labels: Mapping[str, int]) -> tuple[pd.DataFrame, int]:
-    """Analysts' verdicts override the dataset's labels for the same txn_id."""
-    if not labels:
-        return frame, 0
-    mapped = frame[schema.TXN_ID].map(labels)
-    used = int(mapped.notna().sum())
-    out = frame.copy()
-    out.loc[mapped.notna(), schema.IS_FRAUD] = mapped[mapped.notna()].astype("int64")
-    return out, used
-
-
 def _analyst_labels(session: Session, tenant_id: str) -> dict[str, int]:
     from control_plane.review import service as review
 
     return review.analyst_labels(session, tenant_id)
 
 
-def _search(
-    ctx: JobContext,
-    frame: pd.DataFrame,
-    features: pd.DataFrame,
-    p: Mapping[str, Any],
-    algorithm: str,
-    params: dict[str, Any],
-    delay_days: int,
-    valid_days: int,
-) -> dict[str, Any]:
-    """The in-run search on the training rows only (the test window is never passed)."""
-    budget = dict(p["search"])
-
-    def on_trial(t: dict[str, Any]) -> None:
-        ctx.progress("search", 20 + 20 * t["trial"] / t["trials"], **t)
-
-    try:
-        result = search_params(
-            frame,
-            features,
-            algorithm=algorithm,
-            trials=int(budget["trials"]),
-            time_budget_s=float(budget["time_budget_s"]),
-            seed=int(p.get("seed", 0)),
-            delay_days=delay_days,
-            valid_days=valid_days,
-            base_params=params,
-            on_trial=on_trial,
-            feature_names=tuple(features.columns),
-        )
-    except ValueError as exc:
-        raise PermanentJobError(str(exc)) from exc
-    return {**result.lineage(), "budget": budget}
+def training_spec(
+    tenant_id: str, job_id: str, dataset_key: str, payload: Mapping[str, Any], tier: Mapping[str, Any]
+) -> TrainingJobSpec:
+    """What the backend runs: the run's request and where its inputs and outputs live (all in the
+    tenant's prefix), on the tier's instance type, on spot capacity where the tier allows it."""
+    compute = dict(tier.get("training") or {})
+    keys = (
+        "algorithm",
+        "params",
+        "seed",
+        "delay_days",
+        "test_days",
+        "search",
+        "thresholds",
+        "curves",
+        "title",
+        "feature_set",
+    )
+    return TrainingJobSpec(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        dataset_key=dataset_key,
+        labels_key=f"tenants/{tenant_id}/training/{job_id}/labels/labels.json",
+        request_key=f"tenants/{tenant_id}/training/{job_id}/config/request.json",
+        output_prefix=f"tenants/{tenant_id}/training/{job_id}/",
+        request={k: payload[k] for k in keys if payload.get(k) is not None},
+        spot=bool(compute.get("spot", False)),
+        instance_type=str(compute.get("instance_type", "ml.m5.large")),
+        max_runtime_s=int(compute.get("max_runtime_s", 3600)),
+        max_wait_s=int(compute.get("max_wait_s", 2 * int(compute.get("max_runtime_s", 3600)))),
+    )
 
 
 class TrainingRun:
+    """The ``training.run`` job: submits the run to the training backend (in-process locally, a
+    SageMaker Training job on AWS), re-polls it as a job (``JobPending``: no thread waits), and
+    registers the version from the run's ``model.tar.gz``. Every step is safe to repeat."""
+
     def __init__(
         self,
         object_store: ObjectStore,
         templates: Mapping[str, Mapping[str, Any]],
         tracker: ExperimentTracker | None = None,
+        backend: TrainingBackend | None = None,
     ) -> None:
         self.object_store = object_store
         self.templates = templates
         self.tracker = tracker
+        if backend is None:
+            raise ValueError("TrainingRun needs a training backend (the composition root builds one)")
+        self.backend = backend
 
     def run(self, ctx: JobContext) -> Mapping[str, Any]:
         p = ctx.payload
         tenant_id = str(p["tenant_id"])
-        version_id = "mv_" + ctx.job_id.removeprefix(
-            "job_"
-        )  # deterministic: a re-run overwrites, never duplicates
+        version_id = "mv_" + ctx.job_id.removeprefix("job_")  # deterministic: a re-run never duplicates
         with unit_of_work(ctx.factory) as session:
             existing = session.get(ModelVersion, version_id)
             if existing is not None:
                 return {"model_version": version_id, "stage": existing.stage, "metrics": existing.metrics}
             tenant = tenants.get(session, tenant_id)
-            gate_minimums = {
-                GATE_METRICS[k]: float(v)
-                for k, v in self.templates[tenant.tier]["gate"].items()
-                if k in GATE_METRICS
-            }
+            tier = self.templates[tenant.tier]
+            gate_minimums = {GATE_METRICS[k]: float(v) for k, v in tier["gate"].items() if k in GATE_METRICS}
             for key, value in dict(p.get("gate") or {}).items():
                 metric = GATE_METRICS[key]
                 gate_minimums[metric] = max(gate_minimums.get(metric, 0.0), float(value))
             dataset = datasets.get(session, tenant_id, str(p["dataset_id"]))
-            dataset_sha, dataset_id = dataset.sha256, dataset.id
+            dataset_sha, dataset_id, dataset_key = dataset.sha256, dataset.id, dataset.object_key
+            config = scoring_config.read(session, tenant_id, self.templates)
+            thresholds = {
+                "review": float(config.review_threshold),
+                "suspicious": float(config.suspicious_threshold),
+            }
             labels = _analyst_labels(session, tenant_id)
-        ctx.progress("loading", 5)
-        frame = datasets.load_frame(self.object_store, dataset)
-        frame, used_labels = apply_analyst_labels(frame, labels)
-        delay_days, test_days = int(p.get("delay_days", 7)), int(p.get("test_days", 7))
-        ctx.progress("features", 15, rows=len(frame), analyst_labels=used_labels)
-        train, test = split_by_time(frame, test_days=test_days, delay_days=delay_days)
-        # The tenant's feature set when the run names one (issue 16), else the built-in features.
-        features, feature_set = run_features(frame, p, train, delay_days)
-        y = frame[schema.IS_FRAUD].to_numpy()
-        if y[train].sum() == 0:
-            raise PermanentJobError("the training window holds no fraud label: nothing to learn from")
-        algorithm, params = str(p.get("algorithm", "xgboost")), dict(p.get("params") or {})
-        search = None
-        if p.get("search"):
-            search = _search(ctx, frame[train], features[train], p, algorithm, params, delay_days, test_days)
-            params = dict(search["best_params"])
-        ctx.progress("train", 40, train_rows=int(train.sum()), test_rows=int(test.sum()), algorithm=algorithm)
-        model = train_model(
-            features[train],
-            y[train],
-            params=params,
-            seed=int(p.get("seed", 0)),
-            algorithm=algorithm,
-            feature_names=tuple(features.columns),
-        )
-        model = with_feature_set(model, feature_set)
-        if search is not None:
-            model.params["search"] = search  # lineage: the chosen parameters and every trial
-        ctx.progress("evaluate", 80)
-        scores = Scorer(model).score_batch(features[test].to_numpy(dtype=np.float32))
-        metrics = evaluate(frame[test], scores)
-        gate = check_gate(metrics, gate_minimums)
-        artifact = model.to_bytes()
+        curves = self.tracker is not None and self.tracker.enabled
+        request = {**p, "thresholds": thresholds, "curves": curves, "title": version_id}
+        spec = training_spec(tenant_id, ctx.job_id, dataset_key, request, tier)
+        if not self.object_store.exists(spec.labels_key):  # the verdicts as of the first attempt
+            self.object_store.put(spec.labels_key, json.dumps(labels, sort_keys=True).encode())
+            self.object_store.put(spec.request_key, json.dumps(dict(spec.request), sort_keys=True).encode())
+        remote = self.backend.ensure(spec, progress=ctx.progress)
+        where = {"backend_job": remote.name, **({"arn": remote.arn} if remote.arn else {})}
+        if remote.state == "running":
+            ctx.progress(remote.detail or "running", remote.percent, **where)
+            raise JobPending(remote.poll_after_s, f"{remote.name}: {remote.detail}")
+        if remote.state != "succeeded" or remote.output_key is None:
+            raise PermanentJobError(f"training job {remote.name} {remote.state}: {remote.detail}")
+        try:
+            outputs = read_outputs(self.object_store.get(remote.output_key))
+            model = TrainedModel.from_bytes(outputs.artifact)
+        except (KeyError, ValueError) as exc:  # missing, unreadable or tampered output
+            raise PermanentJobError(f"training job {remote.name} left no usable model.tar.gz: {exc}") from exc
+        ctx.progress("register", 95, **where)
+        artifact, evaluation = outputs.artifact, outputs.evaluation
         key = f"tenants/{tenant_id}/models/{version_id}.frm"
         self.object_store.put(key, artifact)
-        ctx.progress("register", 95)
-        clean = {k: (None if v != v else round(float(v), 6)) for k, v in metrics.items()}
+        clean = dict(evaluation["metrics"])
+        gate = check_gate({k: (float("nan") if v is None else v) for k, v in clean.items()}, gate_minimums)
+        search = evaluation.get("search")
+        used_labels = int(evaluation.get("analyst_labels", 0))
+        training_run = {
+            "backend_job": remote.name,
+            "arn": remote.arn,
+            "output": remote.output_key,
+            "spot": spec.spot,
+            "instance_type": spec.instance_type,
+            **dict(remote.facts),
+        }
         with unit_of_work(ctx.factory) as session:
             stage = Stage.CANDIDATE if gate.passed else Stage.REJECTED
-            # What production monitoring compares this version's traffic with (issue 17).
-            profile = monitoring.reference_profile(
-                session, tenant_id, self.templates, features[train], scores, y[train]
-            )
             mv = ModelVersion(
                 id=version_id,
                 tenant_id=tenant_id,
@@ -306,13 +273,19 @@ class TrainingRun:
                 artifact_key=key,
                 sha256=sha256(artifact),
                 training_job_id=ctx.job_id,
+                training_run=training_run,
                 dataset_id=dataset_id,
                 dataset_sha256=dataset_sha,
                 feature_set_version=model.feature_set_version,
                 code_version=code_version(),
                 params=model.params,
-                metrics={**clean, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
-                reference_profile=profile,
+                metrics={
+                    **clean,
+                    "train_rows": evaluation["train_rows"],
+                    "test_rows": evaluation["test_rows"],
+                },
+                # What production monitoring compares this version's traffic with (issue 17).
+                reference_profile=outputs.profile,
                 gate={
                     "passed": gate.passed,
                     "minimums": gate_minimums,
@@ -331,7 +304,7 @@ class TrainingRun:
                 action=f"model.{stage.value.lower()}",
                 subject=version_id,
                 reason=gate.describe(),
-                after={"stage": stage.value, "metrics": mv.metrics},
+                after={"stage": stage.value, "metrics": mv.metrics, "training_run": training_run},
                 evidence=mv.gate,
             )
         mlflow = tracking.publish(
@@ -341,21 +314,20 @@ class TrainingRun:
             tenant_id=tenant_id,
             version_id=version_id,
             artifact=artifact,
-            files=(
-                {**curve_pngs(y[test], scores, title=version_id), **tracking.search_file(search)}
-                if self.tracker is not None and self.tracker.enabled
-                else {}
-            ),
+            files={**outputs.curves, **tracking.search_file(search)} if curves else {},
             now=ctx.clock(),
         )
-        ctx.progress("done", 100, **({"mlflow": mlflow["status"]} if mlflow else {}))
+        ctx.progress("done", 100, **where, **({"mlflow": mlflow["status"]} if mlflow else {}))
+        billable = remote.facts.get("billable_seconds")
         return {
             "model_version": version_id,
             "stage": stage.value,
-            "algorithm": algorithm,
+            "algorithm": evaluation.get("algorithm", "xgboost"),
             "metrics": clean,
             "gate": mv.gate,
             "analyst_labels": used_labels,
+            "training_run": training_run,
+            **({"billable_seconds": billable} if billable is not None else {}),
             **({"search": {k: v for k, v in search.items() if k != "history"}} if search else {}),
             **({"mlflow": mlflow} if mlflow else {}),
         }

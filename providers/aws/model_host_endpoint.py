@@ -21,6 +21,7 @@ from providers.aws._util import (
     short_hash,
     tenant_endpoint_name,
 )
+from providers.aws.model_archive import ensure_model_archive
 from providers.aws.model_host_records import (
     FULL_WEIGHT,
     SETTLING,
@@ -28,7 +29,7 @@ from providers.aws.model_host_records import (
     as_basis_points,
     not_found,
 )
-from providers.ports import HostedModel, ProviderError
+from providers.ports import HostedModel, ObjectStore, ProviderError
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -44,6 +45,7 @@ class SageMakerEndpoints:
     _role_arn: str | None
     _image_uri: str | None
     _bucket: str
+    _store: ObjectStore
     _instance_type: str
     _instance_count: int
     _kms_key_id: str | None
@@ -128,13 +130,14 @@ class SageMakerEndpoints:
         except AwsError as exc:
             if not not_found(exc):
                 raise provider_error(f"sagemaker describe_model {name}", exc) from exc
+        archive = ensure_model_archive(self._store, model)  # SageMaker downloads a model.tar.gz
         try:
             self._sm.create_model(
                 ModelName=name,
                 ExecutionRoleArn=self._role_arn,
                 PrimaryContainer={
                     "Image": self._image_uri,
-                    "ModelDataUrl": f"s3://{self._bucket}/{model.artifact_key}",
+                    "ModelDataUrl": f"s3://{self._bucket}/{archive}",
                     "Environment": {"FRAUDRAIL_MODEL_SHA256": model.sha256.lower()},
                 },
                 Tags=[

@@ -39,3 +39,8 @@ class AwsRuntimeSettings(BaseSettings):
     stack_timeout_s: float = 3600.0
     endpoint_poll_s: float = 15.0
     max_attempts: int = 5
+    job_poll_s: float = 30.0  # how often a waiting training / batch job asks SageMaker again
+    batch_instance_type: str = "ml.m5.large"  # Batch Transform instances
+    # Against an emulator only (moto records SageMaker jobs but runs no container): run the
+    # image's entry points as local processes (providers/aws/job_emulation.py). Refused on AWS.
+    emulate_job_containers: bool = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from providers.aws.factory import AwsClients
+from providers.aws.model_archive import model_archive_key
 from providers.aws.model_host import SageMakerModelHost, csv_body, parse_scores
 from providers.aws.object_store import S3ObjectStore
 from providers.aws.settings import AwsSettings
@@ -150,7 +152,12 @@ def test_dedicated_endpoint_serves_weighted_variants(
     assert set(variants) == {host.variant_name("mv_1"), host.variant_name("mv_2")}
     assert {v["InstanceType"] for v in variants.values()} == {"ml.m5.xlarge"}
     model = clients.sagemaker.describe_model(ModelName=variants[host.variant_name("mv_2")]["ModelName"])
-    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{aws_settings.bucket}/{v2.artifact_key}"
+    archive = model_archive_key(v2.artifact_key)
+    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{aws_settings.bucket}/{archive}"
+    assert archive.endswith("/model.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(store.get(archive)), mode="r:gz") as tar:
+        member = tar.extractfile("model.frm")
+        assert member is not None and member.read() == store.get(v2.artifact_key)
     assert model["PrimaryContainer"]["Image"] == IMAGE and model["ExecutionRoleArn"] == ROLE
 
     host.set_weights(tenant, {"mv_1": 9_000, "mv_2": 1_000})
