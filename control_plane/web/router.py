@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 
 from control_plane.errors import DomainError
 from control_plane.settings import AppSettings
-from control_plane.web import review_pages
+from control_plane.web import admin_pages, review_pages
 from control_plane.web.pages import (
     CONSOLE_SCOPES,
     COOKIE_PATH,
@@ -128,3 +128,4 @@ def static_file(name: str) -> Response:
 
 
 router.include_router(review_pages.router)  # the queue and the review pages
+router.include_router(admin_pages.router)  # tenant admins: users and API keys

@@ -1,7 +1,7 @@
 """users (people) of a tenant or the platform, their sessions, and who acted in the audit ledger
 
 Revision ID: k5users0001
-Revises: k7review0001
+Revises: f16fsets0001
 Create Date: 2026-12-04 18:00:00
 
 A console session now belongs to an API key or to a user (``key_id`` becomes nullable, ``user_id``
@@ -16,7 +16,7 @@ from alembic import op
 import providers.sql_types
 
 revision: str = "k5users0001"
-down_revision: str | None = "k7review0001"
+down_revision: str | None = "f16fsets0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
