@@ -105,11 +105,14 @@ def simulate_tenant(
     return out
 
 
-def simulate_pca_creditcard(n_rows: int, *, seed: int = 0, fraud_rate: float = 0.0017) -> pd.DataFrame:
+def simulate_pca_creditcard(
+    n_rows: int, *, seed: int = 0, fraud_rate: float = 0.0017, days: int = 2
+) -> pd.DataFrame:
     """A frame with the public PCA credit-card dataset's columns: Time, V1..V28, Amount, Class.
 
     Fraud rows are shifted along a few components (as in the real data, where V14, V12, V10
-    and V17 separate frauds best); Time counts seconds from the first transaction over two days.
+    and V17 separate frauds best); Time counts seconds from the first transaction over ``days``
+    (two in the public dataset; more, so the training protocol has weeks to split).
     """
     rng = np.random.default_rng(seed)
     y = (rng.random(n_rows) < fraud_rate).astype(np.int64)
@@ -122,7 +125,7 @@ def simulate_pca_creditcard(n_rows: int, *, seed: int = 0, fraud_rate: float = 0
     shift[[13, 11, 9, 16, 3]] = (-6.0, -5.0, -4.5, -4.0, 3.0)
     v[y == 1] += shift * rng.uniform(0.3, 1.2, (int(y.sum()), 1))
     frame = pd.DataFrame(v, columns=[f"V{i}" for i in range(1, PCA_COMPONENTS + 1)])
-    frame.insert(0, "Time", np.sort(rng.integers(0, 172_800, n_rows)).astype(np.float64))
+    frame.insert(0, "Time", np.sort(rng.integers(0, days * 86_400, n_rows)).astype(np.float64))
     frame["Amount"] = np.round(rng.lognormal(3.0, 1.3, n_rows), 2)
     frame["Class"] = y
     return frame

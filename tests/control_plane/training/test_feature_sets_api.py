@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 
 from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
-from fraud_model.simulator_tenant import simulate_tenant, tenant_document
+from fraud_model.simulator_tenant import (
+    pca_passthrough_document,
+    pca_to_schema,
+    simulate_pca_creditcard,
+    simulate_tenant,
+    tenant_document,
+)
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.training.test_training_flow import small_data_gate, train, upload  # noqa: F401
 
@@ -228,3 +234,31 @@ def test_a_name_is_per_tenant(client: TestClient, onboard: OnboardFn) -> None:
     assert len(mine["document"]["features"]) == len(DOCUMENT["features"])  # type: ignore[arg-type]
     listed = client.get("/v1/feature-sets", headers=auth(b["admin"])).json()
     assert [s["id"] for s in listed] == [theirs.json()["id"]]
+
+
+def test_a_pca_shaped_dataset_trains_and_serves_with_a_passthrough_set(
+    client: TestClient, onboard: OnboardFn, worker: Worker
+) -> None:
+    t = onboard("fs-pca", tier="trial", scopes=("app",))
+    assert put(client, t, pca_passthrough_document(), name="pca").status_code == 201
+    raw = simulate_pca_creditcard(20_000, seed=3, fraud_rate=0.01, days=20)
+    assert list(raw.columns) == ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
+    frame = pca_to_schema(raw)
+    ds = upload(client, t, frame.to_csv(index=False).encode(), name="pca")
+    assert ds.status_code == 201, ds.text
+    run = train(client, worker, t, ds.json()["id"], test_days=3, delay_days=1)
+    version = run["result"]["model_version"]
+    assert run["result"]["stage"] == "CANDIDATE", run["result"]
+    model = client.get(f"/v1/models/{version}", headers=auth(t["admin"])).json()
+    assert model["feature_set_version"] == "pca@v1"
+    assert client.post(f"/v1/models/{version}/approve", headers=auth(t["admin"])).status_code == 200
+    assert client.post(f"/v1/models/{version}/promote", headers=auth(t["admin"])).status_code == 200
+    fraud_row = frame[frame["is_fraud"] == 1].iloc[0]
+    components = {f"v{i}": float(fraud_row[f"v{i}"]) for i in range(1, 29)}
+    answer = check(client, t, "pca_1", attributes=components)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == version and body["score"] > 0.5
+    assert all(r["feature"].startswith("pca_v") or r["feature"] == "amount" for r in body["reasons"])
+    missing = check(client, t, "pca_2", attributes={k: v for k, v in components.items() if k != "v14"})
+    assert missing.status_code == 422 and missing.json()["field"] == "attributes.v14"
