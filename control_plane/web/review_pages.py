@@ -33,6 +33,7 @@ from control_plane.review.schemas import (
 )
 from control_plane.review.views import detail_out, review_out
 from control_plane.tenancy import tenant_of
+from control_plane.web import tenant_admin_pages
 from control_plane.web.card_history import card_history, readable
 from control_plane.web.chart import daily_chart
 from control_plane.web.pages import (
@@ -370,3 +371,6 @@ def resolve_from_console(
     except DomainError as exc:
         return _refused(request, c, viewer, review_id, exc)
     return redirect("/console/queue?" + urlencode({"status": "escalated", "decided": review_id}))
+
+
+router.include_router(tenant_admin_pages.router)  # tenant admins: models
