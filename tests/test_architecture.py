@@ -69,7 +69,7 @@ COMPOSITION_ROOT = frozenset(
 )
 REQUEST_BOUNDARY = frozenset({"deps"})
 KERNEL = frozenset(
-    {"db", "errors", "http", "ids", "orm_base", "settings", "tenancy", "policy_gate", "faults"}
+    {"db", "errors", "http", "overload", "ids", "orm_base", "settings", "tenancy", "policy_gate", "faults"}
     | {"outbox", "events", "principals", "openapi"}
 )
 
