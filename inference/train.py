@@ -5,7 +5,7 @@ SageMaker's training contract, under ``--ml-root`` (``/opt/ml`` in the job):
 | path | what |
 | --- | --- |
 | ``input/data/config/`` | ``request.json``: ``fraud_model.pipeline.run_training``'s request |
-| ``input/config/hyperparameters.json`` | ``{"request_sha256": …}`` (checked against it), or the request itself as ``{"request": "<JSON>"}`` |
+| ``input/config/hyperparameters.json`` | ``{"request_sha256": …}`` (checked), or ``{"request": "<JSON>"}`` |
 | ``input/data/dataset/`` | the dataset (one parquet file, from the tenant's prefix) |
 | ``input/data/labels/`` | analysts' verdicts ``{txn_id: 0 or 1}`` (one JSON file) |
 | ``checkpoints/`` | kept across a spot interruption: the finished search and the trained model |
