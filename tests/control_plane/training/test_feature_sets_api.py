@@ -136,7 +136,7 @@ def test_train_on_the_set_promote_and_score_with_a_device_reason(
     container: State,
     tenant_csv: tuple[pd.DataFrame, bytes],
 ) -> None:
-    t = onboard("fs-train", tier="trial", scopes=("app",))
+    t = onboard("fs-train", tier="standard", scopes=("app",))  # its rate limit fits the replay
     assert put(client, t, DOCUMENT).status_code == 201
     frame, data = tenant_csv
     broken = frame.copy()
