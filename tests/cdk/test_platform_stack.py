@@ -7,12 +7,8 @@ from pathlib import Path
 
 from aws_cdk.assertions import Match
 
-from cdk.platform_stack import (
-    CLOUDWATCH_DASHBOARD_FILE,
-    ROLLBACK_HANDLER,
-    ROLLBACK_TIMEOUT_S,
-    ROLLBACK_WAIT_S,
-)
+from cdk.platform_rollback import ROLLBACK_HANDLER, ROLLBACK_TIMEOUT_S, ROLLBACK_WAIT_S
+from cdk.platform_stack import CLOUDWATCH_DASHBOARD_FILE
 from tests.cdk.support import REPO_ROOT, Synthesized, logical_id
 
 
