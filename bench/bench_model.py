@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
@@ -36,6 +35,8 @@ import xgboost as xgb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _model_latency import lightgbm_latency, scoring_latency  # noqa: E402
 
 from fraud_model import schema as s  # noqa: E402
 from fraud_model.evaluation import evaluate, handbook_split  # noqa: E402
@@ -76,17 +77,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
-def median_us(fn: Callable[[], Any], n: int = 2_000) -> float:
-    for _ in range(50):
-        fn()
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - t)
-    return statistics.median(samples) / 1_000
-
-
 def split_xy(features: pd.DataFrame, frame: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return features.loc[frame.index, cols].to_numpy(), frame[s.IS_FRAUD].to_numpy()
 
@@ -117,22 +107,6 @@ def handbook_default_xgboost(features: pd.DataFrame, train: pd.DataFrame, test: 
     clf = xgb.XGBClassifier(random_state=0, n_jobs=1, tree_method="exact", base_score=0.5)
     clf.fit(x, y)
     return np.asarray(clf.predict_proba(features.loc[test.index, cols].to_numpy())[:, 1])
-
-
-def scoring_latency(scorer: Scorer, rows: np.ndarray) -> dict[str, float]:
-    row = rows[0].astype(np.float32)
-    booster = scorer.booster
-    prebuilt = xgb.DMatrix(row[None, :], nthread=1)
-    return {
-        "score_one (numpy tree walk + Platt)": median_us(lambda: scorer.score_one(row)),
-        "DMatrix build + predict": median_us(
-            lambda: booster.predict(xgb.DMatrix(row[None, :], nthread=1), output_margin=True)
-        ),
-        "predict on a prebuilt DMatrix": median_us(lambda: booster.predict(prebuilt, output_margin=True)),
-        "inplace_predict": median_us(lambda: booster.inplace_predict(row[None, :], predict_type="margin")),
-        "explain_one (pred_contribs)": median_us(lambda: scorer.explain_one(row), n=300),
-        "score_batch, 64 rows (per row)": median_us(lambda: scorer.score_batch(rows[:64]), n=300) / 64,
-    }
 
 
 def learner_rows(
@@ -207,21 +181,6 @@ def simulator_rows(
         f"({int(test[s.IS_FRAUD].sum())} frauds)"
     )
     return rows + extra, searches, lines, note
-
-
-def lightgbm_latency(model_lgb: Any, rows: np.ndarray) -> dict[str, float]:
-    scorer = Scorer(model_lgb)
-    row = rows[0].astype(np.float32)
-    booster = scorer.booster
-    return {
-        "LightGBM score_one (numpy tree walk + Platt)": median_us(lambda: scorer.score_one(row)),
-        "LightGBM Booster.predict, one row (raw)": median_us(
-            lambda: booster.predict(row[None, :], raw_score=True, num_threads=1)
-        ),
-        "LightGBM explain_one (pred_contrib)": median_us(lambda: scorer.explain_one(row), n=300),
-        "LightGBM score_batch, 64 rows (per row)": median_us(lambda: scorer.score_batch(rows[:64]), n=300)
-        / 64,
-    }
 
 
 def write_docs(section: str) -> None:
