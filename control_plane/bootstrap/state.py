@@ -39,9 +39,9 @@ from control_plane.slo.recorder import RequestRecorder
 from control_plane.tenants import repository as tenant_repository
 from control_plane.tenants.ports import TenantDataPurger
 from control_plane.tenants.purgers import TenantStores, default_purgers
-from control_plane.training.tracking import subscribe_stage_mirror
 from control_plane.training.retraining_purger import RetrainingPurger
 from control_plane.training.retraining_tasks import retraining_periodic_jobs
+from control_plane.training.tracking import subscribe_stage_mirror
 from control_plane.users.sessions import UserSessions
 from control_plane.users.settings import IdentitySettings
 from control_plane.web.ports import People
