@@ -49,6 +49,8 @@ OBJECT_ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/v1/reviews/{review_id}/claim", None, "app"),
     ("POST", "/v1/reviews/{review_id}/verdict", {"verdict": "fraud", "note": "x"}, "app"),
     ("POST", "/v1/reviews/{review_id}/reopen", {"reason": "x"}, "app"),
+    # Only a tenant-admin resolves an escalated item: an analyst of the owning tenant gets 403.
+    ("POST", "/v1/reviews/{review_id}/resolve", {"verdict": "fraud", "note": "x"}, "analyst"),
     # Monitoring names its model version in the query: another tenant's version is a 404 too.
     ("GET", "/v1/monitoring/drift?model_version={model_id}&window=day", None, "analyst"),
     ("GET", "/v1/retraining/{retraining_id}", None, "app"),
