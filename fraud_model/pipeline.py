@@ -179,6 +179,10 @@ def run_training(
             seed=int(request.get("seed", 0)),
             algorithm=algorithm,
             feature_names=tuple(features.columns),
+            # Boosting rounds move the run's percent from 40 to 80 (not a jump to done).
+            on_round=lambda done, total: report(
+                "train", 40 + 40 * done // max(total, 1), round=done, rounds=total
+            ),
         )
         model = with_feature_set(model, feature_set)
         if search is not None:

@@ -99,6 +99,11 @@ def test_lightgbm_with_a_search_records_lineage_and_reports_trials(
     trials = [p for p in seen if p["phase"] == "search"]
     assert [p["trial"] for p in trials] == [1, 2, 3] and all(p["trials"] == 3 for p in trials)
     assert [p["percent"] for p in trials] == sorted(p["percent"] for p in trials)
+    # Boosting rounds advance the percent between 40 and 80, round by round, up to the last.
+    rounds = [p for p in seen if p["phase"] == "train" and "round" in p]
+    assert len(rounds) > 2 and rounds[-1]["round"] == rounds[-1]["rounds"]
+    assert [p["percent"] for p in rounds] == sorted(p["percent"] for p in rounds)
+    assert 40 <= rounds[0]["percent"] < rounds[-1]["percent"] <= 80
     result = run["result"]
     assert result["algorithm"] == "lightgbm" and result["search"]["trials"] == 3
     assert "mlflow" not in result  # tracking is off without FRAUDRAIL_MLFLOW_TRACKING_URI
@@ -106,7 +111,8 @@ def test_lightgbm_with_a_search_records_lineage_and_reports_trials(
     params = model["params"]
     assert params["algorithm"] == "lightgbm"
     search = params["search"]
-    assert len(search["history"]) == 3 and search["budget"] == {"trials": 3, "time_budget_s": 60.0}
+    # Every trial is in the history or counted as pruned (stopped below the median after a fold).
+    assert len(search["history"]) + search["pruned_trials"] == 3 and search["budget"] == {"trials": 3, "time_budget_s": 60.0}
     assert {k: params[k] for k in search["best_params"]} == search["best_params"]
     # Validation folds end before the test window opens (train rows only; 7-day delay kept).
     test_start = pd.Timestamp("2026-07-15", tz="UTC") - pd.Timedelta(days=6)
