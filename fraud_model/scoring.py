@@ -283,26 +283,26 @@ class Scorer:
         return self.model.calibrator.apply(self.margin_batch(matrix))
 
     def contributions_batch(self, matrix: np.ndarray) -> np.ndarray:
-        """Per-feature SHAP contributions (margin space) then the bias term, one row per input row:
-        XGBoost's ``pred_contribs`` or LightGBM's ``pred_contrib`` (each learner explains itself)."""
+        """Per-feature SHAP contributions (margin space) then the bias term, one row per input row.
+
+        XGBoost rows are explained by ``fraud_model.treeshap`` (the values of ``pred_contribs`` to
+        float32 precision, at a fraction of its cost, which is per row even in a batch), so a batch
+        and a row-by-row explanation agree exactly; LightGBM explains itself (``pred_contrib``).
+        """
         x = np.asarray(matrix, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self._n:
             raise ValueError(f"expected a matrix with {self._n} columns, got shape {x.shape}")
         if self.algorithm == "lightgbm":
             return lgbm.contributions(self.booster, x).astype(np.float32)
-        contrib = self.booster.predict(xgb.DMatrix(x, nthread=1), pred_contribs=True)
-        return np.asarray(contrib, dtype=np.float32)
+        paths = leaf_paths(self.booster)
+        out = np.empty((len(x), self._n + 1), dtype=np.float32)
+        for i, row in enumerate(x):
+            out[i] = paths.contributions(row)
+        return out
 
     def contributions(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Per-feature SHAP contributions (margin space) followed by the bias term.
-
-        One XGBoost row is explained by ``fraud_model.treeshap`` (the same values as
-        ``pred_contribs``, to float32 precision, at a fraction of its cost: a flagged check pays it).
-        """
-        row = self._row(vector)
-        if self.algorithm == "xgboost":
-            return leaf_paths(self.booster).contributions(row).astype(np.float32)
-        return np.asarray(self.contributions_batch(row[None, :])[0])
+        """Per-feature SHAP contributions (margin space) followed by the bias term."""
+        return np.asarray(self.contributions_batch(self._row(vector)[None, :])[0])
 
     def explain_one(self, vector: Sequence[float] | np.ndarray, top_k: int = 3) -> list[tuple[str, float]]:
         """The ``top_k`` features pushing this score up most, with their contributions."""
