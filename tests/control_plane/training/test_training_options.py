@@ -112,7 +112,8 @@ def test_lightgbm_with_a_search_records_lineage_and_reports_trials(
     assert params["algorithm"] == "lightgbm"
     search = params["search"]
     # Every trial is in the history or counted as pruned (stopped below the median after a fold).
-    assert len(search["history"]) + search["pruned_trials"] == 3 and search["budget"] == {"trials": 3, "time_budget_s": 60.0}
+    assert len(search["history"]) + search["pruned_trials"] == 3
+    assert search["budget"] == {"trials": 3, "time_budget_s": 60.0}
     assert {k: params[k] for k in search["best_params"]} == search["best_params"]
     # Validation folds end before the test window opens (train rows only; 7-day delay kept).
     test_start = pd.Timestamp("2026-07-15", tz="UTC") - pd.Timedelta(days=6)
