@@ -94,12 +94,12 @@ def champion_tenant(
 
 
 def drive(container: State, tenant_id: str, retraining_id: str) -> Retraining:
-    """Run the retraining's jobs and the training run it starts, on a clock a few minutes ahead
-    (the job comes back for the run's result a few seconds later)."""
-    later = Worker(
-        container.factory, container.worker.handlers, clock=lambda: utcnow() + timedelta(minutes=5)
-    )
+    """Run the retraining's jobs and the training run it starts on a clock that moves five minutes
+    ahead each round (the job comes back for the run's result a few seconds after it looked)."""
+    ahead = timedelta(0)
+    later = Worker(container.factory, container.worker.handlers, clock=lambda: utcnow() + ahead)
     for _ in range(12):
+        ahead += timedelta(minutes=5)
         with container.factory() as session:
             row = session.get(Retraining, retraining_id)
             assert row is not None
