@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from _load import Bodies, Conn
 
+STALE_S = 3.0
+
 
 @dataclass
 class ProbeSpec:
@@ -38,7 +40,10 @@ async def _probe(spec: ProbeSpec, pipe: Any, stop: Any) -> dict[str, Any]:
         _, proto = await loop.create_connection(Conn, "127.0.0.1", spec.port)
         return proto
 
-    idle = [await connect() for _ in range(4)]
+    # Idle connections with the time they became idle: one idle longer than STALE_S is closed,
+    # not reused, because uvicorn closes keep-alive connections idle for 5 s and a request written
+    # as its FIN arrives is lost to a reset that says nothing about the server.
+    idle = [(await connect(), time.monotonic()) for _ in range(4)]
     rows: list[tuple[float, float, int]] = []
     opened = len(idle)
     tasks: set[asyncio.Task[None]] = set()
@@ -59,7 +64,7 @@ async def _probe(spec: ProbeSpec, pipe: Any, stop: Any) -> dict[str, Any]:
             status = 0
             conn = await connect()
         rows.append((t0, time.monotonic(), status))
-        idle.append(conn)
+        idle.append((conn, time.monotonic()))
 
     start = time.monotonic() + 0.1
     pipe.send(("started", start))
@@ -69,16 +74,21 @@ async def _probe(spec: ProbeSpec, pipe: Any, stop: Any) -> dict[str, Any]:
         wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        now = time.monotonic()
+        while idle and now - idle[0][1] > STALE_S:  # the oldest idle first (reuse is last-in)
+            stale, _ = idle.pop(0)
+            if stale.transport is not None:
+                stale.transport.close()
         if not idle:
-            idle.append(await connect())
+            idle.append((await connect(), now))
             opened += 1
-        task = loop.create_task(one(idle.pop(), bodies.next()))
+        task = loop.create_task(one(idle.pop()[0], bodies.next()))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         k += 1
     if tasks:
         await asyncio.gather(*tasks)
-    for conn in idle:
+    for conn, _ in idle:
         if conn.transport is not None:
             conn.transport.close()
     return {"rows": rows, "connections": opened}

@@ -59,6 +59,45 @@ def test_feature_cache_stays_at_its_cap_and_forgets_expired_answers() -> None:
     assert len(cache) == 1
 
 
+def test_bounded_map_by_weight_evicts_until_it_fits_and_tracks_every_removal() -> None:
+    clock = Clock()
+    m: BoundedMap[str, bytes] = BoundedMap(
+        1000, clock=clock, sweep_every_s=3600, max_weight=100, weigh=lambda _k, v: len(v)
+    )
+    for i in range(5):
+        m.set(f"k{i}", b"x" * 30)  # the fourth 30-byte value no longer fits in 100
+    assert len(m) == 3 and m.weight == 90 and m.evicted == 2
+    m.set("k4", b"y" * 10)  # replacing a value re-weighs it, nothing else is evicted
+    assert len(m) == 3 and m.weight == 70
+    m.pop("k3")
+    assert m.weight == 40
+    m.set("short", b"z" * 5, ttl_s=1)
+    clock.now += 2
+    assert m.get("short") is None and m.weight == 40  # expired on read
+    m.set("big", b"b" * 500)  # alone over the limit: kept (the caller needs it), the rest goes
+    assert m.key_list() == ["big"] and m.weight == 500
+    m.set("s1", b"s", ttl_s=1)  # and goes first once something newer needs the room
+    assert m.key_list() == ["s1"] and m.weight == 1
+    clock.now += 2
+    assert m.sweep() == 1 and m.weight == 0
+    m.set("k", b"k")
+    m.clear()
+    assert m.weight == 0 and len(m) == 0
+
+
+def test_feature_cache_bounds_its_bytes_not_only_its_entries() -> None:
+    # Answers of ~1 KB fill a byte budget long before an entry count a card state would fill.
+    cache = MemoryFeatureCache(max_entries=100_000, max_bytes=200_000, clock=Clock())
+    for i in range(1_000):
+        cache.set_many("ten_a", {f"idem:tx_{i}": b"a" * 1_000})
+    assert cache.bytes_held <= 200_000
+    assert 100 < len(cache) < 200  # ~1.4 KB an entry with its overhead
+    assert cache.get_many("ten_a", ["idem:tx_999"]) == [b"a" * 1_000]
+    assert cache.get_many("ten_a", ["idem:tx_0"]) == [None]
+    cache.purge_tenant("ten_a")
+    assert cache.bytes_held == 0
+
+
 def test_rate_limiter_state_is_bounded_and_windows_expire() -> None:
     clock = Clock()
     limits = Limits(rate=1.0, burst=1.0, daily=1000)
