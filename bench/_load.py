@@ -86,6 +86,7 @@ class LoadSpec:
     label: str = "load"
     path: str = "/v1/fraud-check"
     seed: int = 1
+    events: str = ""  # a file of recorded bodies (bench/_event_bodies.py); empty: Bodies generates them
 
 
 @dataclass
@@ -158,7 +159,13 @@ async def _load(spec: LoadSpec, pipe: Any, stop: Any) -> dict[str, Any]:
     import orjson
 
     loop = asyncio.get_running_loop()
-    bodies = Bodies(f"{spec.label}-{uuid.uuid4().hex[:8]}", spec.sim_t0, spec.seed)
+    prefix = f"{spec.label}-{uuid.uuid4().hex[:8]}"
+    if spec.events:
+        from _event_bodies import EventBodies
+
+        bodies: Bodies | EventBodies = EventBodies(spec.events, prefix)
+    else:
+        bodies = Bodies(prefix, spec.sim_t0, spec.seed)
     heads = [
         (
             f"POST {spec.path} HTTP/1.1\r\nHost: 127.0.0.1:{spec.port}\r\nAuthorization: Bearer {k}\r\n"

@@ -10,6 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from providers.cache_port import Admission as Admission
+from providers.cache_port import Admitted as Admitted
+from providers.cache_port import FeatureCache as FeatureCache
+from providers.cache_port import ScriptedAdmission as ScriptedAdmission
+
 
 class ProviderError(Exception):
     """An adapter could not reach or use its backend."""
@@ -43,32 +48,6 @@ class ObjectStore(Protocol):
         ...
 
     def delete_prefix(self, prefix: str) -> int: ...
-
-
-@runtime_checkable
-class FeatureCache(Protocol):
-    """Per-tenant namespaced byte values with fast, bounded-latency access."""
-
-    def ensure_namespace(self, tenant_id: str) -> bool:
-        """Create the tenant's namespace; True when it did not exist."""
-        ...
-
-    def get_many(self, tenant_id: str, keys: Sequence[str]) -> list[bytes | None]: ...
-    def set_many(self, tenant_id: str, items: Mapping[str, bytes], ttl_s: int | None = None) -> None: ...
-    def keys(self, tenant_id: str) -> list[str]: ...
-    def purge_tenant(self, tenant_id: str) -> int: ...
-    def ping(self) -> bool: ...
-
-    def claim_and_read(
-        self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
-    ) -> tuple[bytes | None, list[bytes | None]]:
-        """In one round trip: set ``claim_key`` to ``marker`` unless it exists, and read ``read_keys``.
-
-        Returns the value ``claim_key`` already had (None when this call claimed it) and the values.
-        """
-        ...
-
-    def delete_many(self, tenant_id: str, keys: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Per-tenant rate limits on the fraud-check hot path: a token bucket (rps, burst) and a daily quota.
 
-The math is ``guardrails.budget.take``; the state lives next to the feature cache: in process
-behind the memory cache's lock, or in Redis behind one atomic Lua script that repeats the same
-float operations in the same order (so both give the same decisions on the same timestamps).
+The math is ``guardrails.budget.take``; the state lives next to the feature cache
+(``control_plane.finops.buckets``): in process behind the memory cache's lock, or in Redis behind
+one atomic Lua script that repeats the same float operations in the same order (so both give the
+same decisions on the same timestamps). With the cache on Redis too, the fraud-check hot path has
+the cache run that script in front of the check's idempotency claim (``scripted_take`` /
+``settle``): one round trip for both.
 Tier limits are held in memory and refreshed when a tenant changes: a check costs no SQL.
 
 A refusal also opens a *refusal window*: until the next token can exist (or midnight, for the daily
@@ -14,36 +17,30 @@ so the decisions are the bucket's own; a flooding tenant then costs a dictionary
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import redis
 
 from control_plane.errors import TooManyRequests
-from control_plane.finops.ports import LockSharing, RedisBacked
-from guardrails.budget import refill, take
+from control_plane.finops.buckets import DAY_S as DAY_S
+from control_plane.finops.buckets import MAX_TENANTS as MAX_TENANTS
+from control_plane.finops.buckets import BucketStore as BucketStore
+from control_plane.finops.buckets import Limits as Limits
+from control_plane.finops.buckets import MemoryBuckets as MemoryBuckets
+from control_plane.finops.buckets import RawTake as RawTake
+from control_plane.finops.buckets import RedisBuckets as RedisBuckets
+from control_plane.finops.buckets import buckets_for as buckets_for
 from providers.lru import BoundedMap
-from providers.ports import FeatureCache, MetricsSink
+from providers.ports import Admission, MetricsSink
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86_400
 _TOKEN_EPSILON = 1e-9  # the same slack as guardrails.budget.take
-MAX_TENANTS = 100_000  # per in-process map; past it the least recently seen tenant is forgotten
-
-
-@dataclass(frozen=True)
-class Limits:
-    rate: float  # tokens per second
-    burst: float  # bucket size
-    daily: int | None  # requests per UTC day; None = no daily quota
-    throttled: bool = False
 
 
 def tier_limits(template: Mapping[str, Any]) -> Limits:
@@ -90,6 +87,14 @@ class RateLimited(TooManyRequests):
         self.headers = decision.headers
 
 
+class ScriptedTake(NamedTuple):
+    """A bucket take the feature cache runs on Redis in front of a check's claim."""
+
+    admission: Admission
+    now: float
+    limits: Limits
+
+
 @dataclass(frozen=True)
 class _Window:
     """A refusal remembered until ``until`` (limiter clock): the bucket state it was decided on."""
@@ -99,153 +104,6 @@ class _Window:
     tokens: float
     limits: Limits
     reason: str  # "rate" | "daily"
-
-
-class RawTake(NamedTuple):
-    allowed: bool
-    tokens: float
-    retry_after_s: float  # seconds (float) until one token; 0 when allowed
-    reason: str  # "" | "rate" | "daily"
-    used_today: int
-
-
-class BucketStore(Protocol):
-    def take(self, tenant_id: str, now: float, limits: Limits) -> RawTake: ...
-
-    def reset(self, tenant_id: str) -> None:
-        """Start the tenant's bucket full again (its daily count stays)."""
-        ...
-
-
-class MemoryBuckets:
-    """In-process buckets, guarded by the memory feature cache's lock (one process only)."""
-
-    def __init__(self, lock: Any = None, *, max_tenants: int = MAX_TENANTS) -> None:
-        self._lock = lock if lock is not None else threading.Lock()
-        # Bounded (one entry per tenant, at most max_tenants) and expiring: a bucket past its TTL is
-        # full again and a day's count past midnight is zero, which is what an absent entry means.
-        self._buckets: BoundedMap[str, tuple[float, float]] = BoundedMap(max_tenants, clock=time.time)
-        self._days: BoundedMap[str, tuple[int, int]] = BoundedMap(max_tenants, clock=time.time)
-
-    def take(self, tenant_id: str, now: float, limits: Limits) -> RawTake:
-        # Step for step what TAKE_SCRIPT does in Redis.
-        day = int(now // DAY_S)
-        with self._lock:
-            tokens, last = self._buckets.get(tenant_id, now) or (limits.burst, now)
-            full_in = limits.burst / limits.rate + 1.0
-            used = 0
-            if limits.daily:
-                seen_day, count = self._days.get(tenant_id, now) or (day, 0)
-                used = count if seen_day == day else 0
-            if limits.daily and used >= limits.daily:
-                available = refill(tokens, last, now, limits.rate, limits.burst)
-                self._buckets.set(tenant_id, (available, now), full_in, now)
-                return RawTake(False, available, 0.0, "daily", used)
-            result = take(tokens, last, now, limits.rate, limits.burst)
-            self._buckets.set(tenant_id, (result.tokens, now), full_in, now)
-            if result.allowed and limits.daily:
-                used += 1
-                self._days.set(tenant_id, (day, used), DAY_S - now % DAY_S + 1.0, now)
-        reason = "" if result.allowed else "rate"
-        return RawTake(result.allowed, result.tokens, result.retry_after_s, reason, used)
-
-    def reset(self, tenant_id: str) -> None:
-        with self._lock:
-            self._buckets.pop(tenant_id)
-
-
-# The same refill / take as guardrails.budget (same operations, same order, IEEE doubles), plus
-# the daily quota; numbers cross the boundary as %.17g strings so no precision is lost.
-TAKE_SCRIPT = """
-local now = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local daily = tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(state[1])
-local last = tonumber(state[2])
-if tokens == nil or last == nil then
-  tokens = burst
-  last = now
-end
-local elapsed = now - last
-if elapsed < 0 then elapsed = 0 end
-if tokens < 0 then tokens = 0 end
-local available = tokens + elapsed * rate
-if available > burst then available = burst end
-local used = 0
-if daily > 0 then used = tonumber(redis.call('GET', KEYS[2]) or '0') end
-local allowed = 0
-local left = available
-local retry = 0
-local reason = ''
-if daily > 0 and used >= daily then
-  reason = 'daily'
-elseif available + 1e-9 >= cost then
-  allowed = 1
-  left = available - cost
-  if left < 0 then left = 0 end
-  if daily > 0 then
-    used = redis.call('INCR', KEYS[2])
-    if used == 1 then redis.call('EXPIRE', KEYS[2], 2 * 86400) end
-  end
-else
-  reason = 'rate'
-  retry = (cost - available) / rate
-end
-redis.call('HSET', KEYS[1], 't', string.format('%.17g', left), 'ts', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return {allowed, string.format('%.17g', left), string.format('%.17g', retry), reason, used}
-"""
-
-
-class RedisBuckets:
-    """Buckets in Redis: one EVALSHA per check (EVAL when the server lost the script)."""
-
-    def __init__(self, client: redis.Redis[bytes]) -> None:
-        self._client = client
-        self._sha = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
-
-    @staticmethod
-    def keys(tenant_id: str, now: float) -> tuple[str, str]:
-        # One hash tag per tenant: both keys live in the same cluster slot.
-        return f"frl:{{{tenant_id}}}:bucket", f"frl:{{{tenant_id}}}:day:{int(now // DAY_S)}"
-
-    def take(self, tenant_id: str, now: float, limits: Limits) -> RawTake:
-        bucket, day = self.keys(tenant_id, now)
-        ttl_ms = math.ceil(limits.burst / limits.rate * 1000) + 1000
-        args = (
-            repr(float(now)),
-            repr(limits.rate),
-            repr(limits.burst),
-            "1",
-            str(limits.daily or 0),
-            str(ttl_ms),
-        )
-        client: Any = self._client  # redis-py's script calls are untyped
-        try:
-            reply = client.evalsha(self._sha, 2, bucket, day, *args)
-        except redis.exceptions.NoScriptError:
-            reply = client.eval(TAKE_SCRIPT, 2, bucket, day, *args)  # also caches it for EVALSHA
-        allowed, tokens, retry, reason, used = reply
-        return RawTake(
-            bool(int(allowed)),
-            float(tokens),
-            float(retry),
-            reason.decode() if isinstance(reason, bytes) else str(reason),
-            int(used),
-        )
-
-    def reset(self, tenant_id: str) -> None:
-        self._client.delete(self.keys(tenant_id, 0.0)[0])
-
-
-def buckets_for(cache: FeatureCache) -> BucketStore:
-    """Redis buckets beside a Redis feature cache; in-process buckets (sharing its lock) otherwise."""
-    if isinstance(cache, RedisBacked):
-        return RedisBuckets(cache.client)
-    return MemoryBuckets(cache.lock if isinstance(cache, LockSharing) else None)
 
 
 class RateLimiter:
@@ -324,11 +182,19 @@ class RateLimiter:
         try:
             raw = self.store.take(tenant_id, now, limits)
         except (redis.RedisError, OSError) as exc:
-            # Fail open: losing the limiter must not stop fraud checks.
-            log.warning("rate limiter unavailable, allowing: %s", exc)
-            if self._metrics is not None:
-                self._metrics.increment("fraudrail_rate_limiter_errors_total", tenant=tenant_id)
+            self.unavailable(tenant_id, exc)
             return None
+        return self._decided(tenant_id, now, limits, raw)
+
+    def unavailable(self, tenant_id: str, exc: Exception) -> None:
+        """The buckets could not be reached: fail open (losing the limiter must not stop fraud
+        checks), logged and counted in ``fraudrail_rate_limiter_errors_total``."""
+        log.warning("rate limiter unavailable, allowing: %s", exc)
+        if self._metrics is not None:
+            self._metrics.increment("fraudrail_rate_limiter_errors_total", tenant=tenant_id)
+
+    def _decided(self, tenant_id: str, now: float, limits: Limits, raw: RawTake) -> RateDecision:
+        """A bucket take as a decision; a refusal opens the tenant's refusal window."""
         burst = int(limits.burst)
         full_in = math.ceil(max(0.0, limits.burst - raw.tokens) / limits.rate)
         if raw.allowed:
@@ -344,6 +210,34 @@ class RateLimiter:
         until = now + min(open_for, self.max_window_s)
         self._windows.set(tenant_id, _Window(now, until, raw.tokens, limits, raw.reason), until - now, now)
         return decision
+
+    # The Redis hot path takes the token inside the script that claims the check's idempotency key
+    # and reads its states (one round trip instead of two): ``scripted_take`` before the script,
+    # ``settle`` with its reply. A refusal then claims nothing, as when the take comes first.
+
+    @property
+    def scripted(self) -> bool:
+        """The buckets are in Redis, where the feature cache can run the take in front of a claim."""
+        return isinstance(self.store, RedisBuckets)
+
+    def scripted_take(self, tenant_id: str) -> ScriptedTake | None:
+        """The take to run in the claim's script; None when the tenant is unknown here. Raises
+        ``RateLimited`` inside a refusal window (no bucket call)."""
+        refused = self.refusal(tenant_id)
+        if refused is not None:
+            raise self.refused(tenant_id, refused)
+        limits = self.limits(tenant_id)
+        if limits is None:
+            return None
+        now = self.clock()
+        return ScriptedTake(RedisBuckets.admission(tenant_id, now, limits), now, limits)
+
+    def settle(self, tenant_id: str, take: ScriptedTake, reply: Sequence[Any]) -> RateDecision:
+        """The decision from the script's reply; raises ``RateLimited`` when it refused."""
+        decision = self._decided(tenant_id, take.now, take.limits, RedisBuckets.raw_take(reply))
+        if decision.allowed:
+            return decision
+        raise self.refused(tenant_id, decision)
 
     def check(self, tenant_id: str) -> RateDecision | None:
         """Allow or raise ``RateLimited`` (429 with Retry-After and RateLimit-* headers)."""

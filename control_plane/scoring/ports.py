@@ -6,23 +6,14 @@ FinOps runtime or the process's state to find its rate limiter, usage counter or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from control_plane.auth.scopes import Principal
+from control_plane.scoring.admission import TokenGate
 from control_plane.scoring.service import FraudChecker
 
-
-class RateDecisionHeaders(Protocol):
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-
-class TenantRateLimiter(Protocol):
-    def check(self, tenant_id: str) -> RateDecisionHeaders | None:
-        """Allow (the decision's RateLimit-* headers, or None) or raise a 429 problem."""
-        ...
+TenantRateLimiter = TokenGate[Any]  # the limiter's calls the hot path makes (scoring/admission.py)
 
 
 class CheckCounter(Protocol):

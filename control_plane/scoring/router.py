@@ -35,7 +35,7 @@ from control_plane.http import reject_nul_in_json
 from control_plane.jobs import queue
 from control_plane.orm_base import utcnow
 from control_plane.scoring import config as scoring_config
-from control_plane.scoring.ports import FraudCheckDeps
+from control_plane.scoring.ports import FraudCheckDeps, TenantRateLimiter
 from control_plane.scoring.schemas import (
     BatchScoringOut,
     FraudCheckRequest,
@@ -84,20 +84,36 @@ async def fraud_check_fast(request: Request) -> Response:
     started = time.perf_counter()
     deps: FraudCheckDeps = request.app.state.provided[FraudCheckDeps]
     principal = request.scope.get(PRINCIPAL_KEY) or deps.verifier.verify(token_from_headers(request))
-    # The rate limit comes before the body is parsed: a tenant flooding past its quota then costs
-    # the others as little as possible.
-    limit = deps.limiter.check(tenant_of(principal, {Scope.APP}))
+    tenant_id = tenant_of(principal, {Scope.APP})
+    limit, gate = None, None
+    if deps.checker.token_in_claim(deps.limiter):
+        # Buckets and cache on Redis: the token is taken in the round trip that claims the txn_id
+        # and reads the states (one round trip before the answer instead of two), so after the body
+        # is parsed: a tenant past its limit costs a parse and validation before its 429. Only the
+        # first refusal of each refusal window pays that; the rest are answered before routing by
+        # control_plane.finops.shedding (and by scripted_take) from memory.
+        gate = deps.limiter
+    else:
+        # In-process buckets cost no round trip: the limit comes before the body is parsed, so a
+        # tenant flooding past its quota costs the others as little as possible.
+        limit = deps.limiter.check(tenant_id)
     raw = await request.body()
     reject_nul_in_json(raw)  # the app-wide NUL guard is a FastAPI dependency, which this route skips
     try:
         body = FraudCheckRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    return await answer_check(deps, principal, body, started, limit=limit)
+    return await answer_check(deps, principal, body, started, limit=limit, gate=gate)
 
 
 async def answer_check(
-    deps: FraudCheckDeps, principal: Principal, body: FraudCheckRequest, started: float, *, limit: Any
+    deps: FraudCheckDeps,
+    principal: Principal,
+    body: FraudCheckRequest,
+    started: float,
+    *,
+    limit: Any,
+    gate: TenantRateLimiter | None = None,
 ) -> Response:
     tenant_id = tenant_of(principal, {Scope.APP})
     checker = deps.checker
@@ -106,9 +122,11 @@ async def answer_check(
         # Loading and verifying an artifact takes tens of ms: never on the event loop, where it
         # would stall every other tenant's checks.
         await anyio.to_thread.run_sync(checker.warm, tenant_id, cold)
-    answer = checker.check(tenant_id, body, started=started)
+    # The cache's async calls: a check waiting on Redis leaves the loop to the others.
+    answer, taken = await checker.acheck(tenant_id, body, started=started, gate=gate)
     deps.usage.fraud_check(tenant_id)  # counted in memory; FinOps writes the counts in batches
-    headers = limit.headers if limit is not None else None
+    decision = taken if gate is not None else limit
+    headers = decision.headers if decision is not None else None
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.events import FLAGGED_STORED as FLAGGED_TOPIC
 from control_plane.events import LABEL_RECORDED as LABEL_TOPIC
 from control_plane.events import SERVING_CHANGED as SERVING_TOPIC
+from control_plane.scoring.check_features import TERMINAL_TTL_S
+from control_plane.scoring.label_feed import feed_label
 from control_plane.scoring.observer import ScoreObserver
-from control_plane.scoring.service import TERMINAL_TTL_S, FraudChecker
+from control_plane.scoring.service import FraudChecker
 from control_plane.scoring.serving import ServingRegistry
 from control_plane.scoring.spool import FlaggedSpool, SpoolDrainer
 from control_plane.scoring.spool_dirs import SpoolDirectory
@@ -80,16 +82,18 @@ def build_scoring(
     spool = FlaggedSpool(spool_dir.path)
 
     def on_label(_topic: str, message: Mapping[str, Any]) -> None:
-        """Analyst verdicts feed the terminal-risk windows (used once older than the label delay)."""
+        """Labels (analyst verdicts, ``POST /v1/labels``) feed the built-in terminal-risk windows and
+        a tenant set's delayed-label states (used once older than the label delay)."""
         tenant_id, terminal_id = str(message["tenant_id"]), str(message["terminal_id"])
+        txn_id, label = str(message["txn_id"]), int(message["label"])
         raw = p.feature_cache.get_many(tenant_id, [f"term:{terminal_id}"])[0]
-        if raw is None:
-            return
-        state = TerminalState.from_bytes(raw)
-        if apply_label(state, str(message["txn_id"]), int(message["label"])):
-            p.feature_cache.set_many(
-                tenant_id, {f"term:{terminal_id}": state.to_bytes()}, ttl_s=TERMINAL_TTL_S
-            )
+        if raw is not None:
+            state = TerminalState.from_bytes(raw)
+            if apply_label(state, txn_id, label):
+                p.feature_cache.set_many(
+                    tenant_id, {f"term:{terminal_id}": state.to_bytes()}, ttl_s=TERMINAL_TTL_S
+                )
+        feed_label(p.feature_cache, tenant_id, txn_id, label)
 
     p.event_bus.subscribe(SERVING_TOPIC, serving.on_event)
     p.event_bus.subscribe(LABEL_TOPIC, on_label, mode="work", group="terminal-labels")

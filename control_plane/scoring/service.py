@@ -1,7 +1,10 @@
 """The fraud-check hot path: no SQL; features from the cache, scores from the model host.
 
-One cache round trip claims the idempotency key and reads the card's and terminal's state;
-a second writes the new states and the final answer. A cache that fails or exceeds its timeout
+One cache round trip claims the idempotency key and reads the card's and terminal's state (with the
+buckets on Redis, it also takes the rate-limit token); a second writes the new states and the final
+answer. ``acheck`` (the HTTP hot path) awaits both on the cache's async calls, so the event loop
+serves other checks meanwhile; ``check`` is the same check on the sync calls. Both share every step
+but the cache calls (``_prepare``, ``_score``, ``_answered``). A cache that fails or exceeds its timeout
 degrades the check (features from empty history, ``degraded: true``) instead of failing it.
 During a rollout the card's traffic bucket picks the canary or the stable version; a canary
 that fails answers from the stable version (the failure is recorded against the canary, which
@@ -18,27 +21,26 @@ import logging
 import time
 from typing import Any
 
-import orjson
-
 from control_plane.errors import Conflict, ServiceUnavailable
+from control_plane.scoring.admission import Checked, RateDecisionHeaders, TokenGate
+from control_plane.scoring.check_features import CheckFeatures, plan_label
 from control_plane.scoring.decision import LEGIT, list_hit, rules_score, threshold_decision
 from control_plane.scoring.flagged_payload import flagged_id, flagged_payload, public_reason
 from control_plane.scoring.hashing import request_hash
+from control_plane.scoring.idempotency import (
+    FEATURE_CACHE,
+    IDEMPOTENCY_TTL_S,
+    PreparedCheck,
+    replay,
+    write_back_failed,
+)
 from control_plane.scoring.observer import ScoreObserver
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.scoring.serving import ServingRegistry, TenantServing
+from control_plane.scoring.shadow import score_shadow
 from control_plane.scoring.spool import FlaggedSpool, SpoolUnavailable
 from control_plane.scoring.tenant_features import PlanCheck, readable_reasons, validate_attributes
 from control_plane.slo.recorder import RequestRecorder
-from fraud_model.features import FEATURE_NAMES, terminal_horizon_s
-from fraud_model.online_features import (
-    CardState,
-    TerminalState,
-    TransactionEvent,
-    observe_card,
-    observe_terminal,
-    transaction_features,
-)
 from guardrails.canary import in_canary, traffic_bucket
 from providers.ports import (
     ArtifactIntegrityError,
@@ -47,15 +49,13 @@ from providers.ports import (
     ModelHost,
     ModelPreloading,
     ProviderError,
+    ScriptedAdmission,
 )
 
 log = logging.getLogger(__name__)
 # A PRODUCTION model that cannot load or score: the check is answered from the tenant's rules.
 PRODUCTION_FALLBACK = "production_model"
 FALLBACK_LOG_INTERVAL_S = 60.0
-IDEMPOTENCY_TTL_S = 7 * 86_400
-PENDING = b"pending:"
-TERMINAL_TTL_S = terminal_horizon_s() + 86_400
 
 
 class FraudChecker:
@@ -72,7 +72,7 @@ class FraudChecker:
         monitor: ScoreObserver | None = None,
     ) -> None:
         self.serving = serving
-        self.cache = cache
+        self.cache = cache  # (a property: it also notes whether the cache can run a token take)
         self.host = host
         self.spool = spool
         self.metrics = metrics
@@ -82,6 +82,19 @@ class FraudChecker:
         self._fallback_logged: dict[tuple[str, str], float] = {}
         # A remote host (SageMaker) loads on its side; an in-process one can be warmed off the loop.
         self._preload = host if isinstance(host, ModelPreloading) else None
+
+    @property
+    def cache(self) -> FeatureCache:
+        return self._cache
+
+    @cache.setter
+    def cache(self, cache: FeatureCache) -> None:
+        self._cache = cache
+        self._scripted = cache if isinstance(cache, ScriptedAdmission) else None
+
+    def token_in_claim(self, limiter: TokenGate[Any]) -> bool:
+        """True when the rate-limit token is taken in the claim's round trip (both on Redis)."""
+        return self._scripted is not None and limiter.scripted
 
     def cold_versions(self, tenant_id: str) -> list[str]:
         """Versions this tenant's checks may need that the host has not loaded yet."""
@@ -105,6 +118,91 @@ class FraudChecker:
     def check(
         self, tenant_id: str, req: FraudCheckRequest, *, started: float | None = None
     ) -> dict[str, Any]:
+        """One fraud check on the cache's sync calls (the rate limit is the caller's)."""
+        check = self._prepare(tenant_id, req, started)
+        degraded: list[str] = []
+        try:
+            existing, raws = self.cache.claim_and_read(
+                tenant_id, check.idem_key, check.marker, IDEMPOTENCY_TTL_S, check.features.read_keys
+            )
+        except ProviderError:
+            existing, raws = None, None
+            degraded.append(FEATURE_CACHE)
+        if existing is not None:
+            return replay(existing, check)
+        try:
+            answer, states = self._score(check, raws, degraded)
+        except BaseException as exc:
+            if FEATURE_CACHE not in degraded:
+                with contextlib.suppress(ProviderError):  # the claim goes: a retry checks again
+                    self.cache.delete_many(tenant_id, [check.idem_key])
+            self._failed(tenant_id, exc)
+            raise
+        if FEATURE_CACHE not in degraded:
+            try:
+                self.cache.set_many(tenant_id, check.write_back(states, answer), ttl_s=check.features.ttl_s)
+            except ProviderError:
+                write_back_failed(answer)
+        return self._answered(tenant_id, answer, degraded)
+
+    async def acheck(
+        self,
+        tenant_id: str,
+        req: FraudCheckRequest,
+        *,
+        started: float | None = None,
+        gate: TokenGate[Any] | None = None,
+    ) -> Checked:
+        """``check`` on the cache's async calls; with ``gate`` (see ``token_in_claim``) the rate-limit
+        token is taken in the claim's round trip and its decision comes back with the answer."""
+        check = self._prepare(tenant_id, req, started)
+        degraded: list[str] = []
+        limit: RateDecisionHeaders | None = None
+        if gate is not None and self._scripted is None:
+            limit, gate = gate.check(tenant_id), None  # this cache cannot run the take: its own call
+        take = gate.scripted_take(tenant_id) if gate is not None else None  # 429 in a refusal window
+        try:
+            if gate is None or take is None or self._scripted is None:
+                existing, raws = await self.cache.aclaim_and_read(
+                    tenant_id, check.idem_key, check.marker, IDEMPOTENCY_TTL_S, check.features.read_keys
+                )
+            else:
+                admitted = await self._scripted.aadmit_claim_and_read(
+                    take.admission,
+                    tenant_id,
+                    check.idem_key,
+                    check.marker,
+                    IDEMPOTENCY_TTL_S,
+                    check.features.read_keys,
+                )
+                limit = gate.settle(tenant_id, take, admitted.reply)  # a refusal claimed nothing
+                existing, raws = admitted.existing, admitted.values
+        except ProviderError as exc:
+            if take is not None and gate is not None:
+                gate.unavailable(tenant_id, exc)  # the limiter fails open, as its own call does
+            existing, raws = None, None
+            degraded.append(FEATURE_CACHE)
+        if existing is not None:
+            return Checked(replay(existing, check), limit)
+        try:
+            answer, states = self._score(check, raws, degraded)
+        except BaseException as exc:
+            if FEATURE_CACHE not in degraded:
+                with contextlib.suppress(ProviderError):
+                    await self.cache.adelete_many(tenant_id, [check.idem_key])
+            self._failed(tenant_id, exc)
+            raise
+        if FEATURE_CACHE not in degraded:
+            try:
+                await self.cache.aset_many(
+                    tenant_id, check.write_back(states, answer), ttl_s=check.features.ttl_s
+                )
+            except ProviderError:
+                write_back_failed(answer)
+        return Checked(self._answered(tenant_id, answer, degraded), limit)
+
+    def _prepare(self, tenant_id: str, req: FraudCheckRequest, started: float | None) -> PreparedCheck:
+        """Everything before the cache: the tenant can check, the body is valid, the version routed."""
         t0 = started if started is not None else time.perf_counter()
         tenant = self.serving.get(tenant_id)
         if tenant is None or tenant.status not in ("ACTIVE", "SUSPENDED"):
@@ -118,43 +216,20 @@ class FraudChecker:
                 field="model",
             )
         validate_attributes(tenant.attributes, req)  # 422 naming the attribute, before any claim
-        digest = request_hash(req)
         version, cohort = self.route(tenant, req.card_token)
         plan = tenant.plans.get(version) if version is not None else None
-        features = _Features(req, None if plan is None else PlanCheck(plan, req))
-        idem_key = f"idem:{req.txn_id}"
-        degraded: list[str] = []
-        raws: list[bytes | None] | None
-        try:
-            # One round trip: the idempotency claim and every entity's state of this check.
-            existing, raws = self.cache.claim_and_read(
-                tenant_id, idem_key, PENDING + digest.encode(), IDEMPOTENCY_TTL_S, features.read_keys
+        features = CheckFeatures(req, None if plan is None else PlanCheck(plan, req))
+        return PreparedCheck(tenant, req, request_hash(req), (version, cohort), features, t0)
+
+    def _failed(self, tenant_id: str, exc: BaseException) -> None:
+        if isinstance(exc, Exception):  # a check the service could not answer (503 / 500)
+            self.metrics.increment(
+                "fraudrail_fraud_check_total", tenant=tenant_id, decision="error", cohort="none"
             )
-        except ProviderError:
-            existing, raws = None, None
-            degraded.append("feature_cache")
-        if existing is not None:
-            return self._replay(existing, digest, req.txn_id, t0)
-        try:
-            answer, states = self._score(tenant, req, (version, cohort), features, raws, degraded, t0)
-        except BaseException as exc:
-            if "feature_cache" not in degraded:
-                self._release(tenant_id, idem_key)
-            if isinstance(exc, Exception):  # a check the service could not answer (503 / 500)
-                self.metrics.increment(
-                    "fraudrail_fraud_check_total", tenant=tenant_id, decision="error", cohort="none"
-                )
-            raise
-        if "feature_cache" not in degraded:
-            final = orjson.dumps({"h": digest, "r": answer})
-            try:
-                # One write for both states and the final answer (the longest horizon's TTL covers all).
-                self.cache.set_many(tenant_id, {**states, idem_key: final}, ttl_s=features.ttl_s)
-            except ProviderError:
-                answer["degraded"] = True
-                answer["degraded_inputs"] = [*answer["degraded_inputs"], "feature_cache"]
-        else:
-            self.metrics.increment("fraudrail_degraded_total", tenant=tenant_id, input="feature_cache")
+
+    def _answered(self, tenant_id: str, answer: dict[str, Any], degraded: list[str]) -> dict[str, Any]:
+        if FEATURE_CACHE in degraded:
+            self.metrics.increment("fraudrail_degraded_total", tenant=tenant_id, input=FEATURE_CACHE)
         self.metrics.increment(
             "fraudrail_fraud_check_total",
             tenant=tenant_id,
@@ -168,27 +243,6 @@ class FraudChecker:
         )
         return answer
 
-    def _replay(self, existing: bytes, digest: str, txn_id: str, t0: float) -> dict[str, Any]:
-        if existing.startswith(PENDING):
-            same = existing[len(PENDING) :].decode() == digest
-            raise Conflict(
-                f"txn_id {txn_id} is being checked right now; retry shortly"
-                if same
-                else f"txn_id {txn_id} was already used with a different body",
-                field="txn_id",
-            )
-        stored = orjson.loads(existing)
-        if stored["h"] != digest:
-            raise Conflict(f"txn_id {txn_id} was already checked with a different body", field="txn_id")
-        answer: dict[str, Any] = dict(stored["r"])
-        answer["replayed"] = True
-        answer["server_time_ms"] = round((time.perf_counter() - t0) * 1000, 3)
-        return answer
-
-    def _release(self, tenant_id: str, idem_key: str) -> None:
-        with contextlib.suppress(ProviderError):
-            self.cache.delete_many(tenant_id, [idem_key])
-
     def _invoke(self, tenant_id: str, version: str, vector: list[float]) -> float:
         try:
             return self.host.invoke(tenant_id, version, [vector])[0]
@@ -199,15 +253,9 @@ class FraudChecker:
             raise ServiceUnavailable(f"model {version} unavailable: {exc}") from exc
 
     def _score(
-        self,
-        tenant: TenantServing,
-        req: FraudCheckRequest,
-        routed: tuple[str | None, str],
-        features: _Features,
-        raws: list[bytes | None] | None,
-        degraded: list[str],
-        t0: float,
+        self, check: PreparedCheck, raws: list[bytes | None] | None, degraded: list[str]
     ) -> tuple[dict[str, Any], dict[str, bytes]]:
+        tenant, req, features, t0 = check.tenant, check.req, check.features, check.t0
         vector = features.compute(raws)
         names = features.names
         if features.plan is not None:
@@ -217,7 +265,7 @@ class FraudChecker:
                         "fraudrail_feature_inputs_total", n, tenant=tenant.tenant_id, kind=kind
                     )
         hit = list_hit(tenant.policy, req.card_token, req.terminal_id)
-        version, cohort = routed
+        version, cohort = routed = check.routed
         tid = tenant.tenant_id
         reasons: list[dict[str, Any]] | None = None
         if version is None:
@@ -231,7 +279,7 @@ class FraudChecker:
                 assert tenant.production is not None
                 version, cohort = tenant.production.version_id, "stable"
                 degraded.append("canary_model")
-                if _plan_label(tenant, version) != _plan_label(tenant, routed[0]):
+                if plan_label(tenant, version) != plan_label(tenant, routed[0]):
                     # The stable version reads other features than these: answer from the rules.
                     score, reasons = rules_score(dict(zip(names, vector, strict=True)))
                     version, cohort = None, "rules"
@@ -260,9 +308,9 @@ class FraudChecker:
         if (
             shadow is not None
             and version is not None
-            and _plan_label(tenant, shadow) == _plan_label(tenant, version)
+            and plan_label(tenant, shadow) == plan_label(tenant, version)
         ):
-            self._shadow(tenant, vector, decision)
+            score_shadow(self.host, self.recorder, tenant, vector, decision)
         answer: dict[str, Any] = {
             "txn_id": req.txn_id,
             "decision": decision,
@@ -313,30 +361,6 @@ class FraudChecker:
                 exc.detail,
             )
 
-    def _shadow(self, tenant: TenantServing, vector: list[float], stable_decision: str) -> None:
-        """Score the candidate on the same features; record it and whether its decision would differ."""
-        shadow = tenant.shadow_version
-        assert shadow is not None
-        t = time.perf_counter()
-        try:
-            score = self.host.invoke(tenant.tenant_id, shadow, [vector])[0]
-        except (ProviderError, ArtifactIntegrityError):
-            self.recorder.record(
-                tenant.tenant_id, shadow, "shadow", ok=False, latency_ms=(time.perf_counter() - t) * 1000
-            )
-            return
-        decision = threshold_decision(score, tenant.policy)
-        self.recorder.record(
-            tenant.tenant_id,
-            shadow,
-            "shadow",
-            ok=True,
-            latency_ms=(time.perf_counter() - t) * 1000,
-            score=score,
-            flagged=decision != LEGIT,
-        )
-        self.recorder.record_pair(tenant.tenant_id, shadow, flipped=decision != stable_decision)
-
     def route(self, tenant: TenantServing, card_token: str) -> tuple[str | None, str]:
         """The version that scores this card: stable, or canary when the card's bucket is under its weight."""
         if tenant.production is None:
@@ -354,42 +378,3 @@ class FraudChecker:
         if in_canary(traffic_bucket(tenant.salt, card_token), weight):
             return canary, "canary"
         return stable, "stable"
-
-
-def _plan_label(tenant: TenantServing, version: str | None) -> str | None:
-    plan = tenant.plans.get(version) if version is not None else None
-    return None if plan is None else plan.label
-
-
-class _Features:
-    """One check's features: the built-in handbook path (card and terminal state) or a tenant plan."""
-
-    def __init__(self, req: FraudCheckRequest, plan: PlanCheck | None) -> None:
-        self.plan = plan
-        if plan is None:
-            self.event = TransactionEvent(
-                req.txn_id, req.card_token, req.terminal_id, int(req.timestamp.timestamp()), float(req.amount)
-            )
-            self.read_keys = [f"card:{req.card_token}", f"term:{req.terminal_id}"]
-            self.names: tuple[str, ...] = FEATURE_NAMES
-            self.ttl_s = TERMINAL_TTL_S
-        else:
-            self.read_keys = plan.read_keys
-            self.names = plan.plan.names
-            self.ttl_s = max(TERMINAL_TTL_S, plan.plan.engine.horizon_s + 86_400)
-
-    def compute(self, raws: list[bytes | None] | None) -> list[float]:
-        if self.plan is not None:
-            return self.plan.features(raws)
-        card_raw, term_raw = raws if raws is not None else (None, None)
-        self.card = CardState.from_bytes(card_raw) if card_raw else CardState()
-        self.terminal = TerminalState.from_bytes(term_raw) if term_raw else TerminalState()
-        vector = transaction_features(self.card, self.terminal, self.event)
-        observe_card(self.card, self.event)
-        observe_terminal(self.terminal, self.event)
-        return vector
-
-    def new_states(self) -> dict[str, bytes]:
-        if self.plan is not None:
-            return self.plan.new_states()
-        return {self.read_keys[0]: self.card.to_bytes(), self.read_keys[1]: self.terminal.to_bytes()}

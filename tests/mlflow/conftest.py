@@ -6,13 +6,11 @@ the dev install (the full ``mlflow`` package pins pyarrow < 26, which conflicts 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from tests.control_plane.conftest import (  # noqa: F401  (fixtures reused by th
     onboard,
     worker,
 )
+from tests.tcp_cut import TcpCut
 
 READY_DEADLINE_S = 180.0  # first start migrates a fresh SQLite store; a loaded 2-core host is slow
 
@@ -90,71 +89,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-class SwitchableProxy:
-    """A TCP forwarder on loopback in front of the real MLflow server that a test can cut.
-
-    ``down()`` closes the listening socket and every forwarded connection, so clients get a
-    refused connection, as from a tracker that is unreachable; ``up()`` listens again on the same
-    port.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def up(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def down(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            conns, self._conns = self._conns, []
-        for s in [listener, *conns]:
-            if s is not None:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # closed by down()
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture
-def mlflow_proxy(mlflow_server: str) -> Iterator[SwitchableProxy]:
-    proxy = SwitchableProxy(int(mlflow_server.rsplit(":", 1)[1]))
-    proxy.up()
+def mlflow_proxy(mlflow_server: str) -> Iterator[TcpCut]:
+    """A link to the MLflow server that a test can cut: MLflow unreachable, for this client only."""
+    proxy = TcpCut("127.0.0.1", int(mlflow_server.rsplit(":", 1)[1]))
     yield proxy
-    proxy.down()
+    proxy.cut()

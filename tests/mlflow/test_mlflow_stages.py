@@ -22,19 +22,19 @@ from control_plane.training.tracking import MLFLOW_SYNC_JOB, StageMirror, subscr
 from providers.local.event_bus import InProcessEventBus
 from providers.mlflow_tracking import NullExperimentTracker, name_for
 from tests.control_plane.conftest import OnboardFn, auth
-from tests.mlflow.conftest import SwitchableProxy
 from tests.mlflow.test_mlflow_tracking import (  # noqa: F401  (fixtures reused)
     dataset_csv,
     settings,
     small_data_gate,
     train,
 )
+from tests.tcp_cut import TcpCut
 
 
 @pytest.fixture
-def tracking_uri(mlflow_proxy: SwitchableProxy) -> str:
+def tracking_uri(mlflow_proxy: TcpCut) -> str:
     """The control plane reaches MLflow through a proxy the test can cut."""
-    return mlflow_proxy.uri
+    return mlflow_proxy.url("http")
 
 
 def sync_jobs(container: State, tenant_id: str, version: str) -> list[Job]:
@@ -70,7 +70,7 @@ def test_stage_changes_queue_their_mirror_and_survive_an_unreachable_mlflow(
     container: State,
     dataset_csv: bytes,  # noqa: F811
     mlflow_server: str,
-    mlflow_proxy: SwitchableProxy,
+    mlflow_proxy: TcpCut,
 ) -> None:
     t = onboard("acme-pay", tier="trial")
     first = train(client, worker, t, dataset_csv)
@@ -82,7 +82,7 @@ def test_stage_changes_queue_their_mirror_and_survive_an_unreachable_mlflow(
     assert mc.get_model_version_by_alias(name, "challenger").tags["fraudrail.model_version"] == v1
 
     # MLflow unreachable: approving and promoting still succeed, and one sync is queued for both.
-    mlflow_proxy.down()
+    mlflow_proxy.cut()
     approved = client.post(f"/v1/models/{v1}/approve", json={"note": "ok"}, headers=auth(t["admin"]))
     assert approved.status_code == 200, approved.text
     promoted = client.post(f"/v1/models/{v1}/promote", headers=auth(t["admin"]))
@@ -96,7 +96,7 @@ def test_stage_changes_queue_their_mirror_and_survive_an_unreachable_mlflow(
     assert mc.get_model_version_by_alias(name, "challenger").tags["fraudrail.stage"] == "CANDIDATE"
 
     # MLflow back: the retry mirrors the stage the version has now.
-    mlflow_proxy.up()
+    mlflow_proxy.restore()
     later(worker, 60)
     run_syncs(worker, jobs)
     shown = run_view(client, t, first)["mlflow_sync"]

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ from control_plane.migrate import upgrade
 from control_plane.settings import REPO_ROOT
 from tests.conftest import make_url_redis
 from tests.helpers import wait_until
-from tests.multiprocess.redis_cut import RedisCut
+from tests.tcp_cut import TcpCut
 
 START_TIMEOUT_S = 120.0  # imports dominate; a loaded 2-core machine needs most of it
 
@@ -122,7 +123,7 @@ class Cluster:
     database_url: str
     redis_url: str
     prefix: str
-    a_bus_link: RedisCut
+    a_bus_link: TcpCut
 
     def client(self, server: Server, token: str) -> httpx.Client:
         return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -164,8 +165,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         FRAUDRAIL_TENANT_TEMPLATES_DIR=str(templates),
     )
     # a's bus goes through a link the kill -9 test cuts (a Redis outage for a alone).
-    cut = RedisCut(redis_url)
-    a = Server("a", {**env, "FRAUDRAIL_BUS_REDIS_URL": cut.url}, logs).start()
+    redis_at = urlsplit(redis_url)
+    cut = TcpCut(redis_at.hostname or "127.0.0.1", redis_at.port or 6379)
+    a = Server("a", {**env, "FRAUDRAIL_BUS_REDIS_URL": cut.url("redis", redis_at.path)}, logs).start()
     b = Server("b", env, logs).start()
     try:
         a.wait_ready()
@@ -177,7 +179,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             t.start()
         for t in stoppers:
             t.join()
-        cut.close()
+        cut.cut()
         streams = redis.Redis.from_url(redis_url)
         for key in streams.scan_iter(match=prefix + "*"):
             streams.delete(key)

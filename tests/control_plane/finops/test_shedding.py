@@ -121,13 +121,13 @@ def test_a_refused_tenant_is_answered_before_routing_with_the_routes_own_answer(
     container.finops.settings.refusal_hold_s = 0.0  # the fake clock never reaches the window's end
     limiter.set_limits(a["id"], Limits(rate=2.0, burst=3.0, daily=None))
     parsed: list[str] = []
-    real_check = container.scoring.checker.check
+    real_check = container.scoring.checker.acheck
 
-    def check(tenant_id: str, body: Any, **kw: Any) -> Any:
+    async def check(tenant_id: str, body: Any, **kw: Any) -> Any:
         parsed.append(tenant_id)
-        return real_check(tenant_id, body, **kw)
+        return await real_check(tenant_id, body, **kw)
 
-    container.scoring.checker.check = check  # type: ignore[method-assign]
+    container.scoring.checker.acheck = check  # type: ignore[method-assign]
 
     assert _flood_until_refused(client, a["app"], "a") == 3
     first = client.post("/v1/fraud-check", json=txn("a-first"), headers=auth(a["app"]))

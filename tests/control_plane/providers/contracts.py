@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from providers.ports import (
+    Admission,
     EventBus,
     FeatureCache,
     FlaggedRecord,
@@ -171,3 +172,53 @@ def check_claim_and_read(cache: FeatureCache) -> None:
     cache.delete_many(t, ["idem:tx1"])
     third, _ = cache.claim_and_read(t, "idem:tx1", b"pending:h3", 60, [])
     assert third is None
+
+
+async def check_async_feature_cache(cache: FeatureCache) -> None:
+    """The async calls (the hot path's) keep the sync calls' contract and see the same data."""
+    t, other = f"ten_{uuid.uuid4().hex}", f"ten_{uuid.uuid4().hex}"
+    await cache.aset_many(t, {"card:1": b"state-c", "term:1": b"state-t"}, ttl_s=60)
+    await cache.aset_many(other, {"card:1": b"other"})
+    assert cache.get_many(t, ["card:1", "term:1"]) == [b"state-c", b"state-t"]
+    existing, values = await cache.aclaim_and_read(
+        t, "idem:tx1", b"pending:h1", 60, ["card:1", "term:1", "card:2"]
+    )
+    assert existing is None and values == [b"state-c", b"state-t", None]
+    again, _ = await cache.aclaim_and_read(t, "idem:tx1", b"pending:h2", 60, ["card:1"])
+    assert again == b"pending:h1"
+    sync_again, _ = cache.claim_and_read(t, "idem:tx1", b"pending:h3", 60, [])
+    assert sync_again == b"pending:h1"  # one claim, whichever calls are used
+    await cache.aset_many(t, {"idem:tx1": b"final"})
+    assert (await cache.aclaim_and_read(t, "idem:tx1", b"pending:h4", 60, []))[0] == b"final"
+    await cache.adelete_many(t, ["idem:tx1", "card:1"])
+    await cache.adelete_many(t, [])
+    third, values = await cache.aclaim_and_read(t, "idem:tx1", b"pending:h5", 60, ["card:1", "term:1"])
+    assert third is None and values == [None, b"state-t"]
+    assert cache.get_many(other, ["card:1"]) == [b"other"]  # another tenant's namespace untouched
+    await cache.aclose()
+
+
+# An admission for the contract: admits while ARGV[1] is "yes", counting its calls in KEYS[1].
+COUNTING_ADMISSION = """
+local n = redis.call('INCR', KEYS[1])
+if ARGV[1] == 'yes' then return {1, n} end
+return {0, n}
+"""
+
+
+async def check_scripted_admission(cache: Any, counter_key: str) -> None:
+    """``aadmit_claim_and_read``: a refusal claims and reads nothing; an admission claims and reads
+    as ``aclaim_and_read`` does, and the admission's reply comes back either way."""
+    t = f"ten_{uuid.uuid4().hex}"
+    await cache.aset_many(t, {"card:1": b"state-c"})
+    refuse = Admission(COUNTING_ADMISSION, (counter_key,), ("no",))
+    admit = Admission(COUNTING_ADMISSION, (counter_key,), ("yes",))
+    refused = await cache.aadmit_claim_and_read(refuse, t, "idem:tx1", b"pending:h1", 60, ["card:1"])
+    assert refused.reply == [0, 1] and refused.existing is None and refused.values == []
+    assert cache.get_many(t, ["idem:tx1"]) == [None]  # not claimed
+    first = await cache.aadmit_claim_and_read(admit, t, "idem:tx1", b"pending:h1", 60, ["card:1", "term:1"])
+    assert first.reply == [1, 2] and first.existing is None and first.values == [b"state-c", None]
+    assert cache.get_many(t, ["idem:tx1"]) == [b"pending:h1"]
+    second = await cache.aadmit_claim_and_read(admit, t, "idem:tx1", b"pending:h2", 60, [])
+    assert second.reply == [1, 3] and second.existing == b"pending:h1" and second.values == []
+    await cache.aclose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -13,9 +16,9 @@ from control_plane.bootstrap.state import State
 from providers.local.event_bus import InProcessEventBus
 from providers.local.feature_cache import MemoryFeatureCache
 from providers.local.object_store import LocalObjectStore
-from providers.ports import DeliveryFailed, ProviderError
+from providers.ports import DeliveryFailed, ProviderError, ScriptedAdmission
 from providers.redis_bus import RedisStreamsEventBus
-from providers.redis_cache import RedisFeatureCache
+from providers.redis_cache import LAG_CAP_S, RedisFeatureCache
 from tests.control_plane.providers import contracts
 from tests.helpers import wait_until
 
@@ -23,6 +26,7 @@ from tests.helpers import wait_until
 def test_memory_cache_contract() -> None:
     contracts.check_feature_cache(MemoryFeatureCache())
     contracts.check_claim_and_read(MemoryFeatureCache())
+    asyncio.run(contracts.check_async_feature_cache(MemoryFeatureCache()))
 
 
 def test_redis_cache_contract(redis_url: str) -> None:
@@ -30,8 +34,23 @@ def test_redis_cache_contract(redis_url: str) -> None:
     try:
         contracts.check_feature_cache(cache)
         contracts.check_claim_and_read(cache)
+        # Each asyncio.run is a new event loop: the cache opens a pool on each (a pool's sockets
+        # belong to the loop that opened them) and the second run works as the first did.
+        asyncio.run(contracts.check_async_feature_cache(cache))
+        asyncio.run(contracts.check_async_feature_cache(cache))
     finally:
         cache.client.flushdb()
+
+
+def test_redis_cache_runs_an_admission_in_front_of_the_claim(redis_url: str) -> None:
+    cache = RedisFeatureCache(redis_url, timeout_ms=200)
+    assert isinstance(cache, ScriptedAdmission) and not isinstance(MemoryFeatureCache(), ScriptedAdmission)
+    counter = f"test-admission:{{{uuid.uuid4().hex}}}"
+    try:
+        cache.client.script_flush()  # the first call finds no script: EVALSHA falls back to EVAL
+        asyncio.run(contracts.check_scripted_admission(cache, counter))
+    finally:
+        cache.client.delete(counter)
 
 
 def test_redis_cache_down_raises_provider_error_quickly() -> None:
@@ -39,6 +58,52 @@ def test_redis_cache_down_raises_provider_error_quickly() -> None:
     assert dead.ping() is False
     with pytest.raises(ProviderError):
         dead.get_many("ten_x", ["card:1"])
+
+    async def async_calls() -> float:
+        began = time.perf_counter()
+        for call in (
+            dead.aclaim_and_read("ten_x", "idem:t", b"p", 60, ["card:1"]),
+            dead.aset_many("ten_x", {"card:1": b"s"}),
+            dead.adelete_many("ten_x", ["card:1"]),
+        ):
+            with pytest.raises(ProviderError):
+                await call
+        await dead.aclose()
+        return time.perf_counter() - began
+
+    # Refused connections, one immediate retry each, no backoff series (that would take seconds).
+    assert asyncio.run(async_calls()) < 1.0
+
+
+def test_redis_cache_async_budget_counts_redis_not_a_busy_loop(redis_url: str) -> None:
+    """A reply that arrives while the loop is busy is not a timeout (the loop's lateness is its
+    own); a server that never answers fails the call within the outer bound."""
+    # 200 ms: a budget the shared Redis of a loaded 2-core test machine keeps (its own scheduling is
+    # not what this test is about).
+    cache = RedisFeatureCache(redis_url, timeout_ms=200)
+    black_hole = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    silent = RedisFeatureCache(f"redis://127.0.0.1:{black_hole.getsockname()[1]}/0", timeout_ms=20)
+
+    async def busy_loop_then_silence() -> float:
+        await cache.aset_many("ten_budget", {"card:1": b"s"})  # the connection is open
+        for _ in range(3):
+            # Another task holds the loop for 0.6 s (3 budgets, within LAG_CAP_S) while Redis
+            # answers in ~0.1 ms.
+            asyncio.get_running_loop().call_soon(time.sleep, 0.6)
+            _, values = await cache.aclaim_and_read("ten_budget", "idem:b", b"p", 60, ["card:1"])
+            assert values == [b"s"]
+        await cache.aclose()
+        began = time.perf_counter()
+        with pytest.raises(ProviderError):
+            await silent.aclaim_and_read("ten_budget", "idem:b", b"p", 60, ["card:1"])
+        await silent.aclose()
+        return time.perf_counter() - began
+
+    try:
+        assert asyncio.run(busy_loop_then_silence()) < LAG_CAP_S + 0.5
+    finally:
+        black_hole.close()
+        cache.client.delete("fr:{ten_budget}:card:1", "fr:{ten_budget}:idem:b")
 
 
 def test_local_object_store_contract(tmp_path: Path) -> None:

@@ -254,6 +254,7 @@ def test_redis_hot_path_is_idempotent(
         conflict = client.post("/v1/fraud-check", json=txn("tx_redis", amount="1.00"), headers=auth(t["app"]))
         assert conflict.status_code == 409
     finally:
+        client.portal.call(cache.aclose)  # type: ignore[union-attr]  # the pool of the client's loop
         cache.client.flushdb()
 
 
