@@ -2,7 +2,8 @@
 
 moto 5.2 skips resource types it does not model, but a ``Ref`` / ``Fn::GetAtt`` to a skipped
 resource crashes the whole stack; it reads ``AWS::SSM::Parameter`` tags as a list although
-CloudFormation defines them as a map, and KMS key tags as TagKey/TagValue. It also ignores
+CloudFormation defines them as a map, and KMS key tags as TagKey/TagValue; it keeps a KMS key's
+policy object unserialised, so DescribeKey on it fails. It also ignores
 ``EndpointName`` (the endpoint gets a generated name; the stacks' outputs use GetAtt, so they
 report the real one). ``moto_compatible_template`` removes the skipped resources and everything
 that refers to them (transitively, outputs included) and rewrites the tags.
@@ -29,6 +30,9 @@ MOTO_UNSUPPORTED_TYPES = frozenset(
         "AWS::ApplicationAutoScaling::ScalingPolicy",
         "AWS::Budgets::Budget",
         "AWS::CloudWatch::Alarm",
+        "AWS::Cognito::UserPool",
+        "AWS::Cognito::UserPoolClient",
+        "AWS::Cognito::UserPoolDomain",
         "AWS::EC2::SecurityGroupEgress",
         "AWS::ElastiCache::ReplicationGroup",
         "AWS::ElastiCache::SubnetGroup",
@@ -107,6 +111,10 @@ def moto_compatible_template(
             resource["Properties"]["Tags"] = [
                 {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in tags
             ]
+        policy = resource.get("Properties", {}).get("KeyPolicy")
+        if resource.get("Type") == "AWS::KMS::Key" and isinstance(policy, dict):
+            # moto stores the policy object as is and DescribeKey then fails parsing it (HTTP 500).
+            resource["Properties"]["KeyPolicy"] = json.dumps(policy)
     outputs = result.get("Outputs", {})
     for output_id in [oid for oid, output in outputs.items() if removed.intersection(references(output))]:
         del outputs[output_id]

@@ -22,6 +22,7 @@ ROLLBACK_PACKAGES: Final = ("lambdas", "traffic")
 ROLLBACK_MODULES: Final = (
     "providers/__init__.py",
     "providers/ports.py",
+    "providers/cache_port.py",
     "providers/lru.py",
     "providers/aws/__init__.py",
     "providers/aws/_util.py",
@@ -31,6 +32,7 @@ ROLLBACK_MODULES: Final = (
     "providers/aws/model_host_endpoint.py",
     "providers/aws/model_host_records.py",
     "providers/aws/model_archive.py",
+    "providers/aws/sagemaker_models.py",
     "providers/aws/object_store.py",
 )
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache")

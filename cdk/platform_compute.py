@@ -35,6 +35,7 @@ from cdk.platform_data import (
     task_statements,
 )
 from cdk.platform_edge import HEALTH_PATH, api_load_balancer, api_web_acl, certificate_arn
+from cdk.tenant_stack_role import pass_tenant_stack_role, tenant_stack_role
 
 if TYPE_CHECKING:
     from cdk.platform_stack import PlatformStack
@@ -174,6 +175,8 @@ class ControlPlaneCompute(Construct):
         )
         for statement in task_statements(stack, platform, self.sagemaker_role.role_arn):
             self.task_role.add_to_policy(statement)
+        self.tenant_stack_role = tenant_stack_role(self, "TenantStackRole")
+        self.task_role.add_to_policy(pass_tenant_stack_role(self.tenant_stack_role.role_arn))
         image = ecs.ContainerImage.from_ecr_repository(
             ecr.Repository.from_repository_name(self, "Repository", self.settings.repository),
             self.settings.tag,
@@ -219,6 +222,7 @@ class ControlPlaneCompute(Construct):
             "FRAUDRAIL_AWS_ENDPOINT_KMS_KEY_ID": p.key.key_arn,
             "FRAUDRAIL_AWS_SAGEMAKER_ROLE_ARN": self.sagemaker_role.role_arn,
             "FRAUDRAIL_AWS_INFERENCE_IMAGE_URI": self.inference_image_uri,
+            "FRAUDRAIL_AWS_CFN_ROLE_ARN": self.tenant_stack_role.role_arn,
             "FRAUDRAIL_AWS_METRICS_NAMESPACE": p.names.metrics_namespace,
             "FRAUDRAIL_HOST": "0.0.0.0",  # noqa: S104 - inside the task; the security group admits the ALB only
             "FRAUDRAIL_PORT": str(API_PORT),
@@ -364,6 +368,7 @@ class ControlPlaneCompute(Construct):
             "InferenceImageUri": self.inference_image_uri,
             "SageMakerRoleArn": self.sagemaker_role.role_arn,
             "TaskRoleArn": self.task_role.role_arn,
+            "TenantStackRoleArn": self.tenant_stack_role.role_arn,
         }
         for output_id, value in outputs.items():
             output = CfnOutput(self, output_id, value=value)

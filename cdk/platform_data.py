@@ -248,8 +248,8 @@ def task_statements(
             resources=[sagemaker_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
-        # Tenant stacks only; the resources inside them are created with these same credentials
-        # (no CloudFormation service role yet, see docs/aws.md "Known limitations").
+        # Tenant stacks only; CloudFormation creates the resources inside them with the tenant
+        # stack role (cdk/tenant_stack_role.py), which the task role passes as RoleARN.
         iam.PolicyStatement(
             sid="TenantStacks",
             actions=[

@@ -14,15 +14,21 @@ from control_plane.events import SERVING_CHANGED
 from control_plane.settings import AppSettings
 from guardrails.policy import PolicyEngine, load_tier_templates
 from providers.aws.dynamo import DynamoFlaggedTransactionStore, DynamoRollbackLog
+from providers.aws.emulation import (
+    install_delete_stack_standin,
+    install_update_endpoint_standin,
+    require_emulator,
+)
 from providers.aws.event_bus import SnsEventBus
 from providers.aws.factory import AwsClients, build_model_host, make_clients
+from providers.aws.inventory import TaggedInventory
 from providers.aws.jobs import build_job_backends
 from providers.aws.metrics import CloudWatchMetrics
 from providers.aws.object_store import S3ObjectStore
 from providers.aws.provisioner import CloudFormationProvisioner
 from providers.aws.settings import AwsRuntimeSettings, AwsSettings
-from providers.ports import EventBus, TenantSpec
-from providers.redis_cache import RedisFeatureCache
+from providers.aws.teardown import RetainedResources
+from providers.ports import EventBus, FeatureCache, TenantSpec
 
 
 def cdk_synthesizer(platform_bucket: str | None = None) -> Callable[[TenantSpec], dict[str, Any]]:
@@ -46,6 +52,24 @@ def cdk_synthesizer(platform_bucket: str | None = None) -> Callable[[TenantSpec]
         return template
 
     return synthesize
+
+
+def moto_template(template: dict[str, Any]) -> dict[str, Any]:
+    """FRAUDRAIL_AWS_EMULATION=moto: the tenant template cut down to what moto's CloudFormation
+    creates (``cdk.emulation.moto_compatible_template``), after the policy checked the real one."""
+    emulation = importlib.import_module("cdk.emulation")
+    adapted: dict[str, Any] = emulation.moto_compatible_template(template)
+    return adapted
+
+
+def _feature_cache(settings: AppSettings) -> FeatureCache:
+    if settings.cache_backend == "redis":
+        from providers.redis_cache import RedisFeatureCache
+
+        return RedisFeatureCache(settings.redis_url, timeout_ms=settings.cache_timeout_ms)
+    from providers.local.feature_cache import MemoryFeatureCache
+
+    return MemoryFeatureCache()  # one process only: settings refuse it for several workers
 
 
 def _policy_engine(settings: AppSettings, templates: dict[str, dict[str, Any]]) -> PolicyEngine:
@@ -74,7 +98,14 @@ def build_aws_providers(
     """
     del factory
     rt = runtime or AwsRuntimeSettings()
+    require_emulator(settings.aws_emulation, aws.endpoint_url, env=settings.env)
+    emulated = settings.aws_emulation == "moto"
+    if emulated:  # moto runs no SageMaker container: the job entry points run as processes
+        rt = rt.model_copy(update={"emulate_job_containers": True})
     c = clients or make_clients(aws, max_attempts=rt.max_attempts)
+    if emulated:
+        install_update_endpoint_standin(c.sagemaker)
+        install_delete_stack_standin(c.cloudformation, c.ec2)
     templates = load_tier_templates(settings.tenant_templates_dir)
     store = S3ObjectStore(c.s3, aws.bucket, rt.kms_key_id)
     host = build_model_host(c, aws, rt, store)
@@ -86,7 +117,14 @@ def build_aws_providers(
             else {}
         )
         create = rt.create_topics if rt.create_topics is not None else bool(aws.endpoint_url)
-        bus = SnsEventBus(c.sns, topics, create, advertise_url=rt.receiver_advertise_url)
+        bus = SnsEventBus(
+            c.sns,
+            topics,
+            create,
+            receiver_host=rt.receiver_host,
+            receiver_port=rt.receiver_port,
+            advertise_url=rt.receiver_advertise_url,
+        )
     else:
         bus = build_event_bus(settings)  # memory, or redis: a shared bus without SNS
     # The host serves weights and slots from memory; every process re-reads a tenant's on a change.
@@ -100,11 +138,16 @@ def build_aws_providers(
         allowed_instance_types_for=lambda tier: [str(t) for t in templates[tier].get("instance_types") or []],
         poll_s=rt.stack_poll_s,
         timeout_s=rt.stack_timeout_s,
+        model_host=host,  # the tenant's model-hosting slot is a provisioning step
+        inventory=TaggedInventory(c.tagging, c.ec2, c.s3, c.kms),
+        deploy_transform=moto_template if emulated else None,
+        retained=RetainedResources(c.s3, c.kms),
+        service_role_arn=settings.aws_cfn_role_arn,
     )
     training, batch_runner = build_job_backends(c, aws.bucket, rt, store, endpoint_url=aws.endpoint_url)
     return Providers(
         object_store=store,
-        feature_cache=RedisFeatureCache(settings.redis_url, timeout_ms=settings.cache_timeout_ms),
+        feature_cache=_feature_cache(settings),
         model_host=host,
         flagged_store=DynamoFlaggedTransactionStore(c.dynamodb, aws.flagged_table),
         event_bus=bus,

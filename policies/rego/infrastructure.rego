@@ -47,6 +47,10 @@ resource_wildcard_actions := {
 	"ec2:DescribeSubnets",
 	"ec2:DescribeSecurityGroups",
 	"ec2:DescribeDhcpOptions",
+	"ec2:DescribeRouteTables",
+	"ec2:DescribeVpcEndpoints",
+	"ec2:DescribeAvailabilityZones",
+	"kms:CreateKey",
 	"xray:PutTraceSegments",
 	"xray:PutTelemetryRecords",
 }

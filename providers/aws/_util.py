@@ -24,10 +24,23 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+_HTML = re.compile(r"<\s*(!doctype|html|head|body|title)\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title>([^<]{1,120})</title>", re.IGNORECASE)
+
+
 def error_message(exc: BaseException) -> str:
+    """The error's message, never an HTML page: a proxy's or emulator's error page is summarised
+    (it would otherwise reach operators' Slack / Teams messages verbatim)."""
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-    return str(exc)
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    else:
+        message, status = str(exc), None
+    if _HTML.search(message):
+        title = _TITLE.search(message)
+        summary = f" ({title.group(1).strip()})" if title else ""
+        return f"the service answered HTTP {status or 'error'} with an HTML page{summary}, not an AWS error"
+    return message
 
 
 def provider_error(what: str, exc: BaseException) -> ProviderError:

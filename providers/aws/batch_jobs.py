@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from providers.aws._util import AwsError, bounded_name, error_code, error_message, provider_error, short_hash
 from providers.aws.jobs import JOB_STATES, job_tags, not_found
-from providers.aws.model_archive import ensure_model_archive
+from providers.aws.sagemaker_models import ensure_sagemaker_model
 from providers.ports import BatchScoringSpec, ObjectStore, PermanentProviderError, ProviderError, RemoteJob
 
 if TYPE_CHECKING:
@@ -91,27 +91,17 @@ class SageMakerBatchRunner:
                 "SageMaker batch scoring needs an execution role and the inference image "
                 "(FRAUDRAIL_AWS_SAGEMAKER_ROLE_ARN, FRAUDRAIL_AWS_INFERENCE_IMAGE_URI)"
             )
-        try:
-            self._sm.describe_model(ModelName=name)
-            return
-        except AwsError as exc:
-            if not not_found(exc):
-                raise provider_error(f"sagemaker describe_model {name}", exc) from exc
-        archive = ensure_model_archive(self._store, spec.model)
-        try:
-            self._sm.create_model(
-                ModelName=name,
-                ExecutionRoleArn=self._role_arn,
-                PrimaryContainer={
-                    "Image": self._image_uri,
-                    "ModelDataUrl": f"s3://{self._bucket}/{archive}",
-                    "Environment": {"FRAUDRAIL_MODEL_SHA256": spec.model.sha256.lower()},
-                },
-                EnableNetworkIsolation=True,
-                Tags=job_tags(spec.tenant_id, spec.job_id),
-            )
-        except AwsError as exc:
-            raise provider_error(f"sagemaker create_model {name}", exc) from exc
+        ensure_sagemaker_model(
+            self._sm,
+            self._store,
+            name,
+            spec.model,
+            bucket=self._bucket,
+            role_arn=self._role_arn,
+            image_uri=self._image_uri,
+            tags=job_tags(spec.tenant_id, spec.job_id),
+            network_isolation=True,
+        )
 
     def ensure(self, spec: BatchScoringSpec) -> RemoteJob:
         job, model = self.names(spec)

@@ -68,6 +68,10 @@ class AwsClients:
     sagemaker_runtime: SageMakerRuntimeClient
     cloudformation: CloudFormationClient
     cloudwatch: CloudWatchClient
+    # For the tag inventory of offboarding (no type stubs installed for these three).
+    tagging: Any
+    ec2: Any
+    kms: Any
 
 
 def make_clients(
@@ -98,6 +102,9 @@ def make_clients(
         sagemaker_runtime=session.client("sagemaker-runtime", **kw),
         cloudformation=session.client("cloudformation", **kw),
         cloudwatch=session.client("cloudwatch", **kw),
+        tagging=session.client("resourcegroupstaggingapi", **kw),
+        ec2=session.client("ec2", **kw),
+        kms=session.client("kms", **kw),
     )
 
 

@@ -3,9 +3,9 @@
 Hosting kinds, per tenant slot:
 
 * ``pooled`` -- the platform's multi-model endpoint (``pooled_endpoint``). No per-version
-  SageMaker model: a version is its artifact under the endpoint's S3 prefix and is invoked
-  with ``TargetModel`` (the artifact key relative to ``pooled_model_prefix``). Weights are
-  recorded only; the caller picks the version it invokes.
+  SageMaker model: a version is its verified ``model.tar.gz`` under the endpoint's S3 prefix
+  (SageMaker's multi-model loader fetches tarballs), invoked with ``TargetModel`` (that key
+  relative to ``pooled_model_prefix``). Weights are recorded only; the caller picks the version.
 * ``dedicated`` / ``serverless`` -- the tenant's own endpoint ``fraudrail-<tenant-slug>`` (the
   name the CDK tenant stack uses). Each version is a SageMaker model and a production variant
   named after the version id; weights are the variants' ``DesiredWeight`` (basis points).
@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from providers.aws._util import AwsError, provider_error
+from providers.aws.model_archive import ensure_model_archive, model_archive_key
 from providers.aws.model_host_endpoint import SageMakerEndpoints
 from providers.aws.model_host_records import (
     FULL_WEIGHT,
@@ -154,8 +155,7 @@ class SageMakerModelHost(SageMakerEndpoints):
             self._cache.set(record.tenant_id, (record,))
 
     def on_serving_changed(self, _topic: str, message: Mapping[str, Any]) -> None:
-        """Bus handler: re-read the tenant's record and its endpoint's live variants now, off the
-        request path, so the next check serves what the other process changed."""
+        """Bus handler: re-read the tenant's record and live variants now, off the request path."""
         tenant_id = message.get("tenant_id")
         if isinstance(tenant_id, str):
             self.refresh(tenant_id)
@@ -256,6 +256,7 @@ class SageMakerModelHost(SageMakerEndpoints):
             model_name: str | None = None
             if record.kind == "pooled":
                 self.target_model(model.artifact_key)  # refuses keys the endpoint cannot load
+                ensure_model_archive(self._store, model)  # verified, then uploaded once
             else:
                 model_name = self.model_name(model.tenant_id, model.version_id)
                 self._create_model(model_name, model)
@@ -367,7 +368,7 @@ class SageMakerModelHost(SageMakerEndpoints):
         params: dict[str, Any] = {"ContentType": "text/csv", "Accept": "text/csv", "Body": csv_body(rows)}
         if record.kind == "pooled":
             params["EndpointName"] = self._pooled_endpoint
-            params["TargetModel"] = self.target_model(version.artifact_key)
+            params["TargetModel"] = self.target_model(model_archive_key(version.artifact_key))
         else:
             params["EndpointName"] = self.endpoint_name(tenant_id)
             params["TargetVariant"] = version.variant

@@ -21,7 +21,6 @@ from providers.aws._util import (
     short_hash,
     tenant_endpoint_name,
 )
-from providers.aws.model_archive import ensure_model_archive
 from providers.aws.model_host_records import (
     FULL_WEIGHT,
     SETTLING,
@@ -29,6 +28,7 @@ from providers.aws.model_host_records import (
     as_basis_points,
     not_found,
 )
+from providers.aws.sagemaker_models import ensure_sagemaker_model
 from providers.ports import HostedModel, ObjectStore, ProviderError
 
 if TYPE_CHECKING:
@@ -124,31 +124,19 @@ class SageMakerEndpoints:
                 "SageMaker hosting needs an execution role and an image "
                 "(FRAUDRAIL_AWS_SAGEMAKER_ROLE_ARN, FRAUDRAIL_AWS_INFERENCE_IMAGE_URI)"
             )
-        try:
-            self._sm.describe_model(ModelName=name)
-            return  # created by an earlier, interrupted attempt
-        except AwsError as exc:
-            if not not_found(exc):
-                raise provider_error(f"sagemaker describe_model {name}", exc) from exc
-        archive = ensure_model_archive(self._store, model)  # SageMaker downloads a model.tar.gz
-        try:
-            self._sm.create_model(
-                ModelName=name,
-                ExecutionRoleArn=self._role_arn,
-                PrimaryContainer={
-                    "Image": self._image_uri,
-                    "ModelDataUrl": f"s3://{self._bucket}/{archive}",
-                    "Environment": {"FRAUDRAIL_MODEL_SHA256": model.sha256.lower()},
-                },
-                Tags=[
-                    {"Key": "tenant_id", "Value": model.tenant_id},
-                    {"Key": "version_id", "Value": model.version_id},
-                ],
-            )
-        except AwsError as exc:
-            if "already exist" in error_message(exc).lower():
-                return
-            raise provider_error(f"sagemaker create_model {name}", exc) from exc
+        ensure_sagemaker_model(
+            self._sm,
+            self._store,
+            name,
+            model,
+            bucket=self._bucket,
+            role_arn=self._role_arn,
+            image_uri=self._image_uri,
+            tags=[
+                {"Key": "tenant_id", "Value": model.tenant_id},
+                {"Key": "version_id", "Value": model.version_id},
+            ],
+        )
 
     def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
         try:

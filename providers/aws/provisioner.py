@@ -7,6 +7,12 @@ FAILED without retries and no stack is created), then creates the stack, or leav
 ``DescribeStacks`` until it settles. A failed stack raises :class:`StackFailedError` with the
 stack's status reason and its first failed resource event.
 
+With a model host, the plan's second step is the tenant's model-hosting slot (the tier
+template's ``resources.model_host_slot``: serverless, pooled or dedicated), so a promoted
+version has somewhere to be deployed; ``destroy`` deletes what the host made (endpoint, configs,
+models, slot record). With a tag inventory, ``list_resources`` also lists every live resource
+tagged with the tenant, whatever the stack says (offboarding is empty only when that is empty).
+
 The stack is named after the tenant id (``fraudrail-tenant-<tenant-slug>``, the name
 ``cdk.config.tenant_stack_name`` gives), so ``list_resources(tenant_id)`` finds it without
 the tenant's other fields and a hand-run ``cdk deploy`` of the same tenant meets the same stack.
@@ -28,17 +34,20 @@ from providers.aws._util import (
     provider_error,
     tenant_stack_name,
 )
-from providers.ports import PermanentProviderError, PlannedResource, ProviderError, TenantSpec
+from providers.ports import ModelHost, PermanentProviderError, PlannedResource, ProviderError, TenantSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
     from guardrails.policy import PolicyEngine
+    from providers.aws.inventory import TaggedInventory
+    from providers.aws.teardown import RetainedResources
 
 log = logging.getLogger(__name__)
 
 POLICY_PACKAGE = "fraudrail.infrastructure"
 STACK_KIND = "stack"
+SLOT_KIND = "model_slot"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 _IN_PROGRESS_SUFFIX = "_IN_PROGRESS"
@@ -77,8 +86,19 @@ class CloudFormationProvisioner:
         timeout_s: float,
         progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
+        model_host: ModelHost | None = None,
+        inventory: TaggedInventory | None = None,
+        deploy_transform: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+        retained: RetainedResources | None = None,
+        service_role_arn: str | None = None,
     ) -> None:
+        # CloudFormation acts with this role (RoleARN) on every stack call; None: the caller's.
+        self._role: dict[str, Any] = {"RoleARN": service_role_arn} if service_role_arn else {}
+        self._retained = retained
+        self._deploy_transform = deploy_transform
         self._cfn = cfn_client
+        self._host = model_host
+        self._inventory = inventory
         self._policy = policy_engine
         self._synthesize = synthesize
         self._instance_types_for = allowed_instance_types_for
@@ -93,7 +113,11 @@ class CloudFormationProvisioner:
         return tenant_stack_name(tenant_id)
 
     def plan(self, spec: TenantSpec) -> list[PlannedResource]:
-        return [PlannedResource(STACK_KIND, self.stack_name(spec.tenant_id))]
+        plan = [PlannedResource(STACK_KIND, self.stack_name(spec.tenant_id))]
+        if self._host is not None:
+            slot = str(spec.template.get("resources", {}).get("model_host_slot", "pooled"))
+            plan.append(PlannedResource(SLOT_KIND, slot))
+        return plan
 
     # ------------------------------------------------------------------- apply
 
@@ -122,11 +146,18 @@ class CloudFormationProvisioner:
         )
 
     def apply(self, spec: TenantSpec, resource: PlannedResource) -> bool:
+        if resource.kind == SLOT_KIND and self._host is not None:
+            try:
+                return self._host.ensure_slot(spec.tenant_id, resource.name)
+            except ValueError as exc:  # an unknown slot kind in the tier template: no retry helps
+                raise PermanentProviderError(str(exc)) from exc
         if resource.kind != STACK_KIND:
             raise ValueError(f"unknown resource kind {resource.kind!r}")
         name = resource.name
         template = self._synthesize(spec)
-        self.check_policy(spec, template)
+        self.check_policy(spec, template)  # the real template, even when an emulator gets less
+        if self._deploy_transform is not None:
+            template = self._deploy_transform(dict(template))
         body = json.dumps(template, separators=(",", ":"), sort_keys=True)
         stack = self._describe(name)
         if stack is not None and str(stack["StackStatus"]).endswith(_IN_PROGRESS_SUFFIX):
@@ -162,6 +193,7 @@ class CloudFormationProvisioner:
                 Capabilities=CAPABILITIES,  # type: ignore[arg-type]
                 Tags=self._tags(spec),
                 OnFailure="ROLLBACK",
+                **self._role,
             )
         except AwsError as exc:
             if error_code(exc) == "AlreadyExistsException":
@@ -175,7 +207,12 @@ class CloudFormationProvisioner:
 
     def _update(self, name: str, body: str) -> None:
         try:
-            response = self._cfn.update_stack(StackName=name, TemplateBody=body, Capabilities=CAPABILITIES)  # type: ignore[arg-type]
+            response = self._cfn.update_stack(
+                StackName=name,
+                TemplateBody=body,
+                Capabilities=CAPABILITIES,  # type: ignore[arg-type]
+                **self._role,
+            )
         except AwsError as exc:
             if "no updates are to be performed" in error_message(exc).lower():
                 return
@@ -262,7 +299,7 @@ class CloudFormationProvisioner:
 
     def _delete_and_wait(self, name: str, stack_id: str) -> None:
         try:
-            self._cfn.delete_stack(StackName=stack_id)
+            self._cfn.delete_stack(StackName=stack_id, **self._role)
         except AwsError as exc:
             raise provider_error(f"delete stack {name}", exc) from exc
         self._report(name, "DELETE_IN_PROGRESS")
@@ -271,14 +308,38 @@ class CloudFormationProvisioner:
             raise StackFailedError(self._failure(name, stack_id, stack))
 
     def destroy(self, spec: TenantSpec) -> list[str]:
+        removed = []
+        if self._host is not None and self._host.delete_tenant(spec.tenant_id):
+            removed.append(f"{SLOT_KIND}:{spec.tenant_id}")  # before the stack: its endpoint uses the role
         name = self.stack_name(spec.tenant_id)
         stack = self._describe(name)
-        if stack is None:
-            return []
-        self._delete_and_wait(name, str(stack["StackId"]))
-        return [f"{STACK_KIND}:{name}"]
+        if stack is not None:
+            keep = self._retained.of(self._summaries(str(stack["StackId"]))) if self._retained else []
+            self._delete_and_wait(name, str(stack["StackId"]))
+            removed.append(f"{STACK_KIND}:{name}")
+            if self._retained is not None:  # the silo bucket and key outlive the stack on purpose
+                removed.extend(self._retained.remove(keep))
+        return removed
+
+    def _summaries(self, stack_id: str) -> list[dict[str, Any]]:
+        try:
+            return [
+                dict(res)
+                for page in self._cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+                for res in page.get("StackResourceSummaries", [])
+            ]
+        except AwsError as exc:
+            raise provider_error(f"list resources of {stack_id}", exc) from exc
 
     def list_resources(self, tenant_id: str) -> list[str]:
+        found = self._stack_resources(tenant_id)
+        if self._host is not None:
+            found.extend(f"{SLOT_KIND}:{slot.kind}" for slot in self._host.slots(tenant_id))
+        if self._inventory is not None:
+            found.extend(f"tagged:{item}" for item in self._inventory.tagged(tenant_id))
+        return found
+
+    def _stack_resources(self, tenant_id: str) -> list[str]:
         name = self.stack_name(tenant_id)
         stack = self._describe(name)
         if stack is None:

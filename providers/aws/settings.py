@@ -5,6 +5,7 @@ Credentials never appear here: they come only from the standard AWS chain.
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +36,10 @@ class AwsRuntimeSettings(BaseSettings):
     metrics_namespace: str = "Fraudrail"
     create_topics: bool | None = None  # default: only against an emulator (endpoint_url set)
     receiver_advertise_url: str | None = None  # public URL of the SNS receiver, if any
+    # Where the SNS receiver listens (bus_backend=sns): port 0 takes a free port at start; set a
+    # fixed one when a proxy or the advertised URL forwards to it.
+    receiver_host: str = "127.0.0.1"
+    receiver_port: int = Field(default=0, ge=0, le=65535)
     stack_poll_s: float = 10.0
     stack_timeout_s: float = 3600.0
     endpoint_poll_s: float = 15.0

@@ -26,7 +26,7 @@ from providers.aws.factory import AwsClients
 from providers.aws.settings import AwsSettings
 from providers.ports import FlaggedRecord
 from providers.redis_cache import RedisFeatureCache
-from tests.aws.conftest import REGION
+from tests.aws.conftest import REGION, _free_port
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.aws
@@ -52,8 +52,10 @@ def test_registry_builds_the_aws_providers_from_settings(
     monkeypatch.setenv("FRAUDRAIL_AWS_ENDPOINT_URL", str(aws_settings.endpoint_url))
     monkeypatch.setenv("FRAUDRAIL_AWS_BUCKET", aws_settings.bucket)
     monkeypatch.setenv("FRAUDRAIL_AWS_SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/fraudrail-model")
+    receiver_port = _free_port()
+    monkeypatch.setenv("FRAUDRAIL_AWS_RECEIVER_PORT", str(receiver_port))
     caplog.set_level(logging.DEBUG)
-    settings = AppSettings(provider="aws", bus_backend="sns", home=tmp_path)
+    settings = AppSettings(provider="aws", bus_backend="sns", cache_backend="redis", home=tmp_path)
     providers = build_providers(settings, sessionmaker())
     assert isinstance(providers.metrics, CloudWatchMetrics)
     try:
@@ -74,6 +76,7 @@ def test_registry_builds_the_aws_providers_from_settings(
         providers.event_bus.subscribe("alarms", lambda _t, m: seen.append(dict(m)))
         providers.event_bus.publish("alarms", {"tenant_id": "ten_f"})
         wait_until(lambda: seen, timeout_s=10, what="an SNS delivery")
+        assert str(providers.event_bus.receiver_url).endswith(f":{receiver_port}")  # the setting's port
         providers.metrics.increment("fraudrail_integrity_failures_total", tenant="ten_f")
         assert providers.metrics.flush() == 1
         log = build_rollback_log(aws_settings, clients)

@@ -261,7 +261,8 @@ def test_invoke_request_shape(
     if kind == "pooled":
         expected |= {
             "EndpointName": aws_settings.pooled_endpoint,
-            "TargetModel": f"{tenant}/models/mv_7/model.tar.gz",
+            # The version's model.tar.gz (made at deploy), relative to the endpoint's prefix.
+            "TargetModel": model_archive_key(model.artifact_key).removeprefix("tenants/"),
         }
     else:
         expected |= {"EndpointName": host.endpoint_name(tenant), "TargetVariant": host.variant_name("mv_7")}

@@ -95,7 +95,7 @@ def test_services_are_fargate_in_private_subnets(
 def test_settings_come_from_stack_resources_and_credentials_from_secrets(
     resources: dict[str, Any], platform: PlatformStack, compute: ControlPlaneCompute
 ) -> None:
-    for container in _containers(resources).values():
+    for name, container in _containers(resources).items():
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         assert env["FRAUDRAIL_PROVIDER"] == "aws"
         assert env["FRAUDRAIL_ENV"] == "production"
@@ -111,11 +111,14 @@ def test_settings_come_from_stack_resources_and_credentials_from_secrets(
         # Credentials only as ECS secrets, never as plain environment values.
         assert not {"FRAUDRAIL_DATABASE_URL", "FRAUDRAIL_REDIS_URL", "FRAUDRAIL_METRICS_TOKEN"} & set(env)
         secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+        # Only the API signs people in by OIDC: it alone holds the key of the sealed client secrets.
+        signs_in = {"FRAUDRAIL_OIDC_SECRET_KEY": _ref(platform, platform.identity.secret_key)}
         assert secrets == {
             "FRAUDRAIL_DATABASE_URL": _ref(platform, compute.database.url_secret),
             "FRAUDRAIL_REDIS_URL": _ref(platform, compute.redis_url_secret),
             "FRAUDRAIL_CARD_HASH_KEY": _ref(platform, compute.card_hash_secret),
             "FRAUDRAIL_METRICS_TOKEN": _ref(platform, compute.metrics_token_secret),
+            **(signs_in if name == "api" else {}),
         }
 
 
