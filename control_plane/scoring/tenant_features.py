@@ -140,6 +140,11 @@ class PlanCheck:
             if k is not None and s is not None
         }
 
+    def label_keys(self) -> list[str]:
+        """The states this transaction is appended to that keep outcomes (delayed-label risk)."""
+        groups = self.plan.engine.groups
+        return [k for g, k in zip(groups, self.keys, strict=True) if g.labels and k is not None]
+
 
 def readable_reasons(reasons: list[dict[str, Any]], readable: Mapping[str, str]) -> list[dict[str, Any]]:
     """Reason texts that say the tenant's own label for a feature instead of its name."""

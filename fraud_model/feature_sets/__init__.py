@@ -10,7 +10,8 @@ from fraud_model.feature_sets.document import (
     parse_feature_set,
 )
 from fraud_model.feature_sets.handbook import DEFAULT_NAME, handbook_document, handbook_feature_set
-from fraud_model.feature_sets.online import EntityState, InputCounts, OnlineFeatureSet, apply_label
+from fraud_model.feature_sets.online import InputCounts, OnlineFeatureSet, apply_label
+from fraud_model.feature_sets.state import EntityState
 
 __all__ = [
     "BUILTIN_ATTRIBUTES",

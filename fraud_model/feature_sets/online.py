@@ -4,8 +4,8 @@ Each entity group (:func:`.plan.build_groups`) keeps, per entity value, only the
 its horizon (the longest window, or delay + window for delayed-label risk) and only the columns
 its features read: integer value units, the values a distinct count needs, one flag per ``where``
 condition, and transaction ids with labels when a delayed-label feature exists. State is
-serialised with orjson; the caller reads every entity's state of a transaction in one round trip
-(:meth:`OnlineFeatureSet.state_keys`) and writes them back in one.
+serialised compactly (:mod:`.state`); the caller reads every entity's state of a transaction in
+one round trip (:meth:`OnlineFeatureSet.state_keys`) and writes them back in one.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import orjson
 
 from fraud_model.feature_sets.document import Feature, FeatureSet
 from fraud_model.feature_sets.plan import (
@@ -35,31 +33,15 @@ from fraud_model.feature_sets.plan import (
     text_value,
     units,
 )
+from fraud_model.feature_sets.state import (
+    EntityState,
+    text_drop_first,
+    text_insert,
+    text_list,
+    text_slice,
+)
 
 NAN = float("nan")
-
-
-@dataclass(slots=True)
-class EntityState:
-    """One entity's retained events (time order) and the time of its latest transaction."""
-
-    ts: list[int] = field(default_factory=list)
-    units: dict[str, list[int]] = field(default_factory=dict)
-    values: dict[str, list[str | None]] = field(default_factory=dict)
-    flags: dict[str, list[int]] = field(default_factory=dict)
-    txn_ids: list[str] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    last_ts: int | None = None
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            [self.ts, self.units, self.values, self.flags, self.txn_ids, self.labels, self.last_ts]
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> EntityState:
-        ts, unit_cols, value_cols, flag_cols, ids, labels, last = orjson.loads(data)
-        return cls(ts, unit_cols, value_cols, flag_cols, ids, labels, last)
 
 
 @dataclass
@@ -95,6 +77,16 @@ class OnlineFeatureSet:
         self.horizon_s = max((g.horizon_s for g in self.groups), default=DAY_S)
         optional = [a.name for a in fs.attributes.values() if not a.required]
         self._optional = tuple(a for a in optional if any(a in f.depends_on() for f in fs.features))
+        # Resolved once: (feature, its output slot, its entity group's slot, its where-flag column).
+        self._plan = tuple(
+            (
+                f,
+                self._index[f.name],
+                self._group_index.get(f.entity, -1),
+                flag_name(f) if f.where is not None else "",
+            )
+            for f in self._order
+        )
 
     def state_keys(self, event: Mapping[str, Any]) -> list[str | None]:
         """Each group's state key for this transaction (None where the entity key is missing)."""
@@ -128,7 +120,8 @@ class OnlineFeatureSet:
         t = int(event["ts"])
         out = [NAN] * len(self._index)
         hour = weekday = -1
-        for f in self._order:
+        ends = [-1] * len(self.groups)  # per group: where this transaction's time falls in its state
+        for f, slot, group, flag in self._plan:
             if f.kind == "passthrough":
                 v = number_value(event.get(f.attribute or ""))
                 value = NAN if v is None else v
@@ -141,14 +134,16 @@ class OnlineFeatureSet:
             elif f.kind == "compare":
                 value = self._compare(f, event, out)
             else:
-                state = states[self._group_index[f.entity]]
+                state = states[group]
                 if state is None:
                     value = NAN
                 elif f.kind == "velocity":
-                    value = self._velocity(f, state, event, t, out)
+                    if ends[group] < 0:
+                        ends[group] = bisect_right(state.ts, t)
+                    value = self._velocity(f, state, event, t, ends[group], flag, out)
                 else:
                     value = _label_risk(f, state, t, self.fs.delay_days * DAY_S)
-            out[self._index[f.name]] = value
+            out[slot] = value
         return out
 
     def observe(
@@ -164,22 +159,28 @@ class OnlineFeatureSet:
             if state is None:
                 continue
             pos = bisect_right(state.ts, t)
+            before = len(state.ts)  # a column first written now starts with this many blanks
             state.ts.insert(pos, t)
             for col in g.unit_columns:
-                state.units.setdefault(col, [0] * (len(state.ts) - 1)).insert(
-                    pos, units(number_value(event.get(col)))
-                )
+                numbers = state.units.get(col)
+                if numbers is None:
+                    numbers = state.units[col] = [0] * before
+                numbers.insert(pos, units(number_value(event.get(col))))
             for col in g.distinct_columns:
-                state.values.setdefault(col, [None] * (len(state.ts) - 1)).insert(
-                    pos, text_value(event.get(col))
-                )
+                texts = state.values.get(col)
+                if texts is None:
+                    texts = state.values[col] = [None] * before
+                text_insert(texts, pos, text_value(event.get(col)))
             for flag, f in g.flags:
                 assert f.where is not None
                 held = condition_holds(f, vector[self._index[f.where.feature]])
-                state.flags.setdefault(flag, [0] * (len(state.ts) - 1)).insert(pos, held)
+                marks = state.flags.get(flag)
+                if marks is None:
+                    marks = state.flags[flag] = [0] * before
+                marks.insert(pos, held)
             if g.labels:
-                state.txn_ids.insert(pos, str(event.get("txn_id", "")))
-                state.labels.insert(pos, UNKNOWN_LABEL if label is None else int(label))
+                text_insert(state.txn_ids, pos, str(event.get("txn_id", "")))
+                state.labels.insert(pos, UNKNOWN_LABEL if label is None else _label(label))
             state.last_ts = t if state.last_ts is None else max(state.last_ts, t)
             _forget(state, state.ts[-1] - g.horizon_s)
 
@@ -221,11 +222,18 @@ class OnlineFeatureSet:
         return 1.0 if OPS[f.op](a, b) else 0.0
 
     def _velocity(
-        self, f: Feature, state: EntityState, event: Mapping[str, Any], t: int, out: list[float]
+        self,
+        f: Feature,
+        state: EntityState,
+        event: Mapping[str, Any],
+        t: int,
+        end: int,
+        flag: str,
+        out: list[float],
     ) -> float:
+        """``end``: the number of retained events at or before ``t``; ``flag``: the where column."""
         assert f.window_s is not None
         ts = state.ts
-        end = bisect_right(ts, t)
         if f.aggregate == "since_previous":
             prev = state.last_ts if end == len(ts) else (ts[end - 1] if end else None)
             return float(f.window_s if prev is None else min(t - prev, f.window_s))
@@ -235,13 +243,14 @@ class OnlineFeatureSet:
             if f.where is None:
                 return float(count)
             current = condition_holds(f, out[self._index[f.where.feature]])
-            return float(sum(state.flags.get(flag_name(f), ())[lo:end]) + current)
+            return float(sum(state.flags.get(flag, ())[lo:end]) + current)
         if f.aggregate == "distinct":
             assert f.of is not None
-            seen = {v for v in state.values.get(f.of, ())[lo:end] if v is not None}
-            value = text_value(event.get(f.of))
-            if value is not None:
-                seen.add(value)
+            column = state.values.get(f.of)
+            # Only the window's tail is split, and the set is built in C: a busy entity's day is long.
+            seen = set(text_slice(column, lo, end)) if column is not None else set()
+            seen.add(text_value(event.get(f.of)))
+            seen.discard(None)
             return float(len(seen))
         assert f.of is not None
         raw = number_value(event.get(f.of))
@@ -273,7 +282,8 @@ def _label_risk(f: Feature, state: EntityState, t: int, delay_s: int) -> float:
     count = hi - lo
     if f.stat == "count":
         return float(count)
-    frauds = sum(1 for x in state.labels[lo:hi] if x > 0)
+    # Labels are stored as UNKNOWN_LABEL, 0 or 1 (``_label``): counting 1s in C is the fraud count.
+    frauds = state.labels[lo:hi].count(1) if count else 0
     return frauds / count if count else 0.0
 
 
@@ -283,17 +293,26 @@ def _forget(state: EntityState, edge: int) -> None:
     if not cut:
         return
     del state.ts[:cut]
-    for cols in (state.units, state.values, state.flags):
+    for cols in (state.units, state.flags):
         for col in cols.values():
             del col[:cut]
-    if state.txn_ids:
-        del state.txn_ids[:cut], state.labels[:cut]
+    for text in state.values.values():
+        text_drop_first(text, cut)
+    if len(state.txn_ids):
+        text_drop_first(state.txn_ids, cut)
+        del state.labels[:cut]
+
+
+def _label(label: int) -> int:
+    """A known outcome as stored: 1 fraud (any positive label), 0 not."""
+    return 1 if int(label) > 0 else 0
 
 
 def apply_label(state: EntityState, txn_id: str, label: int) -> bool:
     """Record a transaction's known outcome; False when it has left the entity's horizon."""
-    for i in range(len(state.txn_ids) - 1, -1, -1):
-        if state.txn_ids[i] == txn_id:
-            state.labels[i] = int(label)
+    ids = text_list(state.txn_ids)
+    for i in range(len(ids) - 1, -1, -1):
+        if ids[i] == txn_id:
+            state.labels[i] = _label(label)
             return True
     return False
