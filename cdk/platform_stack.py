@@ -28,6 +28,7 @@ from cdk.config import (
     PlatformNames,
 )
 from cdk.platform_compute import ControlPlaneCompute, platform_vpc
+from cdk.platform_identity import PlatformIdentity
 from cdk.platform_rollback import rollback_function
 
 PLATFORM_TIER = "platform"
@@ -74,6 +75,13 @@ class PlatformStack(Stack):
         self.cache, self.cache_auth_secret = self._cache(cache_node_type)
         self.pooled_endpoint = self._pooled_endpoint(pooled_instance_type)
         self.compute = ControlPlaneCompute(self, "ControlPlane", platform=self)
+        self.identity = PlatformIdentity(
+            self,
+            "Identity",
+            default_public_url=f"https://{self.compute.load_balancer.load_balancer_dns_name}",
+            key=self.key,
+            api=self.compute.api_service,
+        )
         self.dashboard = cloudwatch.CfnDashboard(
             self,
             "Dashboard",

@@ -7,6 +7,8 @@ scope: tenant-admin, analyst, sre, or platform-admin.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,6 +24,17 @@ class Scope(StrEnum):
 TENANT_SCOPES = frozenset({Scope.TENANT_ADMIN, Scope.APP, Scope.ANALYST, Scope.SRE})
 USER_ID_PREFIX = "usr_"
 SESSION_TOKEN_PREFIX = "frs_"  # noqa: S105 - a public prefix: a user's bearer session token
+
+
+def secret_digest(secret: str) -> str:
+    """How a bearer secret (API key, session token or id, invitation) is stored and looked up: its
+    SHA-256 in hex. A copy of the table replays nothing; the secret itself is never stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_digest(stored: str, presented: str) -> bool:
+    """Whether two digests are equal, compared in constant time (no timing hint of the prefix)."""
+    return hmac.compare_digest(stored, presented)
 
 
 class Actor(str):

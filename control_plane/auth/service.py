@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 import time
@@ -31,7 +29,7 @@ from control_plane.events import KEYS_REVOKED
 from control_plane.http import DATABASE_OUTAGES
 from control_plane.orm_base import utcnow
 from control_plane.outbox import emit
-from control_plane.principals import SESSION_TOKEN_PREFIX
+from control_plane.principals import SESSION_TOKEN_PREFIX, same_digest, secret_digest
 from control_plane.tenancy import authorize as authorize  # routes call service.authorize
 from providers.ports import EventBus
 
@@ -42,10 +40,6 @@ TOKEN_PREFIX = "frk_"  # noqa: S105 - a public prefix, not a secret
 class IssuedKey:
     key: ApiKey
     secret: str  # the whole token; shown once
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _parse(token: str) -> tuple[str, str]:
@@ -66,7 +60,11 @@ def issue_key(session: Session, *, tenant_id: str | None, scope: Scope, name: st
     key_hex = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
-        id=f"key_{key_hex}", tenant_id=tenant_id, scope=scope.value, name=name, secret_hash=_hash(secret)
+        id=f"key_{key_hex}",
+        tenant_id=tenant_id,
+        scope=scope.value,
+        name=name,
+        secret_hash=secret_digest(secret),
     )
     session.add(key)
     audit.record(
@@ -228,7 +226,7 @@ class KeyVerifier:
         if token.startswith(SESSION_TOKEN_PREFIX) and self.sessions is not None:
             return self.sessions.verify(token)
         key_id, secret = _parse(token)
-        digest = _hash(secret)
+        digest = secret_digest(secret)
         now = self.clock()
         with self._lock:
             hit = self._cache.get(key_id)
@@ -285,6 +283,6 @@ class KeyVerifier:
 
 
 def _matching(entry: _Verified, digest: str) -> Principal:
-    if not hmac.compare_digest(entry.secret_hash, digest):
+    if not same_digest(entry.secret_hash, digest):
         raise Unauthenticated("invalid API key")
     return entry.principal

@@ -43,6 +43,8 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/v1/tenants/{tenant_id}/users/{user_id}/invitation"): frozenset({PA, TA}),
     ("PATCH", "/v1/tenants/{tenant_id}/users/{user_id}"): frozenset({PA, TA}),
     ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}"): frozenset({PA, TA}),
+    ("PUT", "/v1/tenants/{tenant_id}/oidc"): frozenset({TA}),
+    ("DELETE", "/v1/tenants/{tenant_id}/oidc"): frozenset({TA}),
     ("POST", "/v1/auth/invitations/accept"): PUBLIC,
     ("POST", "/v1/auth/sessions"): PUBLIC,
     ("DELETE", "/v1/auth/sessions/current"): ANYONE,
@@ -79,12 +81,14 @@ WRITE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
 }
 # Writes a suspended tenant may still make: revoking a (possibly leaked) key must always be possible.
 # Revoking a key, and a backtest (it replays stored history and writes nothing).
-# Removing a user and signing out end access, so they stay possible too.
+# Removing a user, removing the single sign-on provider and signing out end access, so they stay
+# possible too.
 ALLOWED_WHILE_SUSPENDED = frozenset(
     {
         ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"),
         ("POST", "/v1/backtests"),
         ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}"),
+        ("DELETE", "/v1/tenants/{tenant_id}/oidc"),
         ("DELETE", "/v1/auth/sessions/current"),
     }
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from control_plane.auth.scopes import Principal, Scope
 from control_plane.deps import PrincipalDep, get_session
-from control_plane.errors import Forbidden
 from control_plane.orm_base import utcnow
 from control_plane.review import bulk, service
 from control_plane.review.orm import ReviewItem
@@ -53,13 +52,19 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def item_for(session: Session, principal: Principal, review_id: str, scopes: Iterable[Scope]) -> ReviewItem:
-    """The item in the caller's tenant: 404 before any scope check, so other tenants learn nothing."""
-    if principal.tenant_id is None:
-        raise Forbidden("this route acts for one tenant: use a key of that tenant")
-    item = service.get(session, principal.tenant_id, review_id)
-    tenant_of(principal, scopes)
-    return item
+def _acted(
+    session: Session,
+    principal: Principal,
+    review_id: str,
+    scopes: Iterable[Scope],
+    use_case: Callable[..., ReviewItem],
+    **args: Any,
+) -> ReviewOut:
+    """Run one use case on the caller's item (404 before the scope check) and answer with the item."""
+    now = utcnow()
+    return review_out(
+        service.act_on_item(session, principal, review_id, scopes, use_case, now=now, **args), now
+    )
 
 
 @router.get("", response_model=ReviewPage, responses=PROBLEMS)
@@ -111,7 +116,7 @@ def bulk_verdict(
 @router.get("/{review_id}", response_model=ReviewDetailOut, responses=PROBLEMS)
 def get_review(review_id: str, session: CommittedSessionDep, principal: PrincipalDep) -> ReviewDetailOut:
     """The transaction, score, reasons, features as scored, model version and the card's history."""
-    item = item_for(session, principal, review_id, READERS)
+    item = service.item_for(session, principal, review_id, READERS)
     return detail_out(item, service.card_history(session, item), utcnow())
 
 
@@ -127,11 +132,8 @@ def claim_review(
     body: Annotated[ClaimRequest | None, Body()] = None,
 ) -> ReviewOut:
     """Lease the item (60 minutes unless ``minutes`` says otherwise); the holder may extend it."""
-    tenant_id = item_for(session, principal, review_id, CLAIMERS).tenant_id
-    now = utcnow()
     minutes = (body or ClaimRequest()).minutes
-    item = service.claim(session, tenant_id, review_id, principal=principal, minutes=minutes, now=now)
-    return review_out(item, now)
+    return _acted(session, principal, review_id, CLAIMERS, service.claim, minutes=minutes)
 
 
 @router.post(
@@ -144,18 +146,9 @@ def record_verdict(
 ) -> ReviewOut:
     """A verdict from the claim's holder or a tenant-admin: fraud / legit are final and become
     labels; escalate sends the item to the escalated queue, where a tenant-admin resolves it."""
-    tenant_id = item_for(session, principal, review_id, DECIDERS).tenant_id
-    now = utcnow()
-    item = service.decide(
-        session,
-        tenant_id,
-        review_id,
-        principal=principal,
-        verdict=body.verdict,
-        note=body.note,
-        now=now,
+    return _acted(
+        session, principal, review_id, DECIDERS, service.decide, verdict=body.verdict, note=body.note
     )
-    return review_out(item, now)
 
 
 @router.post(
@@ -167,12 +160,9 @@ def resolve_review(
     review_id: str, body: ResolveRequest, session: CommittedSessionDep, principal: PrincipalDep
 ) -> ReviewOut:
     """A tenant-admin's final verdict (fraud | legit) on an escalated item; it becomes a label."""
-    tenant_id = item_for(session, principal, review_id, ADMINS).tenant_id
-    now = utcnow()
-    item = service.resolve(
-        session, tenant_id, review_id, principal=principal, verdict=body.verdict, note=body.note, now=now
+    return _acted(
+        session, principal, review_id, ADMINS, service.resolve, verdict=body.verdict, note=body.note
     )
-    return review_out(item, now)
 
 
 @router.post(
@@ -184,7 +174,4 @@ def reopen_review(
     review_id: str, body: ReopenRequest, session: CommittedSessionDep, principal: PrincipalDep
 ) -> ReviewOut:
     """Undo a verdict or an escalation (tenant-admin, with a reason): the item is open again."""
-    tenant_id = item_for(session, principal, review_id, ADMINS).tenant_id
-    now = utcnow()
-    item = service.reopen(session, tenant_id, review_id, principal=principal, reason=body.reason, now=now)
-    return review_out(item, now)
+    return _acted(session, principal, review_id, ADMINS, service.reopen, reason=body.reason)

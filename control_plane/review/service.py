@@ -6,7 +6,7 @@ transaction; a refused bulk verdict raises after its UPDATE, so the caller's rol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
 from control_plane.auth.scopes import Principal, Scope
-from control_plane.errors import Conflict, InvalidInput
+from control_plane.errors import Conflict, Forbidden, InvalidInput
 from control_plane.ids import new_id
 from control_plane.orm_base import utcnow
 from control_plane.review import cursor, labels, repository
 from control_plane.review.orm import ReviewItem
 from control_plane.review.repository import CLAIMED, DECIDED, ESCALATED, OPEN
 from control_plane.review.schemas import FlaggedPayloadIn, ReviewFilter, ReviewQuery
+from control_plane.tenancy import tenant_of
 
 HISTORY_LIMIT = 20
 
@@ -133,6 +134,31 @@ def list_reviews(session: Session, tenant_id: str, query: ReviewQuery, *, now: d
 
 def get(session: Session, tenant_id: str, review_id: str) -> ReviewItem:
     return repository.get(session, tenant_id, review_id)
+
+
+def item_for(session: Session, principal: Principal, review_id: str, scopes: Iterable[Scope]) -> ReviewItem:
+    """The item in the caller's tenant: 404 before any scope check, so other tenants learn nothing."""
+    if principal.tenant_id is None:
+        raise Forbidden("this route acts for one tenant: use a key of that tenant")
+    item = get(session, principal.tenant_id, review_id)
+    tenant_of(principal, scopes)
+    return item
+
+
+def act_on_item(
+    session: Session,
+    principal: Principal,
+    review_id: str,
+    scopes: Iterable[Scope],
+    use_case: Callable[..., ReviewItem],
+    *,
+    now: datetime,
+    **args: Any,
+) -> ReviewItem:
+    """One use case (``claim``, ``decide``, ``resolve``, ``reopen``) on the caller's item, found as
+    ``item_for`` finds it; ``args`` are the use case's own (verdict, note, minutes, reason)."""
+    tenant_id = item_for(session, principal, review_id, scopes).tenant_id
+    return use_case(session, tenant_id, review_id, principal=principal, now=now, **args)
 
 
 def card_history(session: Session, item: ReviewItem) -> list[ReviewItem]:

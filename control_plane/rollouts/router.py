@@ -83,8 +83,16 @@ def list_rollouts(
 
 
 @router.get("/{rollout_id}", response_model=RolloutOut)
-def get_rollout(rollout_id: str, session: SessionDep, principal: PrincipalDep) -> RolloutOut:
-    return rollout_out(service.get(session, tenant_of(principal, OPERATORS | {Scope.ANALYST}), rollout_id))
+def get_rollout(rollout_id: str, session: SessionDep, c: RolloutsDep, principal: PrincipalDep) -> RolloutOut:
+    """The rollout, with the weights read back from the model host now (on AWS, DescribeEndpoint)
+    for its two versions: what serves, not what was asked for."""
+    rollout = service.get(session, tenant_of(principal, OPERATORS | {Scope.ANALYST}), rollout_id)
+    try:
+        live = c.model_host.verify_weights(rollout.tenant_id)
+    except ProviderError:
+        return rollout_out(rollout)  # unknown now: null, never a guess
+    versions = (rollout.stable_version, rollout.candidate_version)
+    return rollout_out(rollout, read_back={v: int(live.get(v, 0)) for v in versions if v})
 
 
 WEIGHTS_FAILED: dict[int | str, dict[str, Any]] = {

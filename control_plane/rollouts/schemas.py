@@ -44,7 +44,8 @@ class RolloutOut(BaseModel):
     weights: dict[str, int] = Field(description="The weights the rollout's state wants (basis points)")
     weights_read_back: dict[str, int] | None = Field(
         default=None,
-        description="After a control action: the weights read back from the model host once it took them",
+        description="The weights read back from the model host (on AWS, the endpoint): after a control "
+        "action once it took them, and on GET for the rollout's two versions; null when unknown",
     )
     step_started_at: datetime | None
     analyses: list[dict[str, Any]]

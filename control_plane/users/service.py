@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 from control_plane.audit import service as audit
 from control_plane.errors import Conflict, InvalidInput, NotFound
 from control_plane.ids import new_id
-from control_plane.principals import Actor, Principal, Scope
+from control_plane.principals import Actor, Principal, Scope, secret_digest
 from control_plane.users import repository
 from control_plane.users.orm import User
 from control_plane.users.passwords import MAX_PASSWORD_CHARS, hash_password
@@ -30,7 +29,8 @@ class Invitation:
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    """An invitation's or session's token as stored and looked up (the API keys' digest)."""
+    return secret_digest(token)
 
 
 def aware(at: datetime) -> datetime:

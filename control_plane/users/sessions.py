@@ -100,8 +100,8 @@ class UserSessions:
         principal = self.authenticate(email, password)
         return self.open(principal)
 
-    def open(self, principal: Principal) -> IssuedSession:
-        """A new bearer session for a user already authenticated (by password or OIDC)."""
+    def open(self, principal: Principal, method: str = "password") -> IssuedSession:
+        """A new bearer session for a user already authenticated (``method``: password or oidc)."""
         token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
         expires = now + timedelta(seconds=self.settings.session_max_age_s)
@@ -121,6 +121,7 @@ class UserSessions:
                 actor=principal.actor,
                 action="user.signed_in",
                 subject=principal.key_id,
+                after={"method": method},
             )
         return IssuedSession(token, expires, principal)
 

@@ -5,6 +5,7 @@ same services the API uses (audited with the signed-in admin as actor)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -20,16 +21,8 @@ from control_plane.tenants.orm import Tenant
 from control_plane.users import repository as users_repository
 from control_plane.users import service as users
 from control_plane.users.settings import IdentitySettings
-from control_plane.web.pages import (
-    ConsoleDep,
-    Viewer,
-    checked_viewer,
-    csrf_refused,
-    error_page,
-    redirect,
-    render,
-    viewer_of,
-)
+from control_plane.web.forms import ConsoleForm, console_form, field_problem
+from control_plane.web.pages import ConsoleDep, Viewer, error_page, redirect, render, viewer_of
 
 router = APIRouter()
 CsrfField = Annotated[str, Form(max_length=200)]
@@ -38,13 +31,16 @@ ROLES = ("analyst", "sre", "tenant-admin")
 READ_ONLY = ("SUSPENDED", "OFFBOARDING", "DELETED")
 
 
-def _admin(request: Request, c: ConsoleDep, csrf: str | None = None) -> Viewer | Response:
-    viewer = viewer_of(request, c) if csrf is None else checked_viewer(request, c, csrf)
+def _not_admin(request: Request, viewer: Viewer) -> Response:
+    return error_page(request, viewer, 403, "Forbidden", "These pages are for tenant admins.")
+
+
+def _admin(request: Request, c: ConsoleDep) -> Viewer | Response:
+    """The signed-in tenant admin viewing a page (a form's POST goes through ``_admin_form``)."""
+    viewer = viewer_of(request, c)
     if viewer is None:
-        return redirect("/console/sign-in") if csrf is None else csrf_refused(request)
-    if not viewer.is_admin:
-        return error_page(request, viewer, 403, "Forbidden", "These pages are for tenant admins.")
-    return viewer
+        return redirect("/console/sign-in")
+    return _not_admin(request, viewer) if not viewer.is_admin else viewer
 
 
 def _writable(session: Session, tenant_id: str) -> None:
@@ -69,6 +65,19 @@ def users_page(request: Request, c: ConsoleDep) -> Response:
     return viewer if isinstance(viewer, Response) else _users_page(request, c, viewer)
 
 
+def _users_refused(form: ConsoleForm, exc: DomainError) -> Response:
+    return _users_page(form.request, form.deps, form.viewer, exc.status, problem=field_problem(exc))
+
+
+def _admin_form(
+    request: Request, c: ConsoleDep, csrf: str, refused: Callable[[ConsoleForm, DomainError], Response]
+) -> ConsoleForm | Response:
+    form = console_form(request, c, csrf, refused)
+    if isinstance(form, ConsoleForm) and not form.viewer.is_admin:
+        return _not_admin(request, form.viewer)
+    return form
+
+
 @router.post("/users")
 def invite_from_console(
     request: Request,
@@ -78,30 +87,30 @@ def invite_from_console(
     name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
+    form = _admin_form(request, c, csrf, _users_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
     if "@" not in email or not name.strip():
         return _users_page(
             request, c, viewer, 422, problem="email and name: give the person's e-mail and name"
         )
-    try:
-        with unit_of_work(c.factory) as session:
-            _writable(session, viewer.tenant_id)
-            invitation = users.invite(
-                session,
-                viewer.tenant_id,
-                email=email,
-                name=name,
-                role=role,
-                actor=viewer.principal.actor,
-                settings=request.app.state.provided[IdentitySettings],
-                now=utcnow(),
-            )
-            shown = {"email": invitation.user.email, "token": invitation.token}
-    except DomainError as exc:
-        return _users_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    return _users_page(request, c, viewer, 201, invited=shown)
+
+    def invite(session: Session) -> dict[str, str]:
+        _writable(session, viewer.tenant_id)
+        invitation = users.invite(
+            session,
+            viewer.tenant_id,
+            email=email,
+            name=name,
+            role=role,
+            actor=viewer.principal.actor,
+            settings=request.app.state.provided[IdentitySettings],
+            now=utcnow(),
+        )
+        return {"email": invitation.user.email, "token": invitation.token}
+
+    return form.act(invite, lambda shown: _users_page(request, c, viewer, 201, invited=shown))
 
 
 @router.post("/users/{user_id}/role")
@@ -112,29 +121,28 @@ def role_from_console(
     csrf: CsrfField = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
-    try:
-        with unit_of_work(c.factory) as session:
-            _writable(session, viewer.tenant_id)
-            users.change_role(session, viewer.tenant_id, user_id, role, actor=viewer.principal.actor)
-    except DomainError as exc:
-        return _users_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    return redirect("/console/users")
+    form = _admin_form(request, c, csrf, _users_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+
+    def change_role(session: Session) -> None:
+        _writable(session, viewer.tenant_id)
+        users.change_role(session, viewer.tenant_id, user_id, role, actor=viewer.principal.actor)
+
+    return form.act(change_role, lambda _: redirect("/console/users"))
 
 
 @router.post("/users/{user_id}/remove")
 def remove_from_console(user_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
-    try:
-        with unit_of_work(c.factory) as session:
-            users.remove(session, viewer.tenant_id, user_id, actor=viewer.principal.actor)
-    except DomainError as exc:
-        return _users_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    return redirect("/console/users")
+    form = _admin_form(request, c, csrf, _users_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+    return form.act(
+        lambda session: users.remove(session, viewer.tenant_id, user_id, actor=viewer.principal.actor),
+        lambda _: redirect("/console/users"),
+    )
 
 
 def _keys_page(request: Request, c: ConsoleDep, viewer: Viewer, status: int = 200, **extra: Any) -> Response:
@@ -160,6 +168,10 @@ def keys_page(request: Request, c: ConsoleDep) -> Response:
     return viewer if isinstance(viewer, Response) else _keys_page(request, c, viewer)
 
 
+def _keys_refused(form: ConsoleForm, exc: DomainError) -> Response:
+    return _keys_page(form.request, form.deps, form.viewer, exc.status, problem=field_problem(exc))
+
+
 @router.post("/keys")
 def create_key_from_console(
     request: Request,
@@ -168,54 +180,60 @@ def create_key_from_console(
     name: Annotated[str, Form(max_length=100)] = "",
     scope: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
+    form = _admin_form(request, c, csrf, _keys_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
     if scope not in KEY_SCOPES or not name.strip():
         return _keys_page(
             request, c, viewer, 422, problem="name and scope: name the key and choose its scope"
         )
-    try:
-        with unit_of_work(c.factory) as session:
-            _writable(session, viewer.tenant_id)
-            issued = keys.issue_key(
-                session,
-                tenant_id=viewer.tenant_id,
-                scope=Scope(scope),
-                name=name.strip(),
-                actor=viewer.principal.actor,
-            )
-            shown = {"name": issued.key.name, "secret": issued.secret}
-    except DomainError as exc:
-        return _keys_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    return _keys_page(request, c, viewer, 201, issued=shown)
+
+    def create(session: Session) -> dict[str, str]:
+        _writable(session, viewer.tenant_id)
+        issued = keys.issue_key(
+            session,
+            tenant_id=viewer.tenant_id,
+            scope=Scope(scope),
+            name=name.strip(),
+            actor=viewer.principal.actor,
+        )
+        return {"name": issued.key.name, "secret": issued.secret}
+
+    return form.act(create, lambda shown: _keys_page(request, c, viewer, 201, issued=shown))
 
 
 @router.post("/keys/{key_id}/rotate")
 def rotate_key_from_console(key_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
-    try:
-        with unit_of_work(c.factory) as session:
-            _writable(session, viewer.tenant_id)
-            issued = keys.rotate_key(session, viewer.tenant_id, key_id, actor=viewer.principal.actor)
-            shown = {"name": issued.key.name, "secret": issued.secret}
-    except DomainError as exc:
-        return _keys_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    c.verifier.forget([key_id])
-    return _keys_page(request, c, viewer, 201, issued=shown)
+    form = _admin_form(request, c, csrf, _keys_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+
+    def rotate(session: Session) -> dict[str, str]:
+        _writable(session, viewer.tenant_id)
+        issued = keys.rotate_key(session, viewer.tenant_id, key_id, actor=viewer.principal.actor)
+        return {"name": issued.key.name, "secret": issued.secret}
+
+    def rotated(shown: dict[str, str]) -> Response:
+        c.verifier.forget([key_id])
+        return _keys_page(request, c, viewer, 201, issued=shown)
+
+    return form.act(rotate, rotated)
 
 
 @router.post("/keys/{key_id}/revoke")
 def revoke_key_from_console(key_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    viewer = _admin(request, c, csrf)
-    if isinstance(viewer, Response):
-        return viewer
-    try:
-        with unit_of_work(c.factory) as session:
-            keys.revoke_key(session, viewer.tenant_id, key_id, actor=viewer.principal.actor)
-    except DomainError as exc:
-        return _keys_page(request, c, viewer, exc.status, problem=f"{exc.field or 'input'}: {exc.detail}")
-    c.verifier.forget([key_id])
-    return redirect("/console/keys")
+    form = _admin_form(request, c, csrf, _keys_refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+
+    def revoked(_: object) -> Response:
+        c.verifier.forget([key_id])
+        return redirect("/console/keys")
+
+    return form.act(
+        lambda session: keys.revoke_key(session, viewer.tenant_id, key_id, actor=viewer.principal.actor),
+        revoked,
+    )

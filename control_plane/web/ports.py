@@ -22,3 +22,17 @@ class People(Protocol):
     def names(self, ids: Iterable[str]) -> dict[str, str]:
         """Readable names of actor ids (a person's name and e-mail, a key's name); unknown ids left out."""
         ...
+
+
+class SingleSignOn(Protocol):
+    """A tenant's OpenID Connect sign-in (the users domain's ``OidcSignIn``)."""
+
+    def begin(self, tenant: str, redirect_uri: str) -> tuple[str, str]:
+        """The provider URL to send the browser to, and the flow's state; a DomainError otherwise."""
+        ...
+
+    def authenticate(
+        self, state: str, code: str | None, error: str | None, *, callback_path: str
+    ) -> Principal:
+        """The person the provider's answer names, every check done; a DomainError otherwise."""
+        ...

@@ -7,7 +7,7 @@ tenant's or an unknown id is a 404 page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,6 +22,7 @@ from control_plane.db import unit_of_work
 from control_plane.errors import DomainError
 from control_plane.orm_base import utcnow
 from control_plane.review import bulk, service
+from control_plane.review.orm import ReviewItem
 from control_plane.review.repository import CLAIMED, OPEN
 from control_plane.review.schemas import (
     DEFAULT_CLAIM_MINUTES,
@@ -36,12 +37,11 @@ from control_plane.tenancy import tenant_of
 from control_plane.web import tenant_admin_pages
 from control_plane.web.card_history import card_history, readable
 from control_plane.web.chart import daily_chart
+from control_plane.web.forms import ConsoleForm, console_form
 from control_plane.web.pages import (
     CONSOLE_SCOPES,
     ConsoleDep,
     Viewer,
-    checked_viewer,
-    csrf_refused,
     domain_error_page,
     redirect,
     render,
@@ -150,41 +150,46 @@ def bulk_from_console(
     back: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Claim or decide the selected rows through the API's all-or-nothing bulk use cases."""
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
     params = {k: v for k, v in parse_qsl(back) if k in QUEUE_FIELDS}
+
+    def refused(form: ConsoleForm, exc: DomainError) -> Response:
+        problem = f"Nothing was changed: {exc.detail}"
+        blockers = exc.extra.get("blockers") if isinstance(exc.extra, dict) else None
+        if blockers:
+            problem += " Blocked: " + ", ".join(f"{b['id']} ({b['status']})" for b in blockers[:10])
+        return _queue(request, c, form.viewer, params, problem=problem, status=exc.status)
+
+    form = console_form(request, c, csrf, refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
     selected = list(dict.fromkeys(i for i in ids if i))
     if action not in BULK_ACTIONS:
         return _queue(request, c, viewer, params, problem="Choose an action for the selection.", status=422)
     if not selected:
         return _queue(request, c, viewer, params, problem="Select at least one item first.", status=422)
     now = utcnow()
+
+    def apply(session: Session) -> int:
+        criteria = {"filter": {"ids": selected}, "expected_count": len(selected)}
+        if action == "claim":
+            tenant_of(viewer.principal, {Scope.ANALYST})
+            claim = BulkClaimRequest.model_validate(criteria)
+            return len(bulk.bulk_claim(session, viewer.tenant_id, claim, principal=viewer.principal, now=now))
+        tenant_of(viewer.principal, CONSOLE_SCOPES)
+        body = {**criteria, "verdict": action, "note": note.strip() or None}
+        verdict = BulkVerdictRequest.model_validate(body)
+        return len(bulk.bulk_decide(session, viewer.tenant_id, verdict, principal=viewer.principal, now=now))
+
+    def applied(count: int) -> Response:
+        return redirect("/console/queue?" + urlencode({**params, "bulk": f"{action}:{count}"}))
+
     try:
-        with unit_of_work(c.factory) as session:
-            criteria = {"filter": {"ids": selected}, "expected_count": len(selected)}
-            if action == "claim":
-                tenant_of(viewer.principal, {Scope.ANALYST})
-                claim = BulkClaimRequest.model_validate(criteria)
-                done = bulk.bulk_claim(session, viewer.tenant_id, claim, principal=viewer.principal, now=now)
-            else:
-                tenant_of(viewer.principal, CONSOLE_SCOPES)
-                body = {**criteria, "verdict": action, "note": note.strip() or None}
-                verdict = BulkVerdictRequest.model_validate(body)
-                done = bulk.bulk_decide(
-                    session, viewer.tenant_id, verdict, principal=viewer.principal, now=now
-                )
-    except ValidationError as exc:
+        return form.act(apply, applied)
+    except ValidationError as exc:  # the selection as the bulk request validates it
         first = exc.errors()[0]
         problem = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return _queue(request, c, viewer, params, problem=problem, status=422)
-    except DomainError as exc:
-        problem = f"Nothing was changed: {exc.detail}"
-        blockers = exc.extra.get("blockers") if isinstance(exc.extra, dict) else None
-        if blockers:
-            problem += " Blocked: " + ", ".join(f"{b['id']} ({b['status']})" for b in blockers[:10])
-        return _queue(request, c, viewer, params, problem=problem, status=exc.status)
-    return redirect("/console/queue?" + urlencode({**params, "bulk": f"{action}:{len(done)}"}))
 
 
 # -- one item --
@@ -255,32 +260,36 @@ def _next_open(session: Session, viewer: Viewer, review_id: str) -> str | None:
     return after or before
 
 
-def _refused(request: Request, c: ConsoleDep, viewer: Viewer, review_id: str, exc: DomainError) -> Response:
-    if exc.status == 404:
-        return domain_error_page(request, viewer, exc)
-    return _detail(request, c, viewer, review_id, problem=exc.detail, status=exc.status)
+def _item_form(request: Request, c: ConsoleDep, csrf: str, review_id: str) -> ConsoleForm | Response:
+    """A form posted from an item's page: a refusal is said on that page (an unknown id or another
+    tenant's is the 404 page)."""
+
+    def refused(form: ConsoleForm, exc: DomainError) -> Response:
+        if exc.status == 404:
+            return domain_error_page(request, form.viewer, exc)
+        return _detail(request, c, form.viewer, review_id, problem=exc.detail, status=exc.status)
+
+    return console_form(request, c, csrf, refused)
+
+
+def _on_item(
+    viewer: Viewer, review_id: str, scopes: set[Scope], use_case: Callable[..., ReviewItem], **args: Any
+) -> Callable[[Session], ReviewItem]:
+    """A form's action that runs one review use case on the item, as the API's route does."""
+    return lambda session: service.act_on_item(
+        session, viewer.principal, review_id, scopes, use_case, now=utcnow(), **args
+    )
 
 
 @router.post("/reviews/{review_id}/claim")
 def claim_from_console(review_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
-    try:
-        with unit_of_work(c.factory) as session:
-            service.get(session, viewer.tenant_id, review_id)  # 404 first, as in the API
-            tenant_of(viewer.principal, {Scope.ANALYST})
-            service.claim(
-                session,
-                viewer.tenant_id,
-                review_id,
-                principal=viewer.principal,
-                minutes=DEFAULT_CLAIM_MINUTES,
-                now=utcnow(),
-            )
-    except DomainError as exc:
-        return _refused(request, c, viewer, review_id, exc)
-    return redirect(f"/console/reviews/{review_id}")
+    form = _item_form(request, c, csrf, review_id)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+
+    claim = _on_item(viewer, review_id, {Scope.ANALYST}, service.claim, minutes=DEFAULT_CLAIM_MINUTES)
+    return form.act(claim, lambda _: redirect(f"/console/reviews/{review_id}"))
 
 
 def _after_verdict(c: ConsoleDep, viewer: Viewer, review_id: str) -> Response:
@@ -302,40 +311,39 @@ def verdict_from_console(
 ) -> Response:
     """Record a verdict; an analyst without a claim on an open item claims it first (one
     transaction, both audited). Then the next open item opens."""
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
+    form = _item_form(request, c, csrf, review_id)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
     try:
         body = VerdictRequest(verdict=verdict, note=note.strip() or None)  # type: ignore[arg-type]
     except ValidationError:
         problem = "Choose a verdict: fraud, legit or escalate."
         return _detail(request, c, viewer, review_id, problem=problem, status=422)
     now = utcnow()
-    try:
-        with unit_of_work(c.factory) as session:
-            item = service.get(session, viewer.tenant_id, review_id)  # 404 first, as in the API
-            tenant_of(viewer.principal, CONSOLE_SCOPES)
-            if viewer.is_analyst and not service.holds_claim(item, viewer.key_id, now):
-                service.claim(
-                    session,
-                    viewer.tenant_id,
-                    review_id,
-                    principal=viewer.principal,
-                    minutes=DEFAULT_CLAIM_MINUTES,
-                    now=now,
-                )
-            service.decide(
+
+    def decide(session: Session) -> None:
+        item = service.item_for(session, viewer.principal, review_id, CONSOLE_SCOPES)
+        if viewer.is_analyst and not service.holds_claim(item, viewer.key_id, now):
+            service.claim(
                 session,
                 viewer.tenant_id,
                 review_id,
                 principal=viewer.principal,
-                verdict=body.verdict,
-                note=body.note,
+                minutes=DEFAULT_CLAIM_MINUTES,
                 now=now,
             )
-    except DomainError as exc:
-        return _refused(request, c, viewer, review_id, exc)
-    return _after_verdict(c, viewer, review_id)
+        service.decide(
+            session,
+            viewer.tenant_id,
+            review_id,
+            principal=viewer.principal,
+            verdict=body.verdict,
+            note=body.note,
+            now=now,
+        )
+
+    return form.act(decide, lambda _: _after_verdict(c, viewer, review_id))
 
 
 @router.post("/reviews/{review_id}/resolve")
@@ -348,29 +356,20 @@ def resolve_from_console(
     note: NoteField = "",
 ) -> Response:
     """A tenant-admin's final verdict on an escalated item."""
-    viewer = checked_viewer(request, c, csrf)
-    if viewer is None:
-        return csrf_refused(request)
+    form = _item_form(request, c, csrf, review_id)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
     try:
         body = ResolveRequest(verdict=verdict, note=note.strip() or None)  # type: ignore[arg-type]
     except ValidationError:
         return _detail(request, c, viewer, review_id, problem="Resolve as fraud or legit.", status=422)
-    try:
-        with unit_of_work(c.factory) as session:
-            service.get(session, viewer.tenant_id, review_id)
-            tenant_of(viewer.principal, {Scope.TENANT_ADMIN})
-            service.resolve(
-                session,
-                viewer.tenant_id,
-                review_id,
-                principal=viewer.principal,
-                verdict=body.verdict,
-                note=body.note,
-                now=utcnow(),
-            )
-    except DomainError as exc:
-        return _refused(request, c, viewer, review_id, exc)
-    return redirect("/console/queue?" + urlencode({"status": "escalated", "decided": review_id}))
+
+    resolve = _on_item(
+        viewer, review_id, {Scope.TENANT_ADMIN}, service.resolve, verdict=body.verdict, note=body.note
+    )
+    after = "/console/queue?" + urlencode({"status": "escalated", "decided": review_id})
+    return form.act(resolve, lambda _: redirect(after))
 
 
 router.include_router(tenant_admin_pages.router)  # tenant admins: models

@@ -14,7 +14,14 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 
 from control_plane.errors import DomainError
 from control_plane.settings import AppSettings
-from control_plane.web import admin_pages, review_pages
+from control_plane.web import (
+    admin_pages,
+    model_pages,
+    review_pages,
+    rollout_pages,
+    scoring_pages,
+    usage_pages,
+)
 from control_plane.web.pages import (
     CONSOLE_SCOPES,
     COOKIE_PATH,
@@ -129,3 +136,7 @@ def static_file(name: str) -> Response:
 
 router.include_router(review_pages.router)  # the queue and the review pages
 router.include_router(admin_pages.router)  # tenant admins: users and API keys
+router.include_router(model_pages.router)  # a page per model version: drift, performance, backtests
+router.include_router(scoring_pages.router)  # tenant admins: thresholds, allow / block lists
+router.include_router(rollout_pages.router)  # tenant admins: rollouts, their steps and actions
+router.include_router(usage_pages.router)  # tenant admins: budget and usage with a chart

@@ -12,7 +12,6 @@ session yet). Every cookie is HttpOnly and SameSite=Strict; every POST carries t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from control_plane.auth.scopes import Principal, Scope
 from control_plane.auth.service import is_live
 from control_plane.db import unit_of_work
 from control_plane.orm_base import Base, UTCDateTime, utcnow
+from control_plane.principals import secret_digest
 from control_plane.tenants.orm import Tenant
 from control_plane.web.ports import People
 from control_plane.web.settings import ConsoleSettings
@@ -69,10 +69,6 @@ def same_token(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-def _digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
-
-
 class SessionStore:
     """Creates, resolves and ends console sessions (one short transaction each)."""
 
@@ -96,7 +92,7 @@ class SessionStore:
         with unit_of_work(self._factory) as db:
             db.add(
                 ConsoleSessionRow(
-                    id_hash=_digest(session_id),
+                    id_hash=secret_digest(session_id),
                     key_id=None if principal.is_person else principal.key_id,
                     user_id=principal.key_id if principal.is_person else None,
                     tenant_id=principal.tenant_id,
@@ -115,7 +111,7 @@ class SessionStore:
             return None
         now = self.clock()
         with unit_of_work(self._factory) as db:
-            row = db.get(ConsoleSessionRow, _digest(session_id))
+            row = db.get(ConsoleSessionRow, secret_digest(session_id))
             if row is None or row.ended_at is not None:
                 return None
             principal = self._still_valid(db, row, now)
@@ -148,7 +144,7 @@ class SessionStore:
         if not session_id or len(session_id) > MAX_COOKIE_CHARS:
             return
         with unit_of_work(self._factory) as db:
-            row = db.get(ConsoleSessionRow, _digest(session_id))
+            row = db.get(ConsoleSessionRow, secret_digest(session_id))
             if row is not None and row.ended_at is None:
                 row.ended_at = self.clock()
 

@@ -1,0 +1,169 @@
+"""Tenant-admin pages for rollouts: the tenant's rollouts, and one rollout with its steps, the
+weights it wants and the ones read back from the model host, and each step's analysis. Pause,
+resume, abort and the emergency rollback run the very handlers of ``POST /v1/rollouts/{id}/…``
+(same deployment guardrails, state machine, audit and queued reconcile) inside one console
+transaction; a read-only tenant cannot act. Another tenant's rollout is a 404 page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from control_plane.auth.scopes import Principal
+from control_plane.db import unit_of_work
+from control_plane.errors import DomainError, InvalidInput
+from control_plane.rollouts import router as rollouts_api
+from control_plane.rollouts import service as rollouts
+from control_plane.rollouts.ports import RolloutPorts
+from control_plane.rollouts.schemas import ReasonBody, RolloutOut
+from control_plane.rollouts.states import RolloutState
+from control_plane.web.admin_pages import CsrfField, _admin, _admin_form, _writable
+from control_plane.web.forms import ConsoleForm, field_problem
+from control_plane.web.pages import ConsoleDep, Viewer, domain_error_page, redirect, render
+
+router = APIRouter(include_in_schema=False)
+ReasonField = Annotated[str, Form(max_length=2000)]
+Handler = Callable[[Session, RolloutPorts, Principal], "RolloutOut | JSONResponse"]
+
+
+def _ports(request: Request) -> RolloutPorts:
+    ports: RolloutPorts = request.app.state.provided[RolloutPorts]
+    return ports
+
+
+@router.get("/rollouts")
+def rollouts_page(request: Request, c: ConsoleDep) -> Response:
+    viewer = _admin(request, c)
+    if isinstance(viewer, Response):
+        return viewer
+    with unit_of_work(c.factory) as session:
+        rows = [rollouts_api.rollout_out(r) for r in rollouts.list_for(session, viewer.tenant_id, 200)]
+    return render(request, "rollouts.html", {"viewer": viewer, "section": "rollouts", "rollouts": rows})
+
+
+def _actions(state: str) -> list[str]:
+    s = RolloutState(state)
+    shown = ["pause"] if s is RolloutState.PROGRESSING else []
+    shown += ["resume"] if s is RolloutState.PAUSED else []
+    shown += ["abort"] if s in rollouts.ABORTABLE else []
+    shown += ["rollback"] if s in (*rollouts.ABORTABLE, RolloutState.ROLLING_BACK) else []
+    return shown
+
+
+def _rollout_page(
+    request: Request, c: ConsoleDep, viewer: Viewer, rollout_id: str, status: int = 200, **extra: Any
+) -> Response:
+    try:
+        with unit_of_work(c.factory) as session:
+            # The API's read: the weights read back from the model host now (null when unknown).
+            out = rollouts_api.get_rollout(rollout_id, session, _ports(request), viewer.principal)
+    except DomainError as exc:
+        return domain_error_page(request, viewer, exc)
+    steps = [
+        {
+            "index": i,
+            "weight_bp": w,
+            "current": i == out.step_index,
+            "analyses": [a for a in out.analyses if a.get("step_index") == i],
+        }
+        for i, w in enumerate(out.steps)
+    ]
+    context = {
+        "viewer": viewer,
+        "section": "rollouts",
+        "r": out,
+        "steps": steps,
+        "actions": _actions(out.state),
+        **extra,
+    }
+    return render(request, "rollout.html", context, status)
+
+
+@router.get("/rollouts/{rollout_id}")
+def rollout_page(rollout_id: str, request: Request, c: ConsoleDep) -> Response:
+    viewer = _admin(request, c)
+    return viewer if isinstance(viewer, Response) else _rollout_page(request, c, viewer, rollout_id)
+
+
+def _act(request: Request, c: ConsoleDep, csrf: str, rollout_id: str, handler: Handler) -> Response:
+    def refused(form: ConsoleForm, exc: DomainError) -> Response:
+        if exc.status == 404:
+            return domain_error_page(request, form.viewer, exc)
+        return _rollout_page(request, c, form.viewer, rollout_id, exc.status, problem=field_problem(exc))
+
+    form = _admin_form(request, c, csrf, refused)
+    if isinstance(form, Response):
+        return form
+    viewer = form.viewer
+
+    def act(session: Session) -> RolloutOut | JSONResponse:
+        _writable(session, viewer.tenant_id)
+        return handler(session, _ports(request), viewer.principal)
+
+    def answer(done: RolloutOut | JSONResponse) -> Response:
+        if isinstance(done, JSONResponse):  # recorded and queued; the model host did not take the weights
+            body = json.loads(bytes(done.body))
+            problem = f"{body.get('field', 'weights')}: {body.get('detail', '')}"
+            return _rollout_page(request, c, viewer, rollout_id, done.status_code, problem=problem)
+        return redirect(f"/console/rollouts/{rollout_id}")
+
+    return form.act(act, answer)
+
+
+def _reason(text: str) -> ReasonBody | None:
+    return ReasonBody(reason=text.strip()) if text.strip() else None
+
+
+@router.post("/rollouts/{rollout_id}/pause")
+def pause(
+    rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
+) -> Response:
+    return _act(
+        request,
+        c,
+        csrf,
+        rollout_id,
+        lambda s, p, who: rollouts_api.pause_rollout(rollout_id, s, p, who, _reason(reason)),
+    )
+
+
+@router.post("/rollouts/{rollout_id}/resume")
+def resume(rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
+    return _act(
+        request, c, csrf, rollout_id, lambda s, p, who: rollouts_api.resume_rollout(rollout_id, s, p, who)
+    )
+
+
+@router.post("/rollouts/{rollout_id}/abort")
+def abort(
+    rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
+) -> Response:
+    return _act(
+        request,
+        c,
+        csrf,
+        rollout_id,
+        lambda s, p, who: rollouts_api.abort_rollout(rollout_id, s, p, who, _reason(reason)),
+    )
+
+
+@router.post("/rollouts/{rollout_id}/rollback")
+def rollback(
+    rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
+) -> Response:
+    def emergency(session: Session, ports: RolloutPorts, who: Principal) -> RolloutOut | JSONResponse:
+        try:
+            body = ReasonBody(reason=reason.strip())
+        except ValidationError as exc:
+            raise InvalidInput(
+                "an emergency rollback needs a reason (1 to 1000 characters)", field="reason"
+            ) from exc
+        return rollouts_api.emergency_rollback(rollout_id, body, session, ports, who)
+
+    return _act(request, c, csrf, rollout_id, emergency)
