@@ -35,11 +35,29 @@ import xgboost as xgb
 from fraud_model import schema as s
 from fraud_model.evaluation import DAY_S, average_precision, card_precision_top_k
 from fraud_model.features import FEATURE_NAMES
-from fraud_model.training import DEFAULT_NTHREAD, _Fitter, default_params
+from fraud_model.training import DEFAULT_NTHREAD, _Fitter, _Rounds, default_params
 
 TrialCallback = Callable[[dict[str, Any]], None]
 OBJECTIVE = "mean validation average_precision + mean validation card_precision_at_100"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of a trial's rounds read from its one fit per fold
+
+
+class _OverBudget(Exception):
+    """A trial's fit reached the search's deadline mid-way (raised from a boosting callback)."""
+
+
+class _DeadlineRounds(_Rounds):
+    """Checks the search's deadline after every boosting round of a trial's fit, so a trial
+    that starts just before the budget ends is abandoned within one round, not after its folds
+    (a 4-fold trial on a busy machine took minutes: the budget overran three-fold)."""
+
+    def __init__(self, deadline: float, armed: Callable[[], bool]) -> None:
+        super().__init__(1, None)
+        self.deadline, self.armed = deadline, armed
+
+    def tick(self) -> None:
+        if time.perf_counter() > self.deadline and self.armed():
+            raise _OverBudget
 
 
 @dataclass(frozen=True)
@@ -203,14 +221,17 @@ def search_params(
         stages = checkpoints(fitter.rounds)
         aps: list[list[float]] = [[] for _ in stages]
         cps: list[list[float]] = [[] for _ in stages]
+        # Optuna's timeout only stops new trials: a trial that runs past the budget is abandoned
+        # at the next boosting round (once a trial has completed, so there is a best one).
+        deadline = _DeadlineRounds(started + time_budget_s, lambda: bool(history))
         for step, fold in enumerate(folds):
-            # Optuna's timeout only stops new trials: a trial that runs past the budget is
-            # abandoned between folds (once a trial has completed, so there is a best one).
-            if history and time.perf_counter() - started > time_budget_s:
-                trial.set_user_attr("abandoned", True)
-                raise optuna.TrialPruned("time budget spent")
             v = fold.valid
-            booster = fitter.fit(x[fold.train], y[fold.train].astype(np.float32))
+            try:
+                deadline.tick()
+                booster = fitter.fit(x[fold.train], y[fold.train].astype(np.float32), deadline)
+            except _OverBudget:
+                trial.set_user_attr("abandoned", True)
+                raise optuna.TrialPruned("time budget spent") from None
             for i, margin in enumerate(staged_margins(algorithm, booster, x[v], stages, nthread)):
                 aps[i].append(average_precision(y[v], margin))
                 cps[i].append(card_precision_top_k(days[v], cards[v], y[v], margin, 100))

@@ -3,8 +3,9 @@
 A label is joined with what the tenant scored (``scored_transactions``, written by the monitoring
 flush; flagged checks from before it are found in the review queue). A label for a txn_id the
 tenant never scored is reported back, never silently dropped. Each new or changed label is
-emitted as ``label.recorded`` through the outbox, so the terminal-risk features learn it as they
-learn analyst verdicts.
+emitted as ``label.recorded`` through the outbox, so the label-risk features learn it as they
+learn analyst verdicts: the built-in terminal risk and every label-risk entity of a tenant's
+feature set (``control_plane/scoring/label_feed.py``).
 """
 
 from __future__ import annotations

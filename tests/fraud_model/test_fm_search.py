@@ -12,7 +12,14 @@ import pytest
 from fraud_model import schema as s
 from fraud_model.evaluation import DAY_S
 from fraud_model.features import batch_features
-from fraud_model.search import checkpoints, search_params, staged_margins, time_folds
+from fraud_model.search import (
+    _DeadlineRounds,
+    _OverBudget,
+    checkpoints,
+    search_params,
+    staged_margins,
+    time_folds,
+)
 from fraud_model.training import _Fitter, default_params, fit_margins
 
 
@@ -95,6 +102,26 @@ def test_the_time_budget_cuts_a_trial_short_but_keeps_a_completed_one(
     )
     assert len(result.history) == 1 and result.stopped_by == "time"
     assert result.abandoned <= 1 and result.lineage()["abandoned_trials"] == result.abandoned
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "lightgbm"])
+def test_a_fit_past_the_deadline_stops_at_the_next_boosting_round(
+    data: tuple[pd.DataFrame, pd.DataFrame], algorithm: str
+) -> None:
+    # A trial that starts just before the budget ends must not run its folds to the end (a 4-fold
+    # trial took minutes on a busy machine): the deadline is checked after every round.
+    df, features = data
+    x, y = features.to_numpy(dtype=np.float32), df[s.IS_FRAUD].to_numpy().astype(np.float32)
+    fitter = _Fitter(algorithm, {**default_params(algorithm), "num_boost_round": 50}, 0, 1)
+    checks: list[int] = []
+    past = _DeadlineRounds(0.0, lambda: checks.append(1) is None)
+    with pytest.raises(_OverBudget):
+        fitter.fit(x, y, past)
+    assert len(checks) == 1  # stopped after the first of 50 rounds
+    # Not armed (no trial has completed yet): the fit runs all its rounds whatever the clock says.
+    unarmed = _DeadlineRounds(0.0, lambda: checks.append(1) is None and False)
+    booster = fitter.fit(x, y, unarmed)
+    assert len(checks) == 1 + 50 and booster is not None
 
 
 def test_a_search_without_room_for_a_fold_says_why(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from fraud_model.features import FEATURE_NAMES
+from fraud_model.pipeline import evaluation_window, split_by_time, warm_rows
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.monitoring.conftest import score
 from tests.control_plane.scoring.conftest import sim_requests
@@ -35,8 +36,14 @@ def test_a_trained_version_carries_its_profile_and_is_monitored(
     model = client.get(f"/v1/models/{version}", headers=auth(t["admin"])).json()
     profile = model["reference_profile"]
     assert set(profile["features"]) == set(FEATURE_NAMES)
-    assert sum(profile["score"]["counts"]) == model["metrics"]["test_rows"]
-    assert sum(profile["features"]["amount"]["counts"]) == model["metrics"]["train_rows"]
+    # Score bins: every transaction of the test window (the evaluation drops known-compromised cards).
+    window = int(evaluation_window(dataset_csv[0], 7).sum())
+    assert window > model["metrics"]["test_rows"] and sum(profile["score"]["counts"]) == window
+    # Feature bins come from the training rows with warm windows (all of them on a short dataset).
+    train_rows, _ = split_by_time(dataset_csv[0], test_days=7, delay_days=7)
+    assert int(train_rows.sum()) == model["metrics"]["train_rows"]
+    warm = warm_rows(dataset_csv[0], train_rows, 7)
+    assert sum(profile["features"]["amount"]["counts"]) == int(warm.sum()) == profile["rows"]
     config = client.get("/v1/scoring-config", headers=auth(t["admin"])).json()
     assert profile["thresholds"]["review"] == float(config["review_threshold"])
     assert 0 < profile["label_rate"] < 0.5
