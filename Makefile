@@ -14,11 +14,12 @@ endif
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/var/jsii-cache
 
-.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation bench-soak bench-features worker clean
+.PHONY: run run-scaled test venv lint typecheck rego-test synth bench bench-model bench-scoring bench-rollback bench-isolation bench-soak bench-features bench-loop worker clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,cdk]'
+	$(BIN)/python scripts/pip_progress.py var/pip-install.log \
+	  $(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[dev,cdk]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -67,6 +68,9 @@ bench-rollback: venv
 
 bench-isolation: venv
 	$(BIN)/python bench/bench_isolation.py
+
+bench-loop: venv ## the closed model loop on simulated time: drift alert, retraining, canary, AP, monitoring cost, backtest
+	$(BIN)/python bench/bench_loop.py
 
 bench-soak: venv ## 10 min (MINUTES=…) at 200 flagged checks/s: errors, p99, RSS growth; embedded, then PostgreSQL + Redis
 	bash scripts/with-services.sh $(BIN)/python bench/bench_soak.py --minutes $(or $(MINUTES),10)

@@ -32,9 +32,12 @@ from control_plane.slo.router import router as slo_router
 from control_plane.tenants.router import router as tenants_router
 from control_plane.training.retraining_router import router as retraining_router
 from control_plane.training.router import router as training_router
+from control_plane.users.oidc_router import config_router as oidc_config_router
+from control_plane.users.oidc_router import sign_in_router as oidc_sign_in_router
 from control_plane.users.router import auth_router as sign_in_router
 from control_plane.users.router import router as users_router
 from control_plane.web.router import router as console_router
+from control_plane.web.sso_pages import router as console_sso_router
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
         keys_router,
         users_router,
         sign_in_router,
+        oidc_config_router,
+        oidc_sign_in_router,
         audit_router,
         jobs_router,
         datasets_router,
@@ -100,6 +105,7 @@ def create_app(settings: AppSettings | None = None, state: State | None = None) 
         monitoring_router,
         retraining_router,
         console_router,
+        console_sso_router,
     ):
         app.include_router(router)
 

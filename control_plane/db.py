@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -43,3 +43,27 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class TenantTablesPurger:
+    """A ``tenants.ports.TenantDataPurger`` over tables keyed by ``tenant_id``: offboarding deletes
+    the tenant's rows of each in one transaction, and names the tables that still hold some."""
+
+    def __init__(self, name: str, factory: sessionmaker[Session], tables: Sequence[Any]) -> None:
+        self.name, self._factory, self._tables = name, factory, tuple(tables)
+
+    def purge(self, tenant_id: str) -> int:
+        purged = 0
+        with unit_of_work(self._factory) as session:
+            for table in self._tables:
+                done = session.execute(delete(table).where(table.tenant_id == tenant_id))
+                purged += cast(CursorResult[Any], done).rowcount
+        return purged
+
+    def remaining(self, tenant_id: str) -> list[str]:
+        with self._factory() as session:
+            return [
+                t.__tablename__
+                for t in self._tables
+                if session.scalar(select(t.tenant_id).where(t.tenant_id == tenant_id).limit(1)) is not None
+            ]

@@ -16,6 +16,7 @@ from control_plane.scoring.orm import ScoringConfig
 from control_plane.slo.orm import RequestSample
 from control_plane.tenants.orm import Tenant
 from control_plane.training.orm import Retraining, RetrainingSettings
+from control_plane.users.oidc_orm import OidcFlow, TenantOidcConfig
 from control_plane.users.orm import User, UserSession
 from control_plane.web.session import ConsoleSessionRow
 from providers.local.flagged_store import AdapterBase, FlaggedTransactionRow
@@ -42,6 +43,7 @@ __all__ = [
     "FlaggedTransactionRow",
     "Job",
     "ModelVersion",
+    "OidcFlow",
     "OutboxEvent",
     "RequestSample",
     "Retraining",
@@ -51,6 +53,7 @@ __all__ = [
     "ScoredTransaction",
     "ScoringConfig",
     "Tenant",
+    "TenantOidcConfig",
     "TransactionLabel",
     "UsageDaily",
     "UsageEvent",

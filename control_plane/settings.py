@@ -27,6 +27,24 @@ class AppSettings(BaseSettings):
     workers: int = 1
     run_worker_in_process: bool = True
     provider: Literal["local", "aws"] = "local"
+    aws_emulation: Literal["off", "moto"] = Field(
+        default="off",
+        description=(
+            "FRAUDRAIL_AWS_EMULATION=moto: run the AWS provider against moto's server, declaring "
+            "what moto lacks (moto-compatible tenant templates, an UpdateEndpoint stand-in, SageMaker "
+            "job containers as local processes). Refused in production and unless "
+            "FRAUDRAIL_AWS_ENDPOINT_URL is a loopback, private or single-label host."
+        ),
+    )
+    aws_cfn_role_arn: str | None = Field(
+        default=None,
+        description=(
+            "FRAUDRAIL_AWS_CFN_ROLE_ARN: the CloudFormation service role passed as RoleARN on every "
+            "tenant stack call (platform stack output TenantStackRoleArn); CloudFormation creates "
+            "the stack's resources with it, not with the control plane's credentials. Unset: the "
+            "caller's credentials (emulators). Required in production on AWS."
+        ),
+    )
     cache_backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_timeout_ms: float = 5.0
@@ -98,6 +116,12 @@ class AppSettings(BaseSettings):
             if self.metrics_token is None or not self.metrics_token.get_secret_value():
                 raise ValueError(
                     "FRAUDRAIL_METRICS_TOKEN must be set in production: /metrics shows tenants' traffic"
+                )
+            if self.provider == "aws" and not self.aws_cfn_role_arn:
+                raise ValueError(
+                    "FRAUDRAIL_AWS_CFN_ROLE_ARN must be set in production on AWS (platform stack "
+                    "output TenantStackRoleArn): without it CloudFormation creates tenant resources "
+                    "with the control plane's own role, which may not, and provisioning fails"
                 )
         if self.metrics_tenant_labels is not None:
             TenantLabels.parse(self.metrics_tenant_labels)  # a typo fails at start, not at scrape

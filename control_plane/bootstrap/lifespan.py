@@ -123,5 +123,7 @@ async def serve_state(state: State, *, owns_state: bool) -> AsyncIterator[None]:
             state.monitor.flush()
         state.finops.shutdown()
         close_bus(state.providers.event_bus)
+        with suppress(Exception):  # the hot path's connections, opened on this loop
+            await state.providers.feature_cache.aclose()
         if owns_state:
             state.engine.dispose()

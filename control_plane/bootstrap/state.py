@@ -42,10 +42,14 @@ from control_plane.tenants.purgers import TenantStores, default_purgers
 from control_plane.training.retraining_purger import RetrainingPurger
 from control_plane.training.retraining_tasks import retraining_periodic_jobs
 from control_plane.training.tracking import subscribe_stage_mirror
+from control_plane.users.oidc_purger import OidcPurger
+from control_plane.users.oidc_service import OidcSignIn
+from control_plane.users.oidc_settings import OidcSettings
 from control_plane.users.sessions import UserSessions
 from control_plane.users.settings import IdentitySettings
-from control_plane.web.ports import People
+from control_plane.web.ports import People, SingleSignOn
 from guardrails.policy import PolicyEngine, load_tier_templates
+from providers.oidc_http import HttpxOidcClient
 from providers.ports import (
     EventBus,
     FeatureCache,
@@ -76,6 +80,7 @@ class State:
     deployment: DeploymentServices
     rollouts: RolloutPorts
     user_sessions: UserSessions
+    oidc: OidcSignIn
     worker: Worker = field(init=False)
     periodic: PeriodicSchedule = field(init=False)
 
@@ -116,6 +121,8 @@ class State:
             TenantStatusLookup: tenant_repository.status_of,
             IdentitySettings: self.user_sessions.settings,
             UserSessions: self.user_sessions,
+            OidcSignIn: self.oidc,
+            SingleSignOn: self.oidc,
             People: self.user_sessions,
         }
 
@@ -141,6 +148,15 @@ def build_state(settings: AppSettings) -> State:
     p = build_providers(settings, factory)
     user_sessions = UserSessions(factory, IdentitySettings())
     verifier = KeyVerifier(factory, ttl_s=settings.key_cache_ttl_s, sessions=user_sessions)
+    oidc_settings = OidcSettings()
+    oidc_settings.refuse_unsafe(settings.env)
+    oidc = OidcSignIn(
+        factory,
+        oidc_settings,
+        HttpxOidcClient(oidc_settings.http_timeout_s),
+        user_sessions,
+        tenant_repository.id_and_status,
+    )
     listen = getattr(verifier, "listen", None)
     if callable(listen):
         listen(p.event_bus)  # keys.revoked: every process forgets the key
@@ -172,6 +188,7 @@ def build_state(settings: AppSettings) -> State:
     purgers.append(register_review_subscribers(p.event_bus, factory))
     purgers.append(MonitoringPurger(factory, monitor))
     purgers.append(RetrainingPurger(factory))
+    purgers.append(OidcPurger(factory))
     policy = build_policy_engine(settings, templates)
     deployer = DeploymentServices(
         policy, p.object_store, templates, budget_context=finops.rollout_context, clock=finops.now
@@ -205,6 +222,7 @@ def build_state(settings: AppSettings) -> State:
         deployment=deployer,
         rollouts=rollouts,
         user_sessions=user_sessions,
+        oidc=oidc,
     )
     state.worker = Worker(factory, job_handlers(state), lease_s=settings.job_lease_s)
     periodic = [*finops.periodic_jobs(), *retraining_periodic_jobs(settings.monitoring_check_every_s)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from control_plane.errors import NotFound
@@ -12,6 +12,16 @@ from control_plane.tenants.orm import Tenant
 def status_of(session: Session, tenant_id: str) -> str | None:
     """The tenant's status (None when there is none): the auth domain's ``TenantStatusLookup``."""
     return session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
+
+
+def id_and_status(session: Session, slug_or_id: str) -> tuple[str, str] | None:
+    """The id and status of the tenant with this slug or id (the users domain's ``TenantFinder``)."""
+    if len(slug_or_id) > 64:
+        return None
+    row = session.execute(
+        select(Tenant.id, Tenant.status).where(or_(Tenant.slug == slug_or_id, Tenant.id == slug_or_id))
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def get(session: Session, tenant_id: str, *, for_update: bool = False) -> Tenant:

@@ -35,6 +35,14 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/v1/tenants/{tenant_id}/users/{user_id}/invitation", None, "sre"),
     ("PATCH", "/v1/tenants/{tenant_id}/users/{user_id}", {"role": "sre"}, "app"),
     ("DELETE", "/v1/tenants/{tenant_id}/users/{user_id}", None, "analyst"),
+    ("GET", "/v1/tenants/{tenant_id}/oidc", None, "analyst"),
+    (
+        "PUT",
+        "/v1/tenants/{tenant_id}/oidc",
+        {"issuer": "https://idp.example", "client_id": "x", "client_secret": "s"},
+        "sre",
+    ),
+    ("DELETE", "/v1/tenants/{tenant_id}/oidc", None, "app"),
 ]
 PLATFORM_ONLY = {
     ("POST", "/v1/tenants/{tenant_id}/suspend"),

@@ -63,6 +63,9 @@ NOT_TENANT_OBJECTS = {
     "/console/reviews/{review_id}/claim",
     "/console/reviews/{review_id}/verdict",
     "/console/static/{name}",
+    # Public: starts a sign-in with the named tenant's identity provider and returns no tenant data;
+    # a person of another tenant is refused at the callback (tests/control_plane/users/test_oidc.py).
+    "/v1/auth/oidc/{tenant}/start",
 }
 
 
