@@ -150,6 +150,21 @@ def test_platt_fit_recovers_a_known_calibration() -> None:
     assert fit_platt(margin, np.zeros(20_000)) == PlattCalibrator()
 
 
+def test_platt_fit_does_not_overshoot_on_margins_far_from_their_calibration() -> None:
+    # Margins on a scale 20x too wide, centred far from 0: at the starting point (a=1, b=0) nearly
+    # every probability is saturated, and an undamped Newton step ran off to |a| ~ 1e9 (scores all
+    # 0 or 1: a retrained challenger's ranking collapsed). The line search keeps each step downhill.
+    rng = np.random.default_rng(0)
+    margin = rng.normal(-20, 30, 5_000)
+    truth = PlattCalibrator(a=0.05, b=0.5)
+    y = (rng.random(5_000) < truth.apply(margin)).astype(int)
+    fitted = fit_platt(margin, y)
+    assert fitted.a == pytest.approx(0.05, abs=0.01)
+    assert fitted.b == pytest.approx(0.5, abs=0.2)
+    scores = fitted.apply(margin)
+    assert len(np.unique(scores)) == len(np.unique(margin))  # the ranking survives calibration
+
+
 def test_bad_inputs_are_rejected(data: tuple[pd.DataFrame, pd.Series]) -> None:
     features, labels = data
     with pytest.raises(ValueError, match="lacks"):
