@@ -62,7 +62,12 @@ def evaluation_window(frame: pd.DataFrame, test_days: int) -> np.ndarray:
 
 
 def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train on everything before (test start - delay); test on the last ``test_days`` days.
+    """Train on everything before (test start - ``delay_days``); test on the last ``test_days`` days.
+
+    ``delay_days`` here is the gap between the two windows (``gap_days`` of a run's request): the
+    days whose labels a live system would not know yet when the model is trained. A frame whose
+    unlabelled days were already cut off (a retraining's, which ends ``label_maturity_days``
+    before its cut-off) needs no gap: 0 trains right up to the test window.
 
     As in the handbook, cards already known compromised in the training window are dropped from
     the test window (they would be blocked already and inflate card precision).
@@ -75,7 +80,7 @@ def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tu
     test = ts_s >= test_start
     if not train.any() or not test.any():
         raise TrainingDataError(
-            f"the dataset spans too few days for a {test_days}-day test window after a {delay_days}-day delay"
+            f"the dataset spans too few days for a {test_days}-day test window after a {delay_days}-day gap"
         )
     fraud = frame[schema.IS_FRAUD].to_numpy() > 0
     known = set(frame.loc[train & fraud, schema.CARD_TOKEN])
@@ -173,7 +178,9 @@ def run_training(
 ) -> TrainingOutputs:
     """Train and evaluate one model from a dataset frame and the run's ``request``.
 
-    ``request``: ``algorithm``, ``params``, ``seed``, ``delay_days``, ``test_days``, ``search``
+    ``request``: ``algorithm``, ``params``, ``seed``, ``delay_days`` (the features' label delay),
+    ``gap_days`` (days left out between the training and test windows; default ``delay_days``),
+    ``test_days``, ``search``
     (a budget or None), ``thresholds`` (``review`` / ``suspicious``: the reference profile's), and
     ``curves`` (whether to draw evaluation curves). With ``checkpoints`` (SageMaker's
     ``/opt/ml/checkpoints``, kept across a spot interruption) a restarted run reuses the finished
@@ -182,8 +189,10 @@ def run_training(
     report = progress or (lambda *a, **k: None)
     frame, used_labels = apply_analyst_labels(frame, labels)
     delay_days, test_days = int(request.get("delay_days", 7)), int(request.get("test_days", 7))
+    # Two knobs: the feature definition's label delay (must equal the online one) and the split's gap.
+    gap_days = int(request.get("gap_days", delay_days))
     report("features", 15, rows=len(frame), analyst_labels=used_labels)
-    train, test = split_by_time(frame, test_days=test_days, delay_days=delay_days)
+    train, test = split_by_time(frame, test_days=test_days, delay_days=gap_days)
     # The tenant's feature set when the run names one (issue 16), else the built-in features.
     features, feature_set = run_features(frame, request, train, delay_days)
     y = frame[schema.IS_FRAUD].to_numpy()
