@@ -1,27 +1,27 @@
 """Tenant-admin pages for rollouts: the tenant's rollouts, and one rollout with its steps, the
-weights it wants and the ones read back from the model host, and each step's analysis. Pause,
-resume, abort and the emergency rollback run the very handlers of ``POST /v1/rollouts/{id}/…``
-(same deployment guardrails, state machine, audit and queued reconcile) inside one console
-transaction; a read-only tenant cannot act. Another tenant's rollout is a 404 page."""
+weights it wants and the ones read back from the model host, and each step's analysis. Reading,
+pause, resume, abort and the emergency rollback run the same steps as ``GET`` / ``POST
+/v1/rollouts/{id}/…`` (``rollouts.controls``: same scopes, deployment guardrails, state machine,
+audit and queued reconcile) inside one console transaction; a read-only tenant cannot act.
+Another tenant's rollout is a 404 page."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from control_plane.auth.scopes import Principal
 from control_plane.db import unit_of_work
 from control_plane.errors import DomainError, InvalidInput
-from control_plane.rollouts import router as rollouts_api
+from control_plane.rollouts import controls
 from control_plane.rollouts import service as rollouts
 from control_plane.rollouts.ports import RolloutPorts
-from control_plane.rollouts.schemas import ReasonBody, RolloutOut
+from control_plane.rollouts.schemas import ReasonBody
 from control_plane.rollouts.states import RolloutState
 from control_plane.web.admin_pages import CsrfField, _admin, _admin_form, _writable
 from control_plane.web.forms import ConsoleForm, field_problem
@@ -29,7 +29,7 @@ from control_plane.web.pages import ConsoleDep, Viewer, domain_error_page, redir
 
 router = APIRouter(include_in_schema=False)
 ReasonField = Annotated[str, Form(max_length=2000)]
-Handler = Callable[[Session, RolloutPorts, Principal], "RolloutOut | JSONResponse"]
+Step = Callable[[Session, RolloutPorts, Principal], controls.Controlled]
 
 
 def _ports(request: Request) -> RolloutPorts:
@@ -43,7 +43,7 @@ def rollouts_page(request: Request, c: ConsoleDep) -> Response:
     if isinstance(viewer, Response):
         return viewer
     with unit_of_work(c.factory) as session:
-        rows = [rollouts_api.rollout_out(r) for r in rollouts.list_for(session, viewer.tenant_id, 200)]
+        rows = [controls.rollout_out(r) for r in rollouts.list_for(session, viewer.tenant_id, 200)]
     return render(request, "rollouts.html", {"viewer": viewer, "section": "rollouts", "rollouts": rows})
 
 
@@ -62,7 +62,7 @@ def _rollout_page(
     try:
         with unit_of_work(c.factory) as session:
             # The API's read: the weights read back from the model host now (null when unknown).
-            out = rollouts_api.get_rollout(rollout_id, session, _ports(request), viewer.principal)
+            out = controls.read(session, _ports(request), viewer.principal, rollout_id)
     except DomainError as exc:
         return domain_error_page(request, viewer, exc)
     steps = [
@@ -91,7 +91,7 @@ def rollout_page(rollout_id: str, request: Request, c: ConsoleDep) -> Response:
     return viewer if isinstance(viewer, Response) else _rollout_page(request, c, viewer, rollout_id)
 
 
-def _act(request: Request, c: ConsoleDep, csrf: str, rollout_id: str, handler: Handler) -> Response:
+def _act(request: Request, c: ConsoleDep, csrf: str, rollout_id: str, step: Step) -> Response:
     def refused(form: ConsoleForm, exc: DomainError) -> Response:
         if exc.status == 404:
             return domain_error_page(request, form.viewer, exc)
@@ -102,68 +102,72 @@ def _act(request: Request, c: ConsoleDep, csrf: str, rollout_id: str, handler: H
         return form
     viewer = form.viewer
 
-    def act(session: Session) -> RolloutOut | JSONResponse:
+    def act(session: Session) -> controls.Controlled:
         _writable(session, viewer.tenant_id)
-        return handler(session, _ports(request), viewer.principal)
+        return step(session, _ports(request), viewer.principal)
 
-    def answer(done: RolloutOut | JSONResponse) -> Response:
-        if isinstance(done, JSONResponse):  # recorded and queued; the model host did not take the weights
-            body = json.loads(bytes(done.body))
-            problem = f"{body.get('field', 'weights')}: {body.get('detail', '')}"
-            return _rollout_page(request, c, viewer, rollout_id, done.status_code, problem=problem)
+    def answer(done: controls.Controlled) -> Response:
+        if done.failure is not None:  # recorded and queued; the model host did not take the weights
+            problem = f"weights: {done.failure_detail}"
+            return _rollout_page(request, c, viewer, rollout_id, 503, problem=problem)
         return redirect(f"/console/rollouts/{rollout_id}")
 
     return form.act(act, answer)
 
 
-def _reason(text: str) -> ReasonBody | None:
-    return ReasonBody(reason=text.strip()) if text.strip() else None
+def _reason(typed: str, default: str | None = None) -> str:
+    """The form's reason, held to the API's ``ReasonBody`` (1 to 1000 characters); a blank one is
+    ``default``, as a body-less ``POST /v1/rollouts/{id}/…`` is (the emergency rollback has none)."""
+    if not typed.strip() and default is not None:
+        return default
+    try:
+        return ReasonBody(reason=typed.strip()).reason
+    except ValidationError as exc:
+        needs = "an emergency rollback needs a reason" if default is None else "a reason has"
+        raise InvalidInput(f"{needs} (1 to 1000 characters)", field="reason") from exc
+
+
+def _control(
+    request: Request,
+    c: ConsoleDep,
+    csrf: str,
+    rollout_id: str,
+    target: RolloutState,
+    reason: str,
+    default: str,
+) -> Response:
+    """Pause, resume or abort, as ``POST /v1/rollouts/{id}/…`` does."""
+
+    def step(session: Session, ports: RolloutPorts, who: Principal) -> controls.Controlled:
+        return controls.control(session, ports, who, rollout_id, target, _reason(reason, default))
+
+    return _act(request, c, csrf, rollout_id, step)
 
 
 @router.post("/rollouts/{rollout_id}/pause")
 def pause(
     rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
 ) -> Response:
-    return _act(
-        request,
-        c,
-        csrf,
-        rollout_id,
-        lambda s, p, who: rollouts_api.pause_rollout(rollout_id, s, p, who, _reason(reason)),
-    )
+    return _control(request, c, csrf, rollout_id, RolloutState.PAUSED, reason, "paused")
 
 
 @router.post("/rollouts/{rollout_id}/resume")
 def resume(rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    return _act(
-        request, c, csrf, rollout_id, lambda s, p, who: rollouts_api.resume_rollout(rollout_id, s, p, who)
-    )
+    return _control(request, c, csrf, rollout_id, RolloutState.PROGRESSING, "", "resumed")
 
 
 @router.post("/rollouts/{rollout_id}/abort")
 def abort(
     rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
 ) -> Response:
-    return _act(
-        request,
-        c,
-        csrf,
-        rollout_id,
-        lambda s, p, who: rollouts_api.abort_rollout(rollout_id, s, p, who, _reason(reason)),
-    )
+    return _control(request, c, csrf, rollout_id, RolloutState.ABORTED, reason, "aborted")
 
 
 @router.post("/rollouts/{rollout_id}/rollback")
 def rollback(
     rollout_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "", reason: ReasonField = ""
 ) -> Response:
-    def emergency(session: Session, ports: RolloutPorts, who: Principal) -> RolloutOut | JSONResponse:
-        try:
-            body = ReasonBody(reason=reason.strip())
-        except ValidationError as exc:
-            raise InvalidInput(
-                "an emergency rollback needs a reason (1 to 1000 characters)", field="reason"
-            ) from exc
-        return rollouts_api.emergency_rollback(rollout_id, body, session, ports, who)
+    def emergency(session: Session, ports: RolloutPorts, who: Principal) -> controls.Controlled:
+        return controls.emergency_rollback(session, ports, who, rollout_id, _reason(reason))
 
     return _act(request, c, csrf, rollout_id, emergency)

@@ -1,8 +1,9 @@
 """Tenant-admin console pages for rollouts: the list, one rollout's steps and analyses, and the
-pause / resume / abort / emergency-rollback actions through the API's own handlers."""
+pause / resume / abort / emergency-rollback actions through the steps the API runs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from control_plane.bootstrap.state import State
 from control_plane.jobs.worker import Worker
 from control_plane.settings import REPO_ROOT
+from providers.local.model_host import LocalModelHost
+from providers.ports import ProviderError
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.rollouts.conftest import (  # noqa: F401  (fixtures)
     Clock,
@@ -112,6 +115,34 @@ def test_a_tenant_admin_reads_a_rollout_and_controls_it(
     actions = client.get(f"/v1/tenants/{t['id']}/audit", headers=auth(t["admin"])).json()
     by_boss = {e["action"] for e in actions if e.get("actor_name") == "Bo Boss <boss@acme.example>"}
     assert {"rollout.paused", "rollout.progressing", "rollout.rolling_back"} <= by_boss, by_boss
+
+
+def test_a_weight_change_the_host_refuses_is_said_on_the_page_and_stays_recorded(
+    client: TestClient,
+    canary_setup: dict[str, Any],  # noqa: F811
+    person: PersonFn,
+    container: State,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    t = canary_setup
+    person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
+    rollout_id = _start(client, t)
+    host = container.providers.model_host
+    assert isinstance(host, LocalModelHost)
+
+    def refuse(tenant_id: str, weights: Mapping[str, int]) -> None:
+        raise ProviderError("endpoint fraudrail-x is Updating")
+
+    monkeypatch.setattr(host, "set_weights", refuse)
+    csrf = _console(client, "boss@acme.example")
+    paused = client.post(f"/console/rollouts/{rollout_id}/pause", data={"csrf": csrf, "reason": "spike"})
+    assert paused.status_code == 503
+    assert 'data-testid="problem">weights: the rollout is PAUSED' in paused.text
+    assert "endpoint fraudrail-x is Updating" in paused.text
+    assert _state(client, t, rollout_id) == "PAUSED"  # the intent committed; a reconcile retries it
+    rolled = client.post(f"/console/rollouts/{rollout_id}/rollback", data={"csrf": csrf, "reason": "ops"})
+    assert rolled.status_code == 503 and "the rollout is ROLLING_BACK" in rolled.text
+    assert _state(client, t, rollout_id) == "ROLLING_BACK"
 
 
 def test_analysts_and_other_tenants_are_refused(
