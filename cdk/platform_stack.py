@@ -29,6 +29,7 @@ from cdk.config import (
 )
 from cdk.platform_compute import ControlPlaneCompute, platform_vpc
 from cdk.platform_identity import PlatformIdentity
+from cdk.platform_monitoring import DriftAlarms
 from cdk.platform_rollback import rollback_function
 
 PLATFORM_TIER = "platform"
@@ -87,6 +88,9 @@ class PlatformStack(Stack):
             "Dashboard",
             dashboard_name=self.names.dashboard_name,
             dashboard_body=Fn.sub(CLOUDWATCH_DASHBOARD_FILE.read_text(encoding="utf-8")),
+        )
+        self.drift_alarms = DriftAlarms(
+            self, "Monitoring", key=self.key, namespace=self.names.metrics_namespace
         )
         self._outputs()
 
@@ -296,6 +300,7 @@ class PlatformStack(Stack):
             "PlatformBucketName": self.bucket.bucket_name,
             "PlatformKeyArn": self.key.key_arn,
             "AlarmTopicArn": self.alarm_topic.topic_arn,
+            "MonitoringTopicArn": self.drift_alarms.topic.topic_arn,
             "FlaggedTableName": self.flagged_table.table_name,
             "RollbackTableName": self.rollback_table.table_name,
             "RollbackFunctionName": self.rollback_function.function_name,

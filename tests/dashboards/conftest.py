@@ -2,6 +2,7 @@
 
 from tests.cdk.conftest import synthesized
 from tests.control_plane.conftest import admin_key, client, container, onboard, settings, worker
+from tests.control_plane.monitoring.conftest import monitored, reference
 from tests.control_plane.scoring.conftest import live_tenant, sim_frame, trained_artifact
 
 __all__ = [
@@ -9,7 +10,9 @@ __all__ = [
     "client",
     "container",
     "live_tenant",
+    "monitored",
     "onboard",
+    "reference",
     "settings",
     "sim_frame",
     "synthesized",

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,7 +25,8 @@ from providers.local.metrics import InMemoryMetrics
 from providers.metrics_catalog import CATALOG, spec_for_series
 from providers.ports import HostedModel, ProviderError
 from tests.control_plane.conftest import auth
-from tests.control_plane.scoring.conftest import LiveFn, register_model, txn
+from tests.control_plane.monitoring.conftest import score
+from tests.control_plane.scoring.conftest import LiveFn, register_model, sim_requests, txn
 from tests.dashboards.queries import NAMESPACE, Use, cloudwatch_uses, dashboard_files, grafana_uses
 from traffic import CANARY_WEIGHT_METRIC, AlarmDeps, handle_alarm, set_weights
 from traffic.alarm import ROLLBACKS_METRIC
@@ -172,10 +174,21 @@ def test_every_queried_series_is_exposed_after_real_traffic(
     live_tenant: LiveFn,
     container: State,
     trained_artifact: bytes,
+    monitored: dict[str, Any],
+    sim_frame: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     metrics = container.providers.metrics
     calls = _record_calls(metrics, monkeypatch)
+    # A version with a training profile serves checks; the drift report sets the PSI gauges.
+    score(client, monitored, sim_requests(sim_frame, 40))
+    container.monitor.flush()
+    report = client.get(
+        "/v1/monitoring/drift",
+        params={"model_version": monitored["model"], "window": "day"},
+        headers=auth(monitored["admin"]),
+    )
+    assert report.status_code == 200, report.text
     tenant_id = _drive_traffic(client, live_tenant, container, trained_artifact, monkeypatch)
 
     scrape = client.get("/metrics")
