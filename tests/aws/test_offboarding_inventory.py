@@ -18,14 +18,13 @@ from guardrails.policy import RegoPolicyEngine
 from providers.aws.emulation import install_update_endpoint_standin, require_emulator
 from providers.aws.factory import AwsClients
 from providers.aws.inventory import TaggedInventory
-from providers.aws.provisioner import CloudFormationProvisioner
 from providers.aws.teardown import RetainedResources
 from providers.local.model_host import LocalModelHost
 from providers.local.object_store import LocalObjectStore
 from tests.aws import contracts_extra
 from tests.aws.conftest import REGION
 from tests.aws.test_model_host import make_host
-from tests.aws.test_provisioner import TEMPLATES, compliant_template, policy, spec_for  # noqa: F401
+from tests.aws.test_provisioner import compliant_template, make, policy, spec_for  # noqa: F401
 
 pytestmark = pytest.mark.aws
 
@@ -45,13 +44,10 @@ def test_leftovers_tagged_with_the_tenant_are_listed_after_the_stack_is_gone(
 ) -> None:
     tenant, other = contracts_extra.new_tenant(), contracts_extra.new_tenant()
     host = LocalModelHost(LocalObjectStore(tmp_path / "objects"))
-    provisioner = CloudFormationProvisioner(
+    provisioner = make(
         clients.cloudformation,
         policy,
         compliant_template,
-        allowed_instance_types_for=lambda tier: list(TEMPLATES[tier]["instance_types"]),
-        poll_s=0.01,
-        timeout_s=30,
         model_host=host,
         inventory=_inventory(clients),
         retained=RetainedResources(clients.s3, clients.kms),

@@ -135,7 +135,10 @@ def make(
     policy: RegoPolicyEngine,
     synthesize: Callable[[TenantSpec], dict[str, Any]],
     progress: list[tuple[str, str]] | None = None,
+    **wiring: Any,
 ) -> CloudFormationProvisioner:
+    """A provisioner of the tier templates' instance types that polls fast; ``wiring``: the
+    constructor's other keywords (model host, inventory, service role …)."""
     return CloudFormationProvisioner(
         cfn,
         policy,
@@ -144,6 +147,7 @@ def make(
         poll_s=0.01,
         timeout_s=30,
         progress=None if progress is None else (lambda name, status: progress.append((name, status))),
+        **wiring,
     )
 
 

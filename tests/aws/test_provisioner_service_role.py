@@ -10,36 +10,25 @@ from typing import Any
 
 import pytest
 
-from control_plane.settings import REPO_ROOT, AppSettings
+from control_plane.settings import AppSettings
 from guardrails.policy import RegoPolicyEngine
 from providers.aws.factory import AwsClients
 from providers.aws.provisioner import CloudFormationProvisioner
 from tests.aws.conftest import ACCOUNT
 from tests.aws.contracts_extra import new_tenant
-from tests.aws.test_provisioner import TEMPLATES, compliant_template, spec_for
+from tests.aws.test_provisioner import compliant_template, make, policy, spec_for  # noqa: F401
 
 pytestmark = pytest.mark.aws
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/fraudrail-platform-TenantStackRole-abc123"
 
 
-@pytest.fixture(scope="module")
-def policy() -> RegoPolicyEngine:
-    return RegoPolicyEngine(REPO_ROOT / "policies" / "rego", TEMPLATES)
-
-
 def _provisioner(
-    clients: AwsClients, policy: RegoPolicyEngine, role_arn: str | None
+    clients: AwsClients,
+    policy: RegoPolicyEngine,  # noqa: F811
+    role_arn: str | None,
 ) -> CloudFormationProvisioner:
-    return CloudFormationProvisioner(
-        clients.cloudformation,
-        policy,
-        compliant_template,
-        allowed_instance_types_for=lambda tier: list(TEMPLATES[tier]["instance_types"]),
-        poll_s=0.01,
-        timeout_s=30,
-        service_role_arn=role_arn,
-    )
+    return make(clients.cloudformation, policy, compliant_template, service_role_arn=role_arn)
 
 
 def _record_calls(clients: AwsClients) -> list[tuple[str, dict[str, Any]]]:
@@ -53,7 +42,8 @@ def _record_calls(clients: AwsClients) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_create_update_and_delete_pass_the_service_role(
-    clients: AwsClients, policy: RegoPolicyEngine
+    clients: AwsClients,
+    policy: RegoPolicyEngine,  # noqa: F811
 ) -> None:
     provisioner = _provisioner(clients, policy, ROLE_ARN)
     calls = _record_calls(clients)
@@ -77,7 +67,10 @@ def test_create_update_and_delete_pass_the_service_role(
     assert all(params["RoleARN"] == ROLE_ARN for _, params in ours)
 
 
-def test_without_a_role_no_role_arn_is_sent(clients: AwsClients, policy: RegoPolicyEngine) -> None:
+def test_without_a_role_no_role_arn_is_sent(
+    clients: AwsClients,
+    policy: RegoPolicyEngine,  # noqa: F811
+) -> None:
     provisioner = _provisioner(clients, policy, None)
     calls = _record_calls(clients)
     spec = spec_for(new_tenant())
