@@ -86,6 +86,8 @@ def test_production_refuses_to_start_without_a_scrape_token(settings: AppSetting
         exclude={"env", "metrics_token", "metrics_tenant_labels", "card_hash_key", "run_worker_in_process"}
     )
     prod = {**base, "env": "production", "card_hash_key": "k" * 32, "run_worker_in_process": True}
+    # Production also needs PostgreSQL: give it one, whatever database this run tests on.
+    prod["database_url"] = "postgresql+psycopg://app@127.0.0.1:5432/fraudrail"
     with pytest.raises(ValidationError, match="FRAUDRAIL_METRICS_TOKEN"):
         AppSettings(**prod)
     with pytest.raises(ValidationError, match="FRAUDRAIL_METRICS_TOKEN"):
