@@ -5,7 +5,6 @@ same services the API uses (audited with the signed-in admin as actor)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -15,38 +14,23 @@ from sqlalchemy.orm import Session
 from control_plane.auth import service as keys
 from control_plane.auth.scopes import Scope
 from control_plane.db import unit_of_work
-from control_plane.errors import Conflict, DomainError
+from control_plane.errors import DomainError
 from control_plane.orm_base import utcnow
-from control_plane.tenants.orm import Tenant
 from control_plane.users import repository as users_repository
 from control_plane.users import service as users
 from control_plane.users.settings import IdentitySettings
-from control_plane.web.forms import ConsoleForm, console_form, field_problem
-from control_plane.web.pages import ConsoleDep, Viewer, error_page, redirect, render, viewer_of
+from control_plane.web.forms import (
+    ConsoleForm,
+    CsrfField,
+    admin_form,
+    field_problem,
+    require_writable_tenant,
+)
+from control_plane.web.pages import ConsoleDep, Viewer, admin_viewer, redirect, render
 
 router = APIRouter()
-CsrfField = Annotated[str, Form(max_length=200)]
 KEY_SCOPES = ("app", "analyst", "sre", "tenant-admin")
 ROLES = ("analyst", "sre", "tenant-admin")
-READ_ONLY = ("SUSPENDED", "OFFBOARDING", "DELETED")
-
-
-def _not_admin(request: Request, viewer: Viewer) -> Response:
-    return error_page(request, viewer, 403, "Forbidden", "These pages are for tenant admins.")
-
-
-def _admin(request: Request, c: ConsoleDep) -> Viewer | Response:
-    """The signed-in tenant admin viewing a page (a form's POST goes through ``_admin_form``)."""
-    viewer = viewer_of(request, c)
-    if viewer is None:
-        return redirect("/console/sign-in")
-    return _not_admin(request, viewer) if not viewer.is_admin else viewer
-
-
-def _writable(session: Session, tenant_id: str) -> None:
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is not None and tenant.status in READ_ONLY:
-        raise Conflict(f"the tenant is {tenant.status}: it is read-only", field="status")
 
 
 def _users_page(request: Request, c: ConsoleDep, viewer: Viewer, status: int = 200, **extra: Any) -> Response:
@@ -61,21 +45,12 @@ def _users_page(request: Request, c: ConsoleDep, viewer: Viewer, status: int = 2
 
 @router.get("/users")
 def users_page(request: Request, c: ConsoleDep) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     return viewer if isinstance(viewer, Response) else _users_page(request, c, viewer)
 
 
 def _users_refused(form: ConsoleForm, exc: DomainError) -> Response:
     return _users_page(form.request, form.deps, form.viewer, exc.status, problem=field_problem(exc))
-
-
-def _admin_form(
-    request: Request, c: ConsoleDep, csrf: str, refused: Callable[[ConsoleForm, DomainError], Response]
-) -> ConsoleForm | Response:
-    form = console_form(request, c, csrf, refused)
-    if isinstance(form, ConsoleForm) and not form.viewer.is_admin:
-        return _not_admin(request, form.viewer)
-    return form
 
 
 @router.post("/users")
@@ -87,7 +62,7 @@ def invite_from_console(
     name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    form = _admin_form(request, c, csrf, _users_refused)
+    form = admin_form(request, c, csrf, _users_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
@@ -97,7 +72,7 @@ def invite_from_console(
         )
 
     def invite(session: Session) -> dict[str, str]:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         invitation = users.invite(
             session,
             viewer.tenant_id,
@@ -121,13 +96,13 @@ def role_from_console(
     csrf: CsrfField = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    form = _admin_form(request, c, csrf, _users_refused)
+    form = admin_form(request, c, csrf, _users_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
 
     def change_role(session: Session) -> None:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         users.change_role(session, viewer.tenant_id, user_id, role, actor=viewer.principal.actor)
 
     return form.act(change_role, lambda _: redirect("/console/users"))
@@ -135,7 +110,7 @@ def role_from_console(
 
 @router.post("/users/{user_id}/remove")
 def remove_from_console(user_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    form = _admin_form(request, c, csrf, _users_refused)
+    form = admin_form(request, c, csrf, _users_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
@@ -164,7 +139,7 @@ def _keys_page(request: Request, c: ConsoleDep, viewer: Viewer, status: int = 20
 
 @router.get("/keys")
 def keys_page(request: Request, c: ConsoleDep) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     return viewer if isinstance(viewer, Response) else _keys_page(request, c, viewer)
 
 
@@ -180,7 +155,7 @@ def create_key_from_console(
     name: Annotated[str, Form(max_length=100)] = "",
     scope: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    form = _admin_form(request, c, csrf, _keys_refused)
+    form = admin_form(request, c, csrf, _keys_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
@@ -190,7 +165,7 @@ def create_key_from_console(
         )
 
     def create(session: Session) -> dict[str, str]:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         issued = keys.issue_key(
             session,
             tenant_id=viewer.tenant_id,
@@ -205,13 +180,13 @@ def create_key_from_console(
 
 @router.post("/keys/{key_id}/rotate")
 def rotate_key_from_console(key_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    form = _admin_form(request, c, csrf, _keys_refused)
+    form = admin_form(request, c, csrf, _keys_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
 
     def rotate(session: Session) -> dict[str, str]:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         issued = keys.rotate_key(session, viewer.tenant_id, key_id, actor=viewer.principal.actor)
         return {"name": issued.key.name, "secret": issued.secret}
 
@@ -224,7 +199,7 @@ def rotate_key_from_console(key_id: str, request: Request, c: ConsoleDep, csrf: 
 
 @router.post("/keys/{key_id}/revoke")
 def revoke_key_from_console(key_id: str, request: Request, c: ConsoleDep, csrf: CsrfField = "") -> Response:
-    form = _admin_form(request, c, csrf, _keys_refused)
+    form = admin_form(request, c, csrf, _keys_refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer

@@ -174,3 +174,16 @@ def checked_viewer(request: Request, c: ConsoleDeps, csrf: str | None) -> Viewer
     if viewer is None or not same_token(viewer.csrf, csrf):
         return None
     return viewer
+
+
+def not_admin_page(request: Request, viewer: Viewer) -> Response:
+    return error_page(request, viewer, 403, "Forbidden", "These pages are for tenant admins.")
+
+
+def admin_viewer(request: Request, c: ConsoleDeps) -> Viewer | Response:
+    """The signed-in tenant admin viewing a page (a form's POST goes through ``forms.admin_form``);
+    otherwise the sign-in redirect or the 403 page to answer."""
+    viewer = viewer_of(request, c)
+    if viewer is None:
+        return redirect("/console/sign-in")
+    return not_admin_page(request, viewer) if not viewer.is_admin else viewer

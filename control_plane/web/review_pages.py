@@ -37,7 +37,7 @@ from control_plane.tenancy import tenant_of
 from control_plane.web import tenant_admin_pages
 from control_plane.web.card_history import card_history, readable
 from control_plane.web.chart import daily_chart
-from control_plane.web.forms import ConsoleForm, console_form
+from control_plane.web.forms import ConsoleForm, CsrfField, console_form
 from control_plane.web.pages import (
     CONSOLE_SCOPES,
     ConsoleDep,
@@ -55,7 +55,6 @@ BULK_ACTIONS = ("claim", "fraud", "legit", "escalate")
 # Included by the console's router (web.router), which adds the /console prefix.
 router = APIRouter(include_in_schema=False)
 
-CsrfField = Annotated[str, Form(max_length=200)]
 NoteField = Annotated[str, Form(max_length=2000)]
 
 

@@ -23,9 +23,14 @@ from control_plane.rollouts import service as rollouts
 from control_plane.rollouts.ports import RolloutPorts
 from control_plane.rollouts.schemas import ReasonBody
 from control_plane.rollouts.states import RolloutState
-from control_plane.web.admin_pages import CsrfField, _admin, _admin_form, _writable
-from control_plane.web.forms import ConsoleForm, field_problem
-from control_plane.web.pages import ConsoleDep, Viewer, domain_error_page, redirect, render
+from control_plane.web.forms import (
+    ConsoleForm,
+    CsrfField,
+    admin_form,
+    field_problem,
+    require_writable_tenant,
+)
+from control_plane.web.pages import ConsoleDep, Viewer, admin_viewer, domain_error_page, redirect, render
 
 router = APIRouter(include_in_schema=False)
 ReasonField = Annotated[str, Form(max_length=2000)]
@@ -39,7 +44,7 @@ def _ports(request: Request) -> RolloutPorts:
 
 @router.get("/rollouts")
 def rollouts_page(request: Request, c: ConsoleDep) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     if isinstance(viewer, Response):
         return viewer
     with unit_of_work(c.factory) as session:
@@ -87,7 +92,7 @@ def _rollout_page(
 
 @router.get("/rollouts/{rollout_id}")
 def rollout_page(rollout_id: str, request: Request, c: ConsoleDep) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     return viewer if isinstance(viewer, Response) else _rollout_page(request, c, viewer, rollout_id)
 
 
@@ -97,13 +102,13 @@ def _act(request: Request, c: ConsoleDep, csrf: str, rollout_id: str, step: Step
             return domain_error_page(request, form.viewer, exc)
         return _rollout_page(request, c, form.viewer, rollout_id, exc.status, problem=field_problem(exc))
 
-    form = _admin_form(request, c, csrf, refused)
+    form = admin_form(request, c, csrf, refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
 
     def act(session: Session) -> controls.Controlled:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         return step(session, _ports(request), viewer.principal)
 
     def answer(done: controls.Controlled) -> Response:

@@ -17,9 +17,14 @@ from control_plane.deps import TemplatesDep
 from control_plane.errors import DomainError
 from control_plane.scoring import config as scoring_config
 from control_plane.scoring.schemas import ScoringConfigIn, ScoringConfigOut
-from control_plane.web.admin_pages import CsrfField, _admin, _admin_form, _writable
-from control_plane.web.forms import ConsoleForm, field_problem
-from control_plane.web.pages import ConsoleDep, Viewer, render
+from control_plane.web.forms import (
+    ConsoleForm,
+    CsrfField,
+    admin_form,
+    field_problem,
+    require_writable_tenant,
+)
+from control_plane.web.pages import ConsoleDep, Viewer, admin_viewer, render
 
 router = APIRouter(include_in_schema=False)
 LISTS = (
@@ -66,7 +71,7 @@ def _page(
 
 @router.get("/scoring")
 def scoring_page(request: Request, c: ConsoleDep, templates: TemplatesDep) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     return viewer if isinstance(viewer, Response) else _page(request, c, viewer, templates)
 
 
@@ -112,7 +117,7 @@ def save_scoring(
     def refused(form: ConsoleForm, exc: DomainError) -> Response:
         return _page(request, c, form.viewer, templates, exc.status, typed, problem=field_problem(exc))
 
-    form = _admin_form(request, c, csrf, refused)
+    form = admin_form(request, c, csrf, refused)
     if isinstance(form, Response):
         return form
     viewer = form.viewer
@@ -122,7 +127,7 @@ def save_scoring(
         return _page(request, c, viewer, templates, 422, typed, problem=_problem(exc))
 
     def save(session: Session) -> ScoringConfigOut:
-        _writable(session, viewer.tenant_id)
+        require_writable_tenant(session, viewer.tenant_id)
         return scoring_config.write(session, viewer.tenant_id, body, actor=viewer.principal.actor)
 
     return form.act(save, lambda _: _page(request, c, viewer, templates, 200, saved=True))

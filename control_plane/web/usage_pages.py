@@ -20,9 +20,8 @@ from control_plane.errors import DomainError
 from control_plane.finops import router as finops_api
 from control_plane.finops.runtime import FinOpsRuntime
 from control_plane.finops.schemas import CostsOut
-from control_plane.web.admin_pages import _admin
 from control_plane.web.model_charts import line_chart, paired_bars
-from control_plane.web.pages import ConsoleDep, Viewer, render
+from control_plane.web.pages import ConsoleDep, Viewer, admin_viewer, render
 
 router = APIRouter(include_in_schema=False)
 MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -82,7 +81,7 @@ def _page(request: Request, c: ConsoleDep, viewer: Viewer, month: str | None) ->
 
 @router.get("/usage")
 def usage_page(request: Request, c: ConsoleDep, month: str | None = None) -> Response:
-    viewer = _admin(request, c)
+    viewer = admin_viewer(request, c)
     if isinstance(viewer, Response):
         return viewer
     return _page(request, c, viewer, month.strip() if month and month.strip() else None)
