@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,9 +11,11 @@ import pandas as pd
 import pytest
 
 from fraud_model import schema as s
-from fraud_model.evaluation import DAY_S
+from fraud_model.evaluation import DAY_S, handbook_split
 from fraud_model.features import batch_features
 from fraud_model.search import (
+    AP_WEIGHT,
+    OBJECTIVE,
     _DeadlineRounds,
     _OverBudget,
     checkpoints,
@@ -49,6 +52,29 @@ def test_folds_leave_the_label_delay_between_training_and_validation() -> None:
     assert all(f.train.sum() == 70 for f in weekly)
 
 
+def test_a_fold_validates_on_the_rows_the_handbook_test_split_keeps(
+    data: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    # The search is judged like the model: a fold's validation rows are the handbook split's test
+    # rows for the same windows (cards known compromised in training or by the label delay removed).
+    df, _ = data
+    first_day = int(s.epoch_seconds(df[s.TS]).min() // DAY_S)
+    train_start = pd.Timestamp((first_day + 10) * DAY_S, unit="s", tz="UTC")
+    rows = df[s.to_utc(df[s.TS]) < train_start + pd.Timedelta(days=21)]
+    ts = s.epoch_seconds(rows[s.TS])
+    (fold,) = time_folds(
+        ts, rows[s.CARD_TOKEN].to_numpy(), rows[s.IS_FRAUD].to_numpy(), n_folds=1, train_days=7
+    )
+    train, test = handbook_split(df, train_start)
+    assert set(rows.index[fold.train]) == set(train.index)
+    assert set(rows.index[fold.valid]) == set(test.index)
+    # The delay's labels matter here: some cards are left out only because of them.
+    y = rows[s.IS_FRAUD].to_numpy() > 0
+    window = (ts >= fold.valid_start_s) & (ts < fold.valid_end_s)
+    in_training = np.isin(rows[s.CARD_TOKEN].to_numpy(), rows[s.CARD_TOKEN].to_numpy()[fold.train & y])
+    assert (window & ~in_training & ~fold.valid).any()
+
+
 def test_search_is_seeded_budgeted_and_reports_each_trial(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     df, features = data
     seen: list[dict[str, Any]] = []
@@ -70,12 +96,19 @@ def test_search_is_seeded_budgeted_and_reports_each_trial(data: tuple[pd.DataFra
     assert result.history[0]["fitted_rounds"] == 20
     assert result.history[0]["params"]["num_boost_round"] in checkpoints(20) == [5, 10, 15, 20]
     assert all(h["params"]["num_boost_round"] <= h["fitted_rounds"] <= 20 for h in result.history)
+    # A larger step gets fewer rounds: no trial learns more than eta x rounds of the base trial
+    # (but every trial keeps at least the lowest round count searched, 10 here).
+    learning = default_params("lightgbm")["eta"] * 20
+    assert all(
+        h["fitted_rounds"] <= max(10, math.ceil(learning / h["params"]["eta"])) for h in result.history
+    )
     for h in result.history:
-        assert h["value"] == pytest.approx(h["average_precision"] + h["card_precision_at_100"], abs=2e-6)
+        expected = h["card_precision_at_100"] + AP_WEIGHT * h["average_precision"]
+        assert h["value"] == pytest.approx(expected, abs=2e-6)
     assert round(result.best_value, 6) == max(h["value"] for h in result.history)
     lineage = result.lineage()
     assert lineage["trials"] == 3 and lineage["best_params"] == result.best_params
-    assert lineage["objective"].startswith("mean validation average_precision + ")
+    assert lineage["objective"] == OBJECTIVE and OBJECTIVE.startswith("mean validation card_precision_at_100")
     # The median pruner waits for two complete trials; a pruned one is reported, not kept.
     assert len(result.history) + lineage["pruned_trials"] == 3
     assert [t["trial"] for t in seen if t.get("pruned")] == [
@@ -114,12 +147,20 @@ def test_a_fit_past_the_deadline_stops_at_the_next_boosting_round(
     x, y = features.to_numpy(dtype=np.float32), df[s.IS_FRAUD].to_numpy().astype(np.float32)
     fitter = _Fitter(algorithm, {**default_params(algorithm), "num_boost_round": 50}, 0, 1)
     checks: list[int] = []
-    past = _DeadlineRounds(0.0, lambda: checks.append(1) is None)
+
+    def counted(armed: bool) -> Callable[[], bool]:
+        def ask() -> bool:
+            checks.append(1)
+            return armed
+
+        return ask
+
+    past = _DeadlineRounds(0.0, counted(True))
     with pytest.raises(_OverBudget):
         fitter.fit(x, y, past)
     assert len(checks) == 1  # stopped after the first of 50 rounds
     # Not armed (no trial has completed yet): the fit runs all its rounds whatever the clock says.
-    unarmed = _DeadlineRounds(0.0, lambda: checks.append(1) is None and False)
+    unarmed = _DeadlineRounds(0.0, counted(False))
     booster = fitter.fit(x, y, unarmed)
     assert len(checks) == 1 + 50 and booster is not None
 
