@@ -11,23 +11,10 @@ from fastapi.testclient import TestClient
 
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.users.conftest import PASSWORD, PersonFn
+from tests.web.console_signin import admin_console, sign_in, signed_in_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
-
-
-def _console(client: TestClient, email: str) -> str:
-    """Sign a person in to the console; the CSRF token of the session."""
-    page = client.get("/console/sign-in")
-    data = {"email": email, "password": PASSWORD, "csrf": _csrf(page.text)}
-    assert client.post("/console/sign-in", data=data, follow_redirects=False).status_code == 303
-    return _csrf(client.get("/console/users").text)
 
 
 def test_a_tenant_admin_manages_users_in_the_console(
@@ -35,7 +22,7 @@ def test_a_tenant_admin_manages_users_in_the_console(
 ) -> None:
     t = onboard("acme-pay")
     boss = person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     page = client.get("/console/users")
     assert page.status_code == 200 and 'for="invite-email"' in page.text and "Bo Boss" in page.text
     assert (
@@ -83,7 +70,7 @@ def test_api_keys_in_the_console_show_the_secret_once(
 ) -> None:
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     made = client.post("/console/keys", data={"csrf": csrf, "name": "checkout", "scope": "app"})
     assert made.status_code == 201
     secret = re.search(r'data-testid="key-secret">([^<]+)<', made.text)
@@ -113,7 +100,7 @@ def test_analysts_and_other_tenants_are_refused(
     key_of_a = client.get(f"/v1/tenants/{a['id']}/keys", headers=auth(a["admin"])).json()[0]["id"]
     person(b, "bob@beta.example", role="tenant-admin", name="Bob")
     person(b, "al@beta.example", role="analyst", name="Al")
-    csrf = _console(client, "bob@beta.example")
+    csrf = admin_console(client, "bob@beta.example")
     for path in (f"/console/users/{ana['id']}/remove", f"/console/users/{ana['id']}/role"):
         resp = client.post(path, data={"csrf": csrf, "role": "sre"})
         assert resp.status_code == 404, (path, resp.text)
@@ -122,9 +109,7 @@ def test_analysts_and_other_tenants_are_refused(
     assert "ana@alpha.example" not in client.get("/console/users").text
     assert client.get("/v1/auth/me", headers=auth(a["admin"])).status_code == 200  # A's key still works
     client.cookies.clear()
-    _console_analyst = client.get("/console/sign-in")
-    data = {"email": "al@beta.example", "password": PASSWORD, "csrf": _csrf(_console_analyst.text)}
-    assert client.post("/console/sign-in", data=data, follow_redirects=False).status_code == 303
+    sign_in(client, "al@beta.example")
     assert client.get("/console/users").status_code == 403
     assert client.get("/console/keys").status_code == 403
 
@@ -137,12 +122,7 @@ def test_an_admin_invites_in_the_browser(
 
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.get_by_label("E-mail").fill("boss@acme.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    context, page = signed_in_page(browser, live_server, "boss@acme.example")
     expect(page.get_by_test_id("who")).to_contain_text("Bo Boss")
     page.get_by_role("link", name="Users").click()
     page.get_by_label("E-mail").fill("cy@acme.example")

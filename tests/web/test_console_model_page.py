@@ -20,6 +20,7 @@ from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.monitoring.conftest import monitored, reference, score  # noqa: F401  (fixtures)
 from tests.control_plane.scoring.conftest import sim_frame, sim_requests, trained_artifact  # noqa: F401
 from tests.web.a11y import assert_accessible
+from tests.web.console_signin import key_signed_in_page
 from tests.web.test_console_models import _sign_in
 
 COMPARISON = {
@@ -145,12 +146,7 @@ def test_another_tenants_version_is_not_found(
 
 @pytest.mark.browser
 def test_the_model_page_is_accessible(browser: Browser, live_server: str, watched: dict[str, Any]) -> None:
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.fill("#token", watched["analyst"])
-    page.locator("form:has(#token) button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/console/queue$"))
+    context, page = key_signed_in_page(browser, live_server, watched["analyst"])
     page.get_by_role("link", name="Monitoring").click()
     expect(page).to_have_url(re.compile(rf"/console/models/{watched['model']}$"))
     expect(page.get_by_test_id("drift-chart")).to_be_visible()

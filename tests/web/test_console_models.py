@@ -16,6 +16,7 @@ from control_plane.registry.orm import ModelVersion
 from control_plane.settings import REPO_ROOT
 from tests.control_plane.conftest import OnboardFn
 from tests.web.a11y import assert_accessible
+from tests.web.console_signin import key_signed_in_page
 
 
 def _version(tenant_id: str, version_id: str, *, passed: bool) -> ModelVersion:
@@ -90,12 +91,7 @@ def test_the_models_page_is_accessible(
     browser: Browser, live_server: str, two_tenants: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:
     a, _ = two_tenants
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.fill("#token", a["admin"])
-    page.locator("form:has(#token) button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/console/queue$"))
+    context, page = key_signed_in_page(browser, live_server, a["admin"])
     page.goto("/console/admin/models")
     expect(page.get_by_test_id("models")).to_contain_text("mv_alpha1")
     assert_accessible(page)

@@ -4,7 +4,6 @@ refused on each page. Screenshots are kept under var/test-artifacts/console/."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -14,19 +13,14 @@ from control_plane.settings import REPO_ROOT
 from tests.control_plane.conftest import OnboardFn
 from tests.control_plane.review.conftest import IngestFn, flagged
 from tests.web.a11y import assert_accessible, axe_violations
+from tests.web.console_signin import key_signed_in_page
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO_ROOT / "var" / "test-artifacts" / "console"
 
 
 def _signed_in(browser: Browser, base_url: str, token: str) -> Any:
-    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.fill("#token", token)
-    page.locator("form:has(#token) button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/console/queue$"))
-    return page
+    return key_signed_in_page(browser, base_url, token)[1]
 
 
 def _shot(page: Any, name: str) -> None:

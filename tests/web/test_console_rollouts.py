@@ -25,9 +25,10 @@ from tests.control_plane.rollouts.conftest import (  # noqa: F401  (fixtures)
     traffic,
     trained_artifact,
 )
-from tests.control_plane.users.conftest import PASSWORD, PersonFn
+from tests.control_plane.rollouts.test_rollouts import start
+from tests.control_plane.users.conftest import PersonFn
 from tests.web.a11y import assert_accessible
-from tests.web.test_console_admin import _console, _csrf
+from tests.web.console_signin import admin_console, csrf_of, sign_in, signed_in_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -36,16 +37,7 @@ ARTIFACTS = REPO_ROOT / "var" / "test-artifacts" / "console"
 
 
 def _start(client: TestClient, t: dict[str, Any]) -> str:
-    body = {
-        "candidate_version": t["candidate"],
-        "strategy": "canary",
-        "steps": [5000, 10000],
-        "bake_s": 5,
-        "min_requests": 20,
-    }
-    resp = client.post("/v1/rollouts", json=body, headers=auth(t["admin"]))
-    assert resp.status_code == 201, resp.text
-    rollout_id: str = resp.json()["id"]
+    rollout_id: str = start(client, t)["id"]  # the API's canary at 50 % then 100 %
     return rollout_id
 
 
@@ -72,7 +64,7 @@ def test_a_tenant_admin_reads_a_rollout_and_controls_it(
     clock.advance(6)
     worker.drain()  # the first step's analysis: the candidate moves to 100 %
 
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     listed = client.get("/console/rollouts")
     assert listed.status_code == 200 and f'href="/console/rollouts/{rollout_id}"' in listed.text
     page = client.get(f"/console/rollouts/{rollout_id}")
@@ -84,6 +76,8 @@ def test_a_tenant_admin_reads_a_rollout_and_controls_it(
     assert 'for="reason-pause"' in page.text and "Resume</button>" not in page.text
 
     assert client.post(f"/console/rollouts/{rollout_id}/pause", data={"reason": "x"}).status_code == 403
+    too_long = client.post(f"/console/rollouts/{rollout_id}/pause", data={"csrf": csrf, "reason": "x" * 1001})
+    assert too_long.status_code == 422 and 'data-testid="problem">reason:' in too_long.text  # the API's limit
     paused = client.post(
         f"/console/rollouts/{rollout_id}/pause",
         data={"csrf": csrf, "reason": "checking a spike"},
@@ -134,7 +128,7 @@ def test_a_weight_change_the_host_refuses_is_said_on_the_page_and_stays_recorded
         raise ProviderError("endpoint fraudrail-x is Updating")
 
     monkeypatch.setattr(host, "set_weights", refuse)
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     paused = client.post(f"/console/rollouts/{rollout_id}/pause", data={"csrf": csrf, "reason": "spike"})
     assert paused.status_code == 503
     assert 'data-testid="problem">weights: the rollout is PAUSED' in paused.text
@@ -156,7 +150,7 @@ def test_analysts_and_other_tenants_are_refused(
     other = onboard("beta-co")
     person(other, "bob@beta.example", role="tenant-admin")
     person(t, "al@acme.example", role="analyst")
-    csrf = _console(client, "bob@beta.example")
+    csrf = admin_console(client, "bob@beta.example")
     assert rollout_id not in client.get("/console/rollouts").text
     assert client.get(f"/console/rollouts/{rollout_id}").status_code == 404
     for action in ("pause", "resume", "abort", "rollback"):
@@ -164,12 +158,10 @@ def test_analysts_and_other_tenants_are_refused(
         assert resp.status_code == 404, (action, resp.text)
     assert _state(client, t, rollout_id) == "PROGRESSING"
     client.cookies.clear()
-    signin = client.get("/console/sign-in")
-    data = {"email": "al@acme.example", "password": PASSWORD, "csrf": _csrf(signin.text)}
-    assert client.post("/console/sign-in", data=data, follow_redirects=False).status_code == 303
+    sign_in(client, "al@acme.example")
     assert client.get("/console/rollouts").status_code == 403
     assert client.get(f"/console/rollouts/{rollout_id}").status_code == 403
-    analyst_csrf = _csrf(client.get("/console/queue").text)
+    analyst_csrf = csrf_of(client.get("/console/queue").text)
     resp = client.post(f"/console/rollouts/{rollout_id}/abort", data={"csrf": analyst_csrf})
     assert resp.status_code == 403 and _state(client, t, rollout_id) == "PROGRESSING"
 
@@ -187,12 +179,7 @@ def test_an_admin_pauses_a_rollout_in_the_browser(
     t = canary_setup
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
     rollout_id = _start(client, t)
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.get_by_label("E-mail").fill("boss@acme.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    context, page = signed_in_page(browser, live_server, "boss@acme.example")
     page.get_by_role("link", name="Rollouts").click()
     assert_accessible(page)
     page.get_by_role("link", name=rollout_id).click()

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from control_plane.settings import REPO_ROOT
 from tests.control_plane.conftest import OnboardFn, auth
-from tests.control_plane.users.conftest import PASSWORD, PersonFn
+from tests.control_plane.users.conftest import PersonFn
 from tests.web.a11y import assert_accessible
-from tests.web.test_console_admin import _console, _csrf
+from tests.web.console_signin import admin_console, csrf_of, sign_in, signed_in_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -33,7 +33,7 @@ def test_a_tenant_admin_sets_thresholds_and_lists(
 ) -> None:
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     page = client.get("/console/scoring")
     assert page.status_code == 200 and 'for="review-threshold"' in page.text
     assert 'href="/console/scoring" aria-current="page"' in page.text and "never changed" in page.text
@@ -73,7 +73,7 @@ def test_bad_input_is_refused_inline_naming_the_field(
 ) -> None:
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin")
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     before = client.get("/v1/scoring-config", headers=auth(t["admin"])).json()
     refused = client.post("/console/scoring", data={"csrf": csrf, **GOOD, **change})
     assert refused.status_code == 422, refused.text
@@ -87,7 +87,7 @@ def test_a_suspended_tenant_cannot_save(
 ) -> None:
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin")
-    csrf = _console(client, "boss@acme.example")
+    csrf = admin_console(client, "boss@acme.example")
     suspended = client.post(
         f"/v1/tenants/{t['id']}/suspend", json={"reason": "admin"}, headers=auth(admin_key)
     )
@@ -109,18 +109,16 @@ def test_analysts_and_other_tenants_are_refused(
     assert put.status_code == 200, put.text
     person(b, "bob@beta.example", role="tenant-admin")
     person(b, "al@beta.example", role="analyst")
-    csrf = _console(client, "bob@beta.example")
+    csrf = admin_console(client, "bob@beta.example")
     assert "alpha-secret-card" not in client.get("/console/scoring").text
     assert client.post("/console/scoring", data={"csrf": csrf, **GOOD}).status_code == 200
     assert client.get("/v1/scoring-config", headers=auth(a["admin"])).json()["block_cards"] == [
         "alpha-secret-card"
     ]
     client.cookies.clear()
-    signin = client.get("/console/sign-in")
-    data = {"email": "al@beta.example", "password": PASSWORD, "csrf": _csrf(signin.text)}
-    assert client.post("/console/sign-in", data=data, follow_redirects=False).status_code == 303
+    sign_in(client, "al@beta.example")
     assert client.get("/console/scoring").status_code == 403
-    analyst_csrf = _csrf(client.get("/console/queue").text)
+    analyst_csrf = csrf_of(client.get("/console/queue").text)
     assert client.post("/console/scoring", data={"csrf": analyst_csrf, **GOOD}).status_code == 403
     assert 'href="/console/scoring"' not in client.get("/console/queue").text
 
@@ -133,12 +131,7 @@ def test_an_admin_edits_scoring_in_the_browser(
 
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.get_by_label("E-mail").fill("boss@acme.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    context, page = signed_in_page(browser, live_server, "boss@acme.example")
     page.get_by_role("link", name="Scoring").click()
     page.get_by_label("Review threshold").fill("0.9")
     page.get_by_label("Suspicious threshold").fill("0.5")

@@ -17,9 +17,9 @@ from control_plane.orm_base import utcnow
 from control_plane.settings import REPO_ROOT
 from tests.control_plane.conftest import OnboardFn, auth
 from tests.control_plane.finops.conftest import spend
-from tests.control_plane.users.conftest import PASSWORD, PersonFn
+from tests.control_plane.users.conftest import PersonFn
 from tests.web.a11y import assert_accessible
-from tests.web.test_console_admin import _console, _csrf
+from tests.web.console_signin import admin_console, sign_in, signed_in_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -42,7 +42,7 @@ def test_a_tenant_admin_sees_cost_against_the_budget(
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin")
     first_day, today = _spend_this_month(container, t["id"])
-    _console(client, "boss@acme.example")
+    admin_console(client, "boss@acme.example")
     page = client.get("/console/usage")
     assert page.status_code == 200, page.text
     api = client.get("/v1/costs", headers=auth(t["admin"])).json()
@@ -78,13 +78,11 @@ def test_analysts_and_other_tenants_are_refused(
     spend(container, a["id"], Decimal("42.42"), utcnow())
     person(b, "bob@beta.example", role="tenant-admin")
     person(b, "al@beta.example", role="analyst")
-    _console(client, "bob@beta.example")
+    admin_console(client, "bob@beta.example")
     page = client.get("/console/usage")
     assert page.status_code == 200 and "42.42" not in page.text and "No usage this month." in page.text
     client.cookies.clear()
-    signin = client.get("/console/sign-in")
-    data = {"email": "al@beta.example", "password": PASSWORD, "csrf": _csrf(signin.text)}
-    assert client.post("/console/sign-in", data=data, follow_redirects=False).status_code == 303
+    sign_in(client, "al@beta.example")
     assert client.get("/console/usage").status_code == 403
     assert 'href="/console/usage"' not in client.get("/console/queue").text
 
@@ -98,12 +96,7 @@ def test_an_admin_reads_usage_in_the_browser(
     t = onboard("acme-pay")
     person(t, "boss@acme.example", role="tenant-admin", name="Bo Boss")
     _spend_this_month(container, t["id"])
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto("/console/sign-in")
-    page.get_by_label("E-mail").fill("boss@acme.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    context, page = signed_in_page(browser, live_server, "boss@acme.example")
     page.get_by_role("link", name="Budget and usage").click()
     expect(page.get_by_test_id("usage-chart")).to_be_visible()
     expect(page.get_by_test_id("budget-status")).to_contain_text("ok")
