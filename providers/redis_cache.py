@@ -1,26 +1,30 @@
 """Feature cache on Redis (ElastiCache in production): keys ``fr:{tenant}:{key}``.
 
 The sync calls use a blocking client; the async ones (the fraud-check hot path) a ``redis.asyncio``
-client (hiredis parses its replies) with one connection pool per event loop, opened on the loop's
-first call, so a check waits for Redis without blocking the loop. The async client retries once,
-at once, on a broken connection (a pooled socket the server closed), never after a timeout: the
-hot path's budget is ``timeout_ms``, and a dead Redis must cost one timeout, not a backoff series.
+connection pool (hiredis parses the replies), one per event loop, opened on the loop's first call,
+so a check waits for Redis without blocking the loop. Each async call writes its commands at once
+on one pooled connection and reads their replies; a pooled socket the server closed is retried
+once, at once, never after a timeout: a dead Redis must cost one timeout, not a backoff series.
 
-An async call's ``timeout_ms`` counts Redis's lateness, not the event loop's: a busy loop (other
-checks scoring) resumes a waiting check later than its reply arrived, and a plain timeout on the
-wait degraded a third of the checks of a loaded server whose Redis answered in time. So when the
-deadline's callback runs late, or one more pass of the loop takes longer than ``LOOP_LATE_S``
-(the loop is busy; the reply may be waiting unread), the call gets a fresh budget, for at most
-``LAG_CAP_S`` in all; a deadline met by an idle loop means Redis itself is slow. The client's own
-socket and connect timeouts are that outer bound.
+An async call's ``timeout_ms`` counts Redis's lateness, not the event loop's (``_Budget``). A loop
+busy scoring other checks reads a reply later than it arrived; timing the wait itself degraded
+6-10 % of a saturated server's checks whose Redis had answered in time (the reply was in the socket
+or already in the connection's buffer, unread). So the budget runs from the moment the request is
+on the socket, and when it is due it looks at the connection: bytes from Redis waiting there,
+unread, mean Redis answered and the loop is behind (the call waits on, for at most ``LAG_CAP_S``);
+nothing there means Redis is late, and the call fails at once. A dead or stalled Redis thus fails
+within the budget on a busy loop as on an idle one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+import math
+import select
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -29,9 +33,8 @@ from redis.backoff import NoBackoff
 
 from providers.ports import Admission, Admitted, ProviderError
 
-T = TypeVar("T")
-LOOP_LATE_S = 0.0005  # a deadline (or one pass of the loop) later than this: the loop was busy
-LAG_CAP_S = 1.0  # the longest one async call may wait, however busy the loop is
+LOOP_LATE_S = 0.0005  # a deadline the loop runs later than this: the loop was busy
+LAG_CAP_S = 1.0  # the longest a new connection may take on a busy loop; the bound of its connect
 
 # The admission runs as a local function over its own KEYS / ARGV; only when it admits (its first
 # element is 1) is the idempotency key claimed and the states read, in the same atomic call.
@@ -67,6 +70,7 @@ class RedisFeatureCache:
             url, socket_timeout=self._timeout_s, socket_connect_timeout=self._connect_timeout_s
         )
         self._async: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis[bytes]] | None = None
+        self._draining: set[asyncio.Task[None]] = set()  # cut-off calls' connections, reading on
         self._scripts: dict[str, tuple[str, str]] = {}  # admission script -> (combined, its SHA-1)
 
     @property
@@ -150,65 +154,103 @@ class RedisFeatureCache:
         except redis.RedisError as exc:
             raise ProviderError(f"redis: {exc}") from exc
 
-    def _aclient(self) -> redis.asyncio.Redis[bytes]:
-        """The running loop's client (one pool per loop: a pool's sockets belong to one loop)."""
+    def _apool(self) -> Any:
+        """The running loop's connection pool (one per loop: a pool's sockets belong to one loop)."""
         loop = asyncio.get_running_loop()
         held = self._async
         if held is None or held[0] is not loop:
             retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
             client: redis.asyncio.Redis[bytes] = redis.asyncio.Redis.from_url(
                 self._url,
-                socket_timeout=max(self._timeout_s, LAG_CAP_S),  # the bound; _within_budget the budget
+                # No socket timeout: on Python 3.11 redis-py wraps every timed write in a task of its
+                # own (two more passes of the loop per call); the budget bounds every wait instead.
+                socket_timeout=None,
                 socket_connect_timeout=max(self._connect_timeout_s, LAG_CAP_S),
-                retry=retry,
+                retry=retry,  # connects: once more at once, no backoff series
             )
             self._async = held = (loop, client)
-        return held[1]
+        return held[1].connection_pool
 
-    async def _within_budget(self, call: Awaitable[T]) -> T:
-        """Await ``call``, failing with ``ProviderError`` once Redis (not the loop) took longer than
-        ``timeout_ms``."""
-        loop = asyncio.get_running_loop()
-        budget_s, started = self._timeout_s, loop.time()
+    async def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """``commands`` written at once on one pooled connection and their replies read; any failure,
+        or Redis late (see the module's docstring), as ``ProviderError``. A pooled socket the server
+        closed is retried once, at once, on a fresh one."""
         try:
-            async with asyncio.timeout(None) as budget:
-                timer: list[asyncio.Handle] = []
-
-                def extend_or_expire(busy: bool, now: float) -> None:
-                    if busy and now - started < LAG_CAP_S - budget_s:
-                        timer[0] = loop.call_at(now + budget_s, deadline, now + budget_s)
-                    else:
-                        budget.reschedule(now)  # expires: the call is cancelled, TimeoutError
-
-                def deadline(due: float) -> None:
-                    now = loop.time()
-                    if now - due > LOOP_LATE_S:  # the loop ran it late: it was busy
-                        extend_or_expire(True, now)
-                    else:  # on time; but a loop busy with short steps runs timers on time too
-                        timer[0] = loop.call_soon(one_pass_later, now)
-
-                def one_pass_later(asked: float) -> None:
-                    now = loop.time()
-                    extend_or_expire(now - asked > LOOP_LATE_S, now)
-
-                timer.append(loop.call_at(started + budget_s, deadline, started + budget_s))
-                try:
-                    return await call
-                finally:
-                    timer[0].cancel()
-        except (redis.RedisError, TimeoutError) as exc:
+            try:
+                return await self._exchange(commands)
+            except redis.ConnectionError:
+                return await self._exchange(commands)
+        except (redis.RedisError, OSError) as exc:  # (TimeoutError, the budget's, is an OSError)
             raise ProviderError(f"redis: {str(exc) or 'no answer within the timeout'}") from exc
+
+    async def _exchange(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        pool = self._apool()
+        loop = asyncio.get_running_loop()
+        replies: list[Any] = []
+        owed = 0  # replies still to come on the socket
+        async with asyncio.timeout(None) as expiry:
+            budget = _Budget(loop, expiry, self._timeout_s)
+            conn = budget.conn = pool.get_available_connection()
+            try:
+                await pool.ensure_connection(conn)  # a new socket connects (and shakes hands) here
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                budget.restart()  # the request is on the socket: Redis's time starts now
+                owed = len(commands)
+                while owed:
+                    try:
+                        replies.append(await conn.read_response(timeout=math.inf, disconnect_on_error=False))
+                    except redis.ResponseError as exc:  # read on: the connection stays in step
+                        replies.append(exc)
+                    owed -= 1
+            except asyncio.CancelledError:
+                budget.stop()
+                if owed and conn.is_connected:
+                    # Expired (or the request went away) waiting for replies: the connection is
+                    # still in step, so it reads them in the background and goes back to the pool
+                    # then, instead of being closed and reconnected (more work for a late Redis).
+                    self._draining.add(loop.create_task(self._drain(pool, conn, owed)))
+                    raise
+                await self._discard(pool, conn)  # cut off mid-handshake: out of step
+                raise
+            except BaseException:
+                budget.stop()
+                await self._discard(pool, conn)
+                raise
+            budget.stop()
+            await pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies
+
+    async def _drain(self, pool: Any, conn: Any, owed: int) -> None:
+        """Read the replies a cut-off call still owed, then give its connection back (at most
+        ``LAG_CAP_S``; closed if they do not come)."""
+        try:
+            async with asyncio.timeout(LAG_CAP_S):
+                for _ in range(owed):
+                    with contextlib.suppress(redis.ResponseError):
+                        await conn.read_response(timeout=math.inf, disconnect_on_error=False)
+        except BaseException:
+            await self._discard(pool, conn)
+            return
+        finally:
+            self._draining.discard(asyncio.current_task())  # type: ignore[arg-type]
+        await pool.release(conn)
+
+    @staticmethod
+    async def _discard(pool: Any, conn: Any) -> None:
+        await conn.disconnect(nowait=True)
+        await pool.release(conn)
 
     async def aclaim_and_read(
         self, tenant_id: str, claim_key: str, marker: bytes, ttl_s: int, read_keys: Sequence[str]
     ) -> tuple[bytes | None, list[bytes | None]]:
         full = self._k(tenant_id, claim_key)
-        pipe = self._aclient().pipeline(transaction=False)
-        pipe.set(full, marker, nx=True, ex=ttl_s)
-        pipe.get(full)
+        commands: list[tuple[Any, ...]] = [("SET", full, marker, "NX", "EX", ttl_s), ("GET", full)]
         if read_keys:
-            pipe.mget([self._k(tenant_id, k) for k in read_keys])
-        replies = await self._within_budget(pipe.execute())
+            commands.append(("MGET", *(self._k(tenant_id, k) for k in read_keys)))
+        replies = await self._round_trip(commands)
         values = list(replies[2]) if read_keys else []
         return (None if replies[0] else replies[1]), values
 
@@ -224,15 +266,13 @@ class RedisFeatureCache:
         script, sha = self._combined(admission.script)
         keys = [*admission.keys, self._k(tenant_id, claim_key), *(self._k(tenant_id, k) for k in read_keys)]
         args = [len(admission.keys), len(admission.args), *admission.args, marker, ttl_s]
-        client: Any = self._aclient()  # redis-py's script calls are untyped
-
-        async def run() -> Any:
-            try:
-                return await client.evalsha(sha, len(keys), *keys, *args)
-            except redis.exceptions.NoScriptError:  # the server restarted or flushed its scripts
-                return await client.eval(script, len(keys), *keys, *args)  # cached for EVALSHA
-
-        reply = await self._within_budget(run())
+        try:
+            (reply,) = await self._round_trip([("EVALSHA", sha, len(keys), *keys, *args)])
+        except ProviderError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+            # The server restarted or flushed its scripts: EVAL runs it and caches it for EVALSHA.
+            (reply,) = await self._round_trip([("EVAL", script, len(keys), *keys, *args)])
         if len(reply) == 1:
             return Admitted(list(reply[0]), None, [])
         verdict, existing, values = reply
@@ -247,19 +287,20 @@ class RedisFeatureCache:
         return found
 
     async def aset_many(self, tenant_id: str, items: Mapping[str, bytes], ttl_s: int | None = None) -> None:
-        pipe = self._aclient().pipeline(transaction=False)
-        for key, value in items.items():
-            pipe.set(self._k(tenant_id, key), value, ex=ttl_s)
-        await self._within_budget(pipe.execute())
+        expiry = ("EX", ttl_s) if ttl_s is not None else ()
+        await self._round_trip([("SET", self._k(tenant_id, k), v, *expiry) for k, v in items.items()])
 
     async def adelete_many(self, tenant_id: str, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        await self._within_budget(self._aclient().delete(*[self._k(tenant_id, k) for k in keys]))
+        if keys:
+            await self._round_trip([("DEL", *(self._k(tenant_id, k) for k in keys))])
 
     async def aclose(self) -> None:
         held, self._async = self._async, None
         if held is not None and held[0] is asyncio.get_running_loop():
+            draining, self._draining = list(self._draining), set()
+            for task in draining:
+                task.cancel()
+            await asyncio.gather(*draining, return_exceptions=True)
             client: Any = held[1]  # (aclose is newer than the type stubs)
             await client.aclose()
 
@@ -268,3 +309,61 @@ class RedisFeatureCache:
             return bool(self._client.ping())
         except redis.RedisError:
             return False
+
+
+class _Budget:
+    """One async call's deadline, counting Redis's lateness rather than the event loop's.
+
+    Due ``budget_s`` after the request went out (``restart``): if bytes from Redis then wait unread
+    on the connection, Redis answered in time and only the loop is behind (it reads them on its next
+    poll), so it is due again a budget later; if none do, Redis is late and the call expires. Before
+    the request goes out (a new socket connecting and shaking hands, which cannot be watched as
+    closely) a deadline the loop ran late is excused too, for at most ``LAG_CAP_S``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expiry: asyncio.Timeout, budget_s: float) -> None:
+        self._loop, self._expiry, self._budget_s = loop, expiry, budget_s
+        self._began = loop.time()
+        self._sent = False
+        self.conn: Any = None  # the connection the call uses, once it has one
+        self._handle = loop.call_at(self._began + budget_s, self._due, self._began + budget_s)
+
+    def restart(self) -> None:
+        """The request is on the socket: Redis's time starts now."""
+        self._handle.cancel()
+        self._sent = True
+        self._arm(self._loop.time())
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+    def _arm(self, now: float) -> None:
+        self._handle = self._loop.call_at(now + self._budget_s, self._due, now + self._budget_s)
+
+    def _due(self, due: float) -> None:
+        now = self._loop.time()
+        conn = self.conn
+        if conn is not None and conn.is_connected and _bytes_waiting(conn):
+            self._arm(now)  # Redis has answered: the loop will read it
+        elif not self._sent and now - due > LOOP_LATE_S and now - self._began < LAG_CAP_S:
+            self._arm(now)  # still connecting, and the loop was too busy to tell
+        else:
+            self._expiry.reschedule(now)  # Redis is late: the call is cancelled (TimeoutError)
+
+
+def _bytes_waiting(conn: Any) -> bool:
+    """Bytes from Redis on ``conn`` that its parser has not taken yet: read off the socket by the
+    loop (in the connection's stream buffer, its reader task not resumed yet), or still in the
+    socket (the loop has not polled it since they came). redis-py exposes neither, so both are
+    looked up by attribute; a connection whose parts are not found has received nothing (the plain
+    timeout)."""
+    stream = getattr(conn, "_reader", None)  # the asyncio.StreamReader the parser reads from
+    if getattr(stream, "_buffer", None):
+        return True
+    writer = getattr(conn, "_writer", None)
+    sock = writer.get_extra_info("socket") if writer is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
