@@ -96,7 +96,7 @@ def sim_requests(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
             "txn_id": r.txn_id,
             "card_token": r.card_token,
             "terminal_id": r.terminal_id,
-            "timestamp": r.ts.isoformat(),
+            "timestamp": pd.Timestamp(str(r.ts)).isoformat(),
             "amount": f"{r.amount:.2f}",
             "currency": "EUR",
         }
