@@ -20,6 +20,7 @@ time budget) trained and read once on the test week. ``--skip-grid`` uses the do
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import sys
@@ -43,7 +44,7 @@ from fraud_model.evaluation import evaluate, handbook_split  # noqa: E402
 from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION, HANDBOOK_FEATURES, batch_features  # noqa: E402
 from fraud_model.lgbm import LGBM_DEFAULT_PARAMS  # noqa: E402
 from fraud_model.scoring import Scorer  # noqa: E402
-from fraud_model.search import search_params  # noqa: E402
+from fraud_model.search import OBJECTIVE, search_params  # noqa: E402
 from fraud_model.simulator import simulate  # noqa: E402
 from fraud_model.training import DEFAULT_PARAMS, train_model  # noqa: E402
 
@@ -132,10 +133,11 @@ def learner_rows(
     history = df[s.to_utc(df[s.TS]) < end]
     for algorithm in ("xgboost", "lightgbm"):
         result, search_s = timed(
-            lambda a=algorithm: search_params(
+            functools.partial(
+                search_params,
                 history,
                 features.loc[history.index],
-                algorithm=a,
+                algorithm=algorithm,
                 trials=trials,
                 time_budget_s=budget_s,
                 seed=0,
@@ -144,15 +146,17 @@ def learner_rows(
             )
         )
         model, secs = timed(
-            lambda a=algorithm, r=result: train_model(x, y, params=r.best_params, seed=0, algorithm=a)
+            functools.partial(train_model, x, y, params=result.best_params, seed=0, algorithm=algorithm)
         )
         m = evaluate(test, Scorer(model).score_batch(test_x))
         rows.append((f"Fraudrail, {algorithm} + search", m, secs))
         searches[algorithm] = {"result": result, "seconds": search_s, "test": m}
+        best = max(result.history, key=lambda h: h["value"])
         lines.append(
-            f"  {algorithm}: {len(result.history)} trials in {search_s:.0f} s "
+            f"  {algorithm}: {len(result.history)} complete trials in {search_s:.0f} s "
             f"(stopped by {result.stopped_by}; {result.pruned} pruned, {result.abandoned} abandoned); "
-            f"best valid AP + CP@100 {result.best_value:.4f}; chosen {result.best_params}"
+            f"best valid value {result.best_value:.4f} (CP@100 {best['card_precision_at_100']:.4f}, "
+            f"AP {best['average_precision']:.4f}); chosen {result.best_params}"
         )
     return rows, searches, lines
 
@@ -310,11 +314,7 @@ def main() -> None:
             for k, v in handbook_best.items()
         )
         + (f"; search took {search_s:.0f} s" + (" (over budget)" if search_s > args.search_budget_s else ""))
-        + (
-            ". **Met.**"
-            if all(beats.values()) and search_s <= args.search_budget_s * 1.1
-            else ". **Not met.**"
-        )
+        + (". **Met.**" if all(beats.values()) and search_s <= args.search_budget_s else ". **Not met.**")
     )
 
     sim_line = "simulator: skipped"
@@ -347,8 +347,9 @@ def main() -> None:
             f"and refit): {train_s:.2f} s; Python peak during training {py_peak / 2**20:.0f} MB; process "
             f"peak RSS {peak_mb:.0f} MB. {sim_line}.",
             "",
-            "In-run search (Optuna TPE, seed 0, median pruning; mean validation AP + mean validation "
-            "CP@100 over the 4 folds, round count read at checkpoints of each fit; budget "
+            f"In-run search (Optuna TPE, seed 0, median pruning; objective: {OBJECTIVE} over the 4 "
+            "folds, validated on the rows the handbook's test split keeps; round count read at "
+            "checkpoints of each fit; budget "
             f"{args.search_trials} trials or {args.search_budget_s:.0f} s per learner):",
             "",
             *[f"- {line.strip()}" for line in search_lines],
