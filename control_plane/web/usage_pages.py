@@ -1,9 +1,9 @@
 """Tenant-admin page for budget and usage: the month's cost to date against the budget as an
 inline SVG chart drawn on the server (cumulative cost by day, the budget line and the linear
 forecast over the whole month; daily cost as bars), the budget's state and forecast, and usage
-by meter. The figures are the answers of ``GET /v1/costs`` and ``GET /v1/usage`` (the same
-handlers run for the signed-in admin), so the page and the API never disagree. Every read is the
-viewer's tenant."""
+by meter. The figures are the answers of ``GET /v1/costs`` and ``GET /v1/usage``: the page runs
+the same steps as those routes (``finops.reports``) for the signed-in admin, so the page and the
+API check the same scopes and never disagree. Every read is the viewer's tenant."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from control_plane.db import unit_of_work
 from control_plane.errors import DomainError
-from control_plane.finops import router as finops_api
+from control_plane.finops import reports
 from control_plane.finops.runtime import FinOpsRuntime
 from control_plane.finops.schemas import CostsOut
 from control_plane.web.model_charts import line_chart, paired_bars
@@ -70,8 +70,8 @@ def _page(request: Request, c: ConsoleDep, viewer: Viewer, month: str | None) ->
     rt: FinOpsRuntime = request.app.state.provided[FinOpsRuntime]
     try:
         with unit_of_work(c.factory) as session:
-            costs = finops_api.get_costs(session, rt, viewer.principal, month)
-            usage = finops_api.get_usage(session, rt, viewer.principal, month)
+            costs = reports.cost_report(session, rt, viewer.principal, month)
+            usage = reports.usage_report(session, rt, viewer.principal, month)
     except DomainError as exc:
         context["problem"] = f"{exc.field or 'month'}: {exc.detail}"
         return render(request, "usage.html", context, exc.status)
