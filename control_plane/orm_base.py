@@ -1,4 +1,5 @@
-"""Declarative base of the domains' tables; column types come from ``providers.sql_types``."""
+"""Declarative base of the domains' tables; column types come from ``providers.sql_types``; the
+UTC time helpers every domain's tables and their readers share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from sqlalchemy.orm import DeclarativeBase
 
 from providers.sql_types import NAMING_CONVENTION, UTCDateTime, utcnow
 
-__all__ = ["Base", "UTCDateTime", "utc_representable", "utcnow"]
+__all__ = ["Base", "UTCDateTime", "aware", "utc_representable", "utcnow"]
+
+
+def aware(at: datetime) -> datetime:
+    """``at`` as an aware time: a naive one is taken to be UTC (the columns store UTC), an aware
+    one is returned unchanged."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def utc_representable(value: datetime) -> datetime:

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,7 +27,7 @@ from control_plane.errors import (
 )
 from control_plane.events import KEYS_REVOKED
 from control_plane.http import DATABASE_OUTAGES
-from control_plane.orm_base import utcnow
+from control_plane.orm_base import aware, utcnow
 from control_plane.outbox import emit
 from control_plane.principals import SESSION_TOKEN_PREFIX, same_digest, secret_digest
 from control_plane.tenancy import authorize as authorize  # routes call service.authorize
@@ -132,11 +132,7 @@ def rotate_key(session: Session, tenant_id: str, key_id: str, *, actor: str, ove
 
 def is_live(key: ApiKey, now: datetime) -> bool:
     """Not revoked, or revoked in the future: a rotated key inside its overlap period."""
-    return key.revoked_at is None or _aware(key.revoked_at) > now
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return key.revoked_at is None or aware(key.revoked_at) > now
 
 
 def revoke_all(session: Session, tenant_id: str, *, actor: str, reason: str) -> list[str]:
@@ -243,7 +239,7 @@ class KeyVerifier:
                     raise Unauthenticated("invalid API key")
                 until = float("inf")
                 if key.revoked_at is not None:  # rotated: valid until the overlap ends
-                    until = now + (_aware(key.revoked_at) - utcnow()).total_seconds()
+                    until = now + (aware(key.revoked_at) - utcnow()).total_seconds()
                 verified = _Verified(
                     key.secret_hash,
                     Principal(key_id=key.id, scope=Scope(key.scope), tenant_id=key.tenant_id, name=key.name),

@@ -31,7 +31,7 @@ from control_plane.errors import (
     TooManyRequests,
 )
 from control_plane.ids import new_id
-from control_plane.orm_base import utcnow
+from control_plane.orm_base import aware, utcnow
 from control_plane.principals import Principal
 from control_plane.users import repository
 from control_plane.users.oidc_orm import OidcFlow, TenantOidcConfig
@@ -40,7 +40,7 @@ from control_plane.users.oidc_tokens import ProviderDirectory, SecretBox, pkce_p
 from control_plane.users.orm import User
 from control_plane.users.ports import OidcHttp, TenantFinder
 from control_plane.users.repository import ACTIVE, INVITED
-from control_plane.users.service import aware, principal_of, token_hash
+from control_plane.users.service import principal_of, token_hash
 from control_plane.users.sessions import IssuedSession, UserSessions
 from providers.ports import ProviderError
 

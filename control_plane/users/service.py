@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from control_plane.audit import service as audit
 from control_plane.errors import Conflict, InvalidInput, NotFound
 from control_plane.ids import new_id
+from control_plane.orm_base import aware
 from control_plane.principals import Actor, Principal, Scope, secret_digest
 from control_plane.users import repository
 from control_plane.users.orm import User
@@ -31,10 +32,6 @@ class Invitation:
 def token_hash(token: str) -> str:
     """An invitation's or session's token as stored and looked up (the API keys' digest)."""
     return secret_digest(token)
-
-
-def aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def principal_of(user: User) -> Principal:

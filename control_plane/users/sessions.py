@@ -20,14 +20,14 @@ from control_plane.audit import service as audit
 from control_plane.db import unit_of_work
 from control_plane.errors import ServiceUnavailable, TooManyRequests, Unauthenticated
 from control_plane.http import DATABASE_OUTAGES
-from control_plane.orm_base import utcnow
+from control_plane.orm_base import aware, utcnow
 from control_plane.principals import SESSION_TOKEN_PREFIX, Principal
 from control_plane.users import repository
 from control_plane.users.directory import display_names
 from control_plane.users.orm import User, UserSession
 from control_plane.users.passwords import MAX_PASSWORD_CHARS, hash_password, needs_rehash, verify_password
 from control_plane.users.repository import ACTIVE
-from control_plane.users.service import aware, principal_of, token_hash
+from control_plane.users.service import principal_of, token_hash
 from control_plane.users.settings import IdentitySettings
 
 TOUCH_EVERY_S = 60
