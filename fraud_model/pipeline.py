@@ -61,29 +61,34 @@ def evaluation_window(frame: pd.DataFrame, test_days: int) -> np.ndarray:
     return np.asarray(ts_s >= (int(ts_s.max() // DAY_S) - test_days + 1) * DAY_S)
 
 
-def split_by_time(frame: pd.DataFrame, *, test_days: int, delay_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train on everything before (test start - ``delay_days``); test on the last ``test_days`` days.
+def split_by_time(
+    frame: pd.DataFrame, *, test_days: int, delay_days: int, gap_days: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train on everything before (test start - ``gap_days``); test on the last ``test_days`` days.
 
-    ``delay_days`` here is the gap between the two windows (``gap_days`` of a run's request): the
-    days whose labels a live system would not know yet when the model is trained. A frame whose
-    unlabelled days were already cut off (a retraining's, which ends ``label_maturity_days``
-    before its cut-off) needs no gap: 0 trains right up to the test window.
+    ``gap_days`` (default ``delay_days``) is the gap between the two windows: the days whose labels
+    a live system would not know yet when the model is trained. A frame whose unlabelled days were
+    already cut off (a retraining's, which ends ``label_maturity_days`` before its cut-off) needs
+    no gap: 0 trains right up to the test window.
 
-    As in the handbook, cards already known compromised in the training window are dropped from
-    the test window (they would be blocked already and inflate card precision).
+    As in the handbook, cards already known compromised are dropped from the test window (they
+    would be blocked already and inflate card precision). Known means a fraud at least
+    ``delay_days`` before the test window, whatever the gap: the labels of the days right before
+    it had not arrived when it was scored, so a shorter gap must not drop (and so flatter) more.
     """
+    gap_days = delay_days if gap_days is None else gap_days
     ts_s = schema.epoch_seconds(frame[schema.TS])
     last_day = int(ts_s.max() // DAY_S)
     test_start = (last_day - test_days + 1) * DAY_S
-    train_end = test_start - delay_days * DAY_S
-    train = ts_s < train_end
+    train = ts_s < test_start - gap_days * DAY_S
     test = ts_s >= test_start
     if not train.any() or not test.any():
         raise TrainingDataError(
-            f"the dataset spans too few days for a {test_days}-day test window after a {delay_days}-day gap"
+            f"the dataset spans too few days for a {test_days}-day test window after a {gap_days}-day gap"
         )
     fraud = frame[schema.IS_FRAUD].to_numpy() > 0
-    known = set(frame.loc[train & fraud, schema.CARD_TOKEN])
+    labelled = ts_s < test_start - delay_days * DAY_S
+    known = set(frame.loc[labelled & fraud, schema.CARD_TOKEN])
     test &= ~frame[schema.CARD_TOKEN].isin(known).to_numpy()
     return train, test
 
@@ -192,7 +197,7 @@ def run_training(
     # Two knobs: the feature definition's label delay (must equal the online one) and the split's gap.
     gap_days = int(request.get("gap_days", delay_days))
     report("features", 15, rows=len(frame), analyst_labels=used_labels)
-    train, test = split_by_time(frame, test_days=test_days, delay_days=gap_days)
+    train, test = split_by_time(frame, test_days=test_days, delay_days=delay_days, gap_days=gap_days)
     # The tenant's feature set when the run names one (issue 16), else the built-in features.
     features, feature_set = run_features(frame, request, train, delay_days)
     y = frame[schema.IS_FRAUD].to_numpy()

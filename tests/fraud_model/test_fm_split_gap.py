@@ -28,12 +28,15 @@ def test_the_gap_is_the_days_left_out_between_training_and_test(frame: pd.DataFr
     ts_s = np.asarray(schema.epoch_seconds(frame[schema.TS]))
     start = _test_start_s(frame, 3)
     for gap in (0, 7):
-        train, test = split_by_time(frame, test_days=3, delay_days=gap)
+        train, test = split_by_time(frame, test_days=3, delay_days=7, gap_days=gap)
         assert np.array_equal(train, ts_s < start - gap * DAY_S)
         assert ts_s[test].min() >= start
-    no_gap, _ = split_by_time(frame, test_days=3, delay_days=0)
-    week_gap, _ = split_by_time(frame, test_days=3, delay_days=7)
+    no_gap, no_gap_test = split_by_time(frame, test_days=3, delay_days=7, gap_days=0)
+    week_gap, week_gap_test = split_by_time(frame, test_days=3, delay_days=7)
     assert (no_gap & ~week_gap).sum() == ((ts_s >= start - 7 * DAY_S) & (ts_s < start)).sum() > 0
+    # The cards dropped as known compromised are those whose fraud was labelled by the test window
+    # (a fraud delay_days before it), not every card the longer training saw: the same test rows.
+    assert np.array_equal(no_gap_test, week_gap_test)
 
 
 def test_a_run_takes_its_gap_from_gap_days_and_defaults_to_the_delay(frame: pd.DataFrame) -> None:
@@ -44,8 +47,7 @@ def test_a_run_takes_its_gap_from_gap_days_and_defaults_to_the_delay(frame: pd.D
     no_gap = run_training(frame, {}, {**base, "gap_days": 0}).evaluation
     assert default["train_rows"] == int((ts_s < start - 7 * DAY_S).sum())
     assert no_gap["train_rows"] == int((ts_s < start).sum())
-    # The same test days; cards the longer training already saw compromised drop out of them.
-    assert 0 < no_gap["test_rows"] <= default["test_rows"] <= int((ts_s >= start).sum())
+    assert 0 < no_gap["test_rows"] == default["test_rows"] <= int((ts_s >= start).sum())
 
 
 def test_a_gap_longer_than_the_data_is_refused_naming_it(frame: pd.DataFrame) -> None:
