@@ -6,7 +6,14 @@ stay fresh without anyone asking for a report), the performance over the days wh
 mature, and the days since the last retraining, and asks ``fraudrail.monitoring`` (question
 "retrain"). Each violated rule is a reason; the thresholds are the tier template's. A reason
 starts a retraining (trigger drift, performance or schedule, with the figures as evidence),
-unless one is still running or the tier's cool-down since the last one has not passed.
+unless one is still open or the tier's cool-down since the last one has not passed.
+
+A drift trigger waits for labels: its retraining is recorded ``waiting_for_labels`` until the
+stored traffic reaches the drifting window's start plus ``label_maturity_days`` + ``compare_days``
++ ``drift_learn_days`` (the tier's): by then the challenger's training rows (which end
+``compare_days`` before its frame, which ends ``label_maturity_days`` before its cut-off) hold
+``drift_learn_days`` of the new traffic with mature labels. Each check queues a waiting
+retraining whose time has come; nothing sleeps and no thread waits.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from control_plane.db import unit_of_work
 from control_plane.errors import DomainError, NotFound
 from control_plane.jobs.worker import JobContext
 from control_plane.monitoring import labels
+from control_plane.monitoring import repository as monitoring
 from control_plane.monitoring import service as drift_service
 from control_plane.registry import service as registry
 from control_plane.registry.orm import ModelVersion
@@ -70,6 +78,21 @@ def performance_input(report: Any, maturity_days: int) -> dict[str, Any] | None:
         "flagged": flagged,
         "precision": round(caught / flagged, 6) if flagged else None,
         "recall": round(caught / fraud, 6) if fraud else None,
+    }
+
+
+def drift_wait(drift_doc: Mapping[str, Any], limits: Mapping[str, Any]) -> dict[str, Any]:
+    """When a drift-triggered retraining may start, in traffic time, and why then."""
+    maturity = float(limits.get("label_maturity_days", 7))
+    compare = float(limits.get("compare_days", 3))
+    learn = float(limits.get("drift_learn_days", 5))
+    since = datetime.fromisoformat(str(drift_doc["window_start"])).astimezone(UTC)
+    return {
+        "drift_since": since.isoformat(),
+        "start_after": (since + timedelta(days=maturity + compare + learn)).isoformat(),
+        "label_maturity_days": maturity,
+        "compare_days": compare,
+        "drift_learn_days": learn,
     }
 
 
@@ -136,6 +159,9 @@ class MonitoringCheck:
             "schedule": {"days_since_last": round((now - since.astimezone(UTC)).total_seconds() / 86_400, 4)},
         }
         decision = self.policy.evaluate(POLICY, document)
+        waiting = retraining.waiting_for(session, tenant_id)
+        if waiting is not None:
+            return self._release_if_ready(session, waiting, now)
         rules = set(decision.rules)
         if rules - TRIGGER_RULES:
             log.warning("monitoring policy for %s: %s", tenant_id, [v.message for v in decision.violations])
@@ -152,11 +178,22 @@ class MonitoringCheck:
             for v in decision.violations
             if v.rule in reasons
         ]
+        trigger = trigger_of(reasons)
+        wait = drift_wait(drift_doc, limits) if trigger == "drift" and drift_doc else None
         row = retraining.start(
-            session, tenant_id, trigger=trigger_of(reasons), actor=ACTOR, now=now,
+            session, tenant_id, trigger=trigger, actor=ACTOR, now=now, wait=wait,
             evidence={"policy": POLICY, "violations": violations, "input": document},
         )  # fmt: skip
         return row.id
+
+    def _release_if_ready(self, session: Session, row: Any, now: datetime) -> str | None:
+        """Queue a waiting retraining once the stored traffic has reached its start time."""
+        start_after = retraining.start_after(row)
+        traffic = monitoring.latest_scored(session, row.tenant_id, None)
+        if start_after is None or traffic is None or traffic.astimezone(UTC) < start_after:
+            return None
+        status = retraining.release(session, row, traffic_time=traffic.astimezone(UTC), now=now, actor=ACTOR)
+        return row.id if status == "queued" else None
 
     def on_exhausted(self, ctx: JobContext, session: Session, error: str) -> None:
         log.warning("monitoring check %s failed: %s", ctx.job_id, error)

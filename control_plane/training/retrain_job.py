@@ -114,6 +114,10 @@ class RetrainingJob:
                 "dataset_id": dataset.id,
                 "test_days": int(limits["compare_days"]),
                 "delay_days": DEFAULT_DELAY_DAYS,  # the online features' delay: no train / serve skew
+                # No gap before the comparison window: the frame already ends label_maturity_days
+                # before the cut-off, so every training row's label had that long to arrive (a
+                # second gap made a challenger learn only rows 17 days old; docs/monitoring.md).
+                "gap_days": 0,
                 "seed": 0,
                 "params": params,
                 "gate": {},

@@ -29,6 +29,8 @@ ACTOR = "system:retraining-notifier"
 CHANNELS = ("slack_webhook_url", "teams_webhook_url")
 HEADLINES = {
     "triggered": ("Model monitoring: retraining {champion}", "warning"),
+    "waiting_for_labels": ("Model monitoring: {champion} drifted; retraining once labels mature", "warning"),
+    "cancelled": ("Retraining of {champion} cancelled", "info"),
     "canary": ("Challenger {challenger} beat {champion}: canary started", "info"),
     "awaiting_approval": ("Challenger {challenger} beat {champion}: approve it to roll out", "warning"),
     "champion_kept": ("Challenger {challenger} did not beat {champion}: champion kept", "info"),
@@ -92,7 +94,15 @@ def notification(row: Retraining, event: str) -> Notification:
         "champion_kept": "The challenger did not win by the policy's margin; it stays CANDIDATE.",
         "rejected": "The challenger is REJECTED; the champion keeps serving.",
         "failed": "The champion keeps serving.",
+        "waiting_for_labels": "The traffic moved away from the champion's training data. A challenger "
+        "cannot learn the new pattern before its transactions have mature labels: the retraining "
+        "starts by itself once the stored traffic reaches the time below.",
+        "cancelled": "The champion keeps serving.",
     }[event]
+    waiting = (row.trigger_evidence or {}).get("waiting") or {}
+    if event == "waiting_for_labels" and waiting:
+        facts["Starts at (traffic time)"] = str(waiting.get("start_after"))
+        facts["Drift seen from"] = str(waiting.get("drift_since"))
     if event == "triggered" and row.trigger == "manual":
         title = f"Retraining of {row.champion_version} requested"
         reason = (row.trigger_evidence or {}).get("reason", "")

@@ -38,7 +38,13 @@ class RetrainingOut(BaseModel):
     id: str
     trigger: str
     status: str = Field(
-        description="queued | training | canary | awaiting_approval | champion_kept | rejected | failed"
+        description="waiting_for_labels | queued | training | canary | awaiting_approval | champion_kept | "
+        "rejected | failed | cancelled"
+    )
+    start_after: datetime | None = Field(
+        default=None,
+        description="waiting_for_labels: the traffic time (latest stored transaction) from which the "
+        "monitoring check starts it: the new pattern then has mature labels to learn from",
     )
     champion_version: str | None
     challenger_version: str | None
@@ -68,7 +74,8 @@ class RetrainingSettingsOut(BaseModel):
 
 
 def out(row: Retraining) -> RetrainingOut:
-    return RetrainingOut.model_validate(row, from_attributes=True)
+    shown = RetrainingOut.model_validate(row, from_attributes=True)
+    return shown.model_copy(update={"start_after": retraining.start_after(row)})
 
 
 def settings_out(row: RetrainingSettings) -> RetrainingSettingsOut:

@@ -167,6 +167,7 @@ def training_spec(
         "params",
         "seed",
         "delay_days",
+        "gap_days",
         "test_days",
         "search",
         "thresholds",

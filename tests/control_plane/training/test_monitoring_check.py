@@ -3,7 +3,7 @@ decides, with the real engine, whether a tenant's champion is retrained."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from control_plane.audit.orm import AuditEvent
 from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.jobs.orm import Job
+from control_plane.monitoring.orm import ScoredTransaction
 from control_plane.orm_base import utcnow
 from control_plane.scoring.schemas import FraudCheckRequest
 from control_plane.training.monitoring_check import CHECK_JOB, MonitoringCheck
@@ -80,7 +81,7 @@ def test_drift_over_the_tier_threshold_triggers_a_retraining_with_its_figures(
 
     assert started is not None
     (row,) = retrainings(container, watched["id"])
-    assert (row.id, row.trigger, row.status) == (started, "drift", "queued")
+    assert (row.id, row.trigger, row.status) == (started, "drift", "waiting_for_labels")
     assert row.champion_version == watched["model"]
     rules = {v["rule"] for v in row.trigger_evidence["violations"]}
     assert "feature_drift" in rules
@@ -94,10 +95,79 @@ def test_drift_over_the_tier_threshold_triggers_a_retraining_with_its_figures(
         assert [a.action for a in audited] == ["retraining.triggered"]
         assert audited[0].evidence["violations"] == row.trigger_evidence["violations"]
         kinds = set(session.scalars(select(Job.kind).where(Job.tenant_id == watched["id"])))
-        assert {"retraining.run", "retraining.notify"} <= kinds
+        assert "retraining.notify" in kinds and "retraining.run" not in kinds  # it waits for labels
     # One retraining at a time, and none again inside the tier's cool-down.
     assert check(container, watched["id"]) is None
     assert len(retrainings(container, watched["id"])) == 1
+
+
+def traffic_until(container: State, t: dict[str, Any], ts: datetime) -> None:
+    """One more stored check at ``ts``: the tenant's traffic time moves there."""
+    with unit_of_work(container.factory) as session:
+        later = ScoredTransaction(
+            tenant_id=t["id"], txn_id=f"tx_later_{int(ts.timestamp())}", ts=ts, amount=Decimal("12.00"),
+            card_token="card_later", terminal_id="term_later", score=0.1, decision="LEGIT",
+            model_version=t["model"], cohort="stable",
+        )  # fmt: skip
+        session.add(later)
+
+
+def test_a_drift_retraining_waits_for_mature_labels_then_the_check_starts_it(
+    client: TestClient,
+    container: State,
+    watched: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    observe_shifted(container, watched, sim_frame, 300)
+    started = check(container, watched["id"])
+    limits = container.templates["trial"]["monitoring"]
+    (row,) = retrainings(container, watched["id"])
+    waiting = row.trigger_evidence["waiting"]
+    since = datetime.fromisoformat(waiting["drift_since"])
+    assert since.isoformat() == row.trigger_evidence["input"]["drift"]["window_start"]
+    days = limits["label_maturity_days"] + limits["compare_days"] + limits["drift_learn_days"]
+    start_after = datetime.fromisoformat(waiting["start_after"])
+    assert start_after == since + timedelta(days=days)
+    shown = client.get(f"/v1/retraining/{started}", headers=auth(watched["admin"])).json()
+    assert shown["status"] == "waiting_for_labels"
+    assert datetime.fromisoformat(shown["start_after"]) == start_after
+    traffic_until(container, watched, start_after - timedelta(hours=1))
+    assert check(container, watched["id"], days_later=30) is None  # the traffic is not there yet
+    assert retrainings(container, watched["id"])[0].status == "waiting_for_labels"
+
+    traffic_until(container, watched, start_after + timedelta(minutes=5))
+    assert check(container, watched["id"], days_later=30) == started
+
+    (row,) = retrainings(container, watched["id"])
+    assert row.status == "queued" and row.job_id is not None
+    assert row.cutoff == start_after + timedelta(minutes=5)  # the latest stored traffic
+    with container.factory() as session:
+        job = session.get(Job, row.job_id)
+        assert job is not None and job.kind == "retraining.run"
+        stmt = select(AuditEvent).where(AuditEvent.subject == started).order_by(AuditEvent.seq)
+        audited = list(session.scalars(stmt))
+        assert [a.action for a in audited] == ["retraining.triggered", "retraining.labels_matured"]
+        assert (audited[1].after or {})["cutoff"] == row.cutoff.isoformat()
+        assert (audited[1].evidence or {})["waiting"]["start_after"] == waiting["start_after"]
+
+
+def test_a_person_asking_now_supersedes_a_waiting_retraining(
+    client: TestClient,
+    container: State,
+    watched: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    observe_shifted(container, watched, sim_frame, 300)
+    waiting = check(container, watched["id"])
+    assert waiting is not None
+    resp = client.post("/v1/retraining", json={"reason": "now"}, headers=auth(watched["admin"]))
+    assert resp.status_code == 202, resp.text
+    rows = {r.id: r for r in retrainings(container, watched["id"])}
+    assert rows[waiting].status == "cancelled" and "person" in str(rows[waiting].error)
+    assert rows[resp.json()["id"]].status == "queued"
+    # The manual one is running now: a second request is refused naming it.
+    again = client.post("/v1/retraining", json={"reason": "again"}, headers=auth(watched["admin"]))
+    assert again.status_code == 409 and again.json()["retraining_id"] == resp.json()["id"]
 
 
 def test_too_little_traffic_is_no_reason_and_the_schedule_retrains_when_due(
