@@ -24,7 +24,7 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         "",
         f"`make bench-loop` (`bench/bench_loop.py`), {env['date']}, {env['cores']} cores; `uptime` before: "
         f"`{fig['uptime'][0]}`, after: `{fig['uptime'][1]}` "
-        "(nothing else of ours ran; the machine is shared). "
+        "(the machine is shared: other sessions' jobs ran beside it, as the load averages show). "
         f"Whole run {fig['total_s']:.0f} s.",
         "",
         f"Scenario: {args.cards} cards, {args.terminals} terminals, {args.pre_days} days before the shift "
@@ -37,7 +37,9 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         "in time order (the online state warm), "
         f"chargebacks as a daily `POST /v1/labels` file (delay 1 day + gamma, mean {args.label_delay_days:g} "
         f"days), `monitoring.check` every {args.check_every_h} simulated hour(s) on the standard tier's "
-        "thresholds, automatic canaries opted in, losing challengers archived. Replay and loop "
+        "thresholds (a drift retraining waits for label_maturity_days + compare_days + drift_learn_days "
+        "of traffic after the drifting window's start), automatic canaries opted in, losing challengers "
+        "archived. Replay and loop "
         f"{fig['replay_s']:.0f} s.",
         "",
         "| figure | value | goal |",
@@ -46,7 +48,9 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         f"{met(tl['alert_h'] <= GOAL_ALERT_H)} |",
         f"| shift → the day window over the tier's drift thresholds (h) | "
         f"{_f(tl.get('detect_h'), '.0f')} | |",
-        f"| shift → the retraining whose challenger won (h) | {_f(tl['retrain_h'], '.0f')} | |",
+        f"| shift → the winning retraining triggered (waiting for labels) (h) | "
+        f"{_f(tl.get('won_trigger_h'), '.0f')} | |",
+        f"| shift → that retraining started, labels mature (retrain_h) | {_f(tl['retrain_h'], '.0f')} | |",
         f"| shift → that challenger serving a canary (h) | {_f(tl['canary_h'], '.0f')} | |",
         f"| drift / performance alerts in the live week before the shift | {tl['false_alerts']} | 0 |",
         f"| retrainings run | {tl['retrainings']} | |",
@@ -64,7 +68,7 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         f"- AP window: the {ap.get('rows', 'n/a')} transactions ({ap.get('fraud', 'n/a')} frauds) after the "
         f"winning (else the last) retraining's frame end, its cut-off minus 7 days "
         f"({ap.get('window_start', 'n/a')}); the ceiling is the same training "
-        "(default parameters) on every earlier row with every label known at once.",
+        "(the champion's parameters) on every earlier row with every label known at once.",
         f"- The retraining's own comparison (its window, before the cut-off): champion AP "
         f"{_f((comparison.get('champion') or {}).get('average_precision'))}, challenger "
         f"{_f((comparison.get('challenger') or {}).get('average_precision'))} on "

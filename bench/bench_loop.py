@@ -36,7 +36,8 @@ from _loop_measure import backtest_time, monitoring_throughput
 from _servers import bench_templates
 
 GOALS = {"alert_h": 24.0, "ap_ratio": 0.95, "throughput": 0.95}
-FINISHED = ("canary", "awaiting_approval", "champion_kept", "rejected", "failed")
+FINISHED = ("canary", "awaiting_approval", "champion_kept", "rejected", "failed", "cancelled")
+RUNNING = ("queued", "training")
 
 
 def scenario(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
@@ -126,15 +127,27 @@ def observe(loop: LoopApp, tenant: dict[str, str], seen: dict[str, dict[str, Any
     for r in loop.call("GET", "/v1/retraining", tenant["admin"]):
         known = seen.get(r["id"])
         if known is None:
-            seen[r["id"]] = known = {**r, "seen_status": None}
+            seen[r["id"]] = known = {**r, "seen_status": None, "started_sim": None}
             events.append({"at": pd.Timestamp(r["created_at"]), "event": "triggered", "retraining": r["id"],
                            "trigger": r["trigger"], "by": r["requested_by"]})  # fmt: skip
             why = [v.get("message") for v in r["trigger_evidence"].get("violations", [])]
-            log(f"  {r['created_at']}: retraining {r['id']} triggered ({r['trigger']}): {why}")
+            wait = f", waiting for labels until {r['start_after']}" if r.get("start_after") else ""
+            log(f"  {r['created_at']}: retraining {r['id']} triggered ({r['trigger']}{wait}): {why}")
+        if known["started_sim"] is None and r["status"] in (*RUNNING, *FINISHED):
+            # When its training started: at once, or when the check released it after its wait.
+            known["started_sim"] = pd.Timestamp(r["created_at"]) if not r.get("start_after") else now
+            if r.get("start_after"):
+                events.append({"at": now, "event": "labels_matured", "retraining": r["id"]})
+                log(f"  {now}: retraining {r['id']} started (labels matured), cut-off {r['cutoff']}")
         if r["status"] != known["seen_status"] and r["status"] in FINISHED:
             known.update(r, seen_status=r["status"], finished_sim=now)
             events.append({"at": now, "event": r["status"], "retraining": r["id"]})
             log(f"  {now}: retraining {r['id']} ({r['trigger']}) → {r['status']} {r.get('error') or ''}")
+            if r.get("comparison"):
+                shown = ("average_precision", "recall", "recall_at_champion_workload", "flagged")
+                sides = {k: {m: r["comparison"][k].get(m) for m in shown} for k in ("champion", "challenger")}
+                why = [v["message"] for v in (r.get("decision") or {}).get("violations", [])]
+                log(f"    comparison {sides}, {r['comparison']['fraud']} frauds; policy: {why}")
             mv = r.get("challenger_version")
             if mv and r["status"] in ("champion_kept", "failed"):
                 model = loop.call("GET", f"/v1/models/{mv}", tenant["admin"])
@@ -209,7 +222,13 @@ def main() -> int:
     p.add_argument("--cards", type=int, default=300)
     p.add_argument("--terminals", type=int, default=600)
     p.add_argument("--pre-days", type=int, default=63, help="days before the shift (champion's data)")
-    p.add_argument("--post-days", type=int, default=24)
+    p.add_argument(
+        "--post-days",
+        type=int,
+        default=24,
+        help="days after the shift (a drift retraining "
+        "waits ~15 of them for mature labels; the AP window follows)",
+    )
     p.add_argument("--start", default="auto", help="first simulated day (default: go-live is tomorrow)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label-delay-days", type=float, default=3.0, help="mean chargeback delay")
@@ -255,7 +274,8 @@ def main() -> int:
             winner = won[0] if won else next((r for r in reversed(rts) if r.get("challenger_version")), None)
             timeline = {
                 "alert_h": hours(after[0]["created_at"], shift) if after else float("nan"),
-                "retrain_h": hours(won[0]["created_at"], shift) if won else float("nan"),
+                "retrain_h": hours(won[0]["started_sim"], shift) if won else float("nan"),
+                "won_trigger_h": hours(won[0]["created_at"], shift) if won else float("nan"),
                 "canary_h": hours(won[0]["finished_sim"], shift) if won else float("nan"),
                 "detect_h": detection_h(loop, tenant, champion, shift, home),
                 "false_alerts": false_alerts,
