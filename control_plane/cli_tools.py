@@ -78,6 +78,18 @@ def replay(
     prefix: Annotated[
         str, typer.Option(help="Prepended to txn ids, so a replay is not an idempotent retry")
     ] = "",
+    chargeback_days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Also play the tenant's chargeback feed: each replayed fraud (is_fraud 1) becomes a "
+            "chargeback known this many days after it, posted to POST /v1/labels at the first midnight "
+            "of traffic time past that (a daily file); needs --admin-key",
+        ),
+    ] = None,
+    admin_key: Annotated[
+        str | None, typer.Option(envvar="FRAUDRAIL_TENANT_ADMIN_KEY", help="The tenant admin's key")
+    ] = None,
 ) -> None:
     """Send transactions to POST /v1/fraud-check like a tenant's app would (honouring 429 / 503
     Retry-After). Exits 1 when any row was not answered 200, 2 when nothing can be sent."""
@@ -97,10 +109,19 @@ def replay(
         frame = pd.read_csv(file, skiprows=range(1, skip + 1), nrows=limit)
     except (ValueError, OSError) as exc:
         _fail(f"cannot read {file} as CSV: {exc}", 2)
-    missing = [c for c in REPLAY_COLUMNS if c not in frame.columns]
+    needed = (*REPLAY_COLUMNS, "is_fraud") if chargeback_days is not None else REPLAY_COLUMNS
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
         _fail(f"{file} lacks the column(s) {', '.join(missing)}", 2)
-    counts, versions, failures = _send_rows(url, key, frame.to_dict("records"), prefix)
+    feed = None
+    if chargeback_days is not None:
+        if not admin_key:
+            _fail("--chargeback-days needs --admin-key (or FRAUDRAIL_TENANT_ADMIN_KEY)", 2)
+        feed = ChargebackFeed(url, admin_key, frame, chargeback_days, prefix)
+    counts, versions, failures = _send_rows(url, key, frame.to_dict("records"), prefix, feed)
+    if feed is not None:
+        feed.post_due(None)
+        typer.echo(f"chargebacks posted: {feed.posted} (known by the last transaction's time)")
     typer.echo(f"decisions: {dict(counts)}")
     typer.echo(f"answered by: {dict(versions)}")
     if failures:
@@ -108,8 +129,55 @@ def replay(
         _fail(f"{sum(failures.values())} of {len(frame)} row(s) were not scored: {shown}")
 
 
+class ChargebackFeed:
+    """The replayed frauds' chargebacks, posted day by day as the replay's traffic time passes
+    their ``known_at`` (what a tenant's daily chargeback file does), so the labels the monitoring
+    loop sees are only those a real tenant would have had by then."""
+
+    def __init__(self, url: str, admin_key: str, frame: Any, delay_days: float, prefix: str) -> None:
+        import pandas as pd
+
+        frauds = frame[frame["is_fraud"] == 1]
+        ts = pd.to_datetime(frauds["ts"], utc=True)
+        self.url, self.admin_key = url, admin_key
+        self.pending = sorted(
+            zip(ts + pd.Timedelta(days=delay_days), (f"{prefix}{t}" for t in frauds["txn_id"]), strict=True)
+        )
+        self.last = pd.to_datetime(frame["ts"], utc=True).max() if len(frame) else None
+        self.day: Any = None
+        self.posted = 0
+
+    def passed(self, ts: Any) -> None:
+        """Called with each row's time before it is sent: at a new day, yesterday's file goes."""
+        import pandas as pd
+
+        day = pd.Timestamp(str(ts)).tz_localize(None).normalize() if ts is not None else None
+        if self.day is not None and day is not None and day > self.day:
+            self.post_due(pd.Timestamp(day, tz="UTC"))
+        self.day = day
+
+    def post_due(self, until: Any) -> None:
+        """Post every chargeback known by ``until`` (None: by the last replayed transaction)."""
+        import httpx
+
+        until = self.last if until is None else until
+        due = [(k, t) for k, t in self.pending if until is not None and k <= until]
+        self.pending = self.pending[len(due) :]
+        items = [
+            {"txn_id": t, "label": "chargeback", "known_at": k.isoformat(), "source": "chargebacks"}
+            for k, t in due
+        ]
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=60) as http:
+            for i in range(0, len(items), 1000):
+                resp = http.post("/v1/labels", json={"items": items[i : i + 1000]})
+                if resp.status_code != 200:
+                    _fail(f"POST /v1/labels answered {resp.status_code}: {_problem_detail(resp)}")
+                self.posted += int(resp.json()["recorded"])
+
+
 def _send_rows(
-    url: str, key: str, rows: list[dict[Any, Any]], prefix: str
+    url: str, key: str, rows: list[dict[Any, Any]], prefix: str, feed: ChargebackFeed | None = None
 ) -> tuple[Counter[str], Counter[str], Counter[str]]:
     import time
 
@@ -124,6 +192,8 @@ def _send_rows(
         typer.progressbar(rows, label=f"replaying to {url}", file=sys.stderr) as bar,
     ):
         for row in bar:
+            if feed is not None:
+                feed.passed(row["ts"])
             body = {
                 "txn_id": f"{prefix}{row['txn_id']}",
                 "card_token": str(row["card_token"]),

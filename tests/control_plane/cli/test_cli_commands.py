@@ -96,6 +96,20 @@ def stub() -> Iterator[tuple[int, list[dict[str, object]], list[int]]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             seen.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            if self.path == "/v1/labels":  # the chargeback feed's daily file
+                items = seen[-1]["items"]
+                assert isinstance(items, list)
+                seen[-1] = {
+                    "labels": [i["txn_id"] for i in items],
+                    "known_at": [i["known_at"] for i in items],
+                }
+                raw = json.dumps({"recorded": len(items), "unknown_txn_ids": []}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+                return
             status = statuses.pop(0) if statuses else 200
             if status == 200:
                 body: dict[str, object] = {"decision": "LEGIT", "model_version": "mv_1", "cohort": "stable"}
@@ -139,6 +153,29 @@ def test_replay_goes_to_the_configured_server(
     assert done.returncode == 0, done.stderr
     assert [r["txn_id"] for r in seen] == ["p-tx_1", "p-tx_2", "p-tx_3"]
     assert "decisions: {'LEGIT': 3}" in done.stdout
+
+
+def test_replay_plays_the_chargeback_feed_day_by_day(
+    tmp_path: Path, stub: tuple[int, list[dict[str, object]], list[int]]
+) -> None:
+    port, seen, _ = stub
+    (tmp_path / "t.csv").write_text(
+        "txn_id,card_token,terminal_id,ts,amount,currency,is_fraud\n"
+        "tx_1,card_1,term_1,2026-06-01T10:00:00Z,12.50,EUR,1\n"
+        "tx_2,card_2,term_1,2026-06-02T10:01:00Z,80.00,EUR,0\n"
+        "tx_3,card_3,term_2,2026-06-03T10:02:00Z,5.00,EUR,1\n"
+    )
+    url = f"http://127.0.0.1:{port}"
+    args = ("replay", "--file", str(tmp_path / "t.csv"), "--key", "k", "--url", url, "--chargeback-days", "1")
+    assert_one_line_error(fraudrail(*args), 2, "--admin-key")
+    done = fraudrail(*args, "--admin-key", "admin")
+    assert done.returncode == 0, done.stderr
+    # tx_1's chargeback (known 2 June 10:00) goes with the file of 3 June 00:00, before tx_3 is
+    # checked; tx_3's (known 4 June) is not known by the last transaction's time: never posted.
+    order = [r.get("txn_id") or r.get("labels") for r in seen]
+    assert order == ["tx_1", "tx_2", ["tx_1"], "tx_3"]
+    assert seen[2]["known_at"] == ["2026-06-02T10:00:00+00:00"]
+    assert "chargebacks posted: 1" in done.stdout
 
 
 def test_replay_stops_at_the_first_refused_key(
