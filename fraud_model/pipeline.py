@@ -185,6 +185,7 @@ def run_training(
 
     ``request``: ``algorithm``, ``params``, ``seed``, ``delay_days`` (the features' label delay),
     ``gap_days`` (days left out between the training and test windows; default ``delay_days``),
+    ``calibration_split`` ("time", the default, or "random": see ``train_model``),
     ``test_days``, ``search``
     (a budget or None), ``thresholds`` (``review`` / ``suspicious``: the reference profile's), and
     ``curves`` (whether to draw evaluation curves). With ``checkpoints`` (SageMaker's
@@ -220,6 +221,8 @@ def run_training(
             seed=int(request.get("seed", 0)),
             algorithm=algorithm,
             feature_names=tuple(features.columns),
+            # "random" for a retraining after a shift (``train_model``: its calibration transfers).
+            calibration_split=str(request.get("calibration_split", "time")),
             # Boosting rounds move the run's percent from 40 to 80 (not a jump to done).
             on_round=lambda done, total: report(
                 "train", 40 + 40 * done // max(total, 1), round=done, rounds=total

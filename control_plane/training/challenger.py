@@ -137,17 +137,12 @@ def recall_at_workload(y: np.ndarray, scores: np.ndarray, flagged: int) -> float
 def policy_input(tier: str, auto_rollout: bool, comparison: dict[str, Any]) -> dict[str, Any]:
     """What ``fraudrail.monitoring`` sees for the question "may this challenger start a canary".
 
-    The challenger's recall is taken at the champion's review workload (as many transactions
-    flagged as the champion flagged at the live thresholds): those thresholds were set on the
-    champion's score scale, and a retrained model's calibration differs (on the bench a challenger
-    with AP 0.85 against 0.56 flagged half as many at 0.5, all of them fraud, and "lost" 2.6 points
-    of recall at the thresholds). Its recall at the live thresholds stays in the comparison."""
+    Recall is at the live thresholds: the canary serves at them. (The challenger's recall at the
+    champion's review workload is in the comparison too, for the admin who retunes thresholds; a
+    retraining calibrates on a random share of its rows so its scores read on the same scale.)"""
 
     def figures(side: dict[str, Any]) -> dict[str, Any]:
-        out = {k: side[k] for k in ("average_precision", "recall") if side.get(k) is not None}
-        if side.get("recall_at_champion_workload") is not None:
-            out["recall"] = side["recall_at_champion_workload"]
-        return out
+        return {k: side[k] for k in ("average_precision", "recall") if side.get(k) is not None}
 
     return {
         "question": "promote",

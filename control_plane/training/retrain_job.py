@@ -118,6 +118,9 @@ class RetrainingJob:
                 # before the cut-off, so every training row's label had that long to arrive (a
                 # second gap made a challenger learn only rows 17 days old; docs/monitoring.md).
                 "gap_days": 0,
+                # Calibrate on a random share: the newest rows hold the drift the first fit never
+                # saw, and a Platt fitted on them left the challenger under-confident (training.py).
+                "calibration_split": "random",
                 "seed": 0,
                 "params": params,
                 "gate": {},

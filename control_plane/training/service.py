@@ -168,6 +168,7 @@ def training_spec(
         "seed",
         "delay_days",
         "gap_days",
+        "calibration_split",
         "test_days",
         "search",
         "thresholds",

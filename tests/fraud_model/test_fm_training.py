@@ -182,3 +182,31 @@ def test_header_is_plain_json(model: TrainedModel) -> None:
     assert head["feature_names"] == list(FEATURE_NAMES)
     assert head["calibrator"]["kind"] == "platt"
     assert head["booster_sha256"] == sha256(model.booster_ubj)
+
+
+def test_a_random_calibration_share_keeps_a_shifted_refit_confident() -> None:
+    # The newest fifth holds a fraud pattern (feature 1 set) the older rows never had. Calibrated
+    # on the newest rows, the first fit's margins say little about it and Platt shrinks the scale:
+    # the refit, which learnt the pattern, under-scores it. A random share transfers.
+    rng = np.random.default_rng(5)
+    n = 8_000
+    x = np.column_stack([rng.normal(size=n), np.zeros(n)])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * x[:, 0] - 3)))).astype(int)
+    new = np.arange(n) >= n * 4 // 5  # exactly the time split's calibration rows
+    pattern = new & (rng.random(n) < 0.1)
+    x[pattern, 1], y[pattern] = 1.0, 1
+    names = ("f0", "f1")
+    params = {"num_boost_round": 30, "max_depth": 2, "eta": 0.3}
+    by_time = train_model(x, y, params=params, feature_names=names)
+    by_random = train_model(x, y, params=params, feature_names=names, calibration_split="random")
+    assert by_random.summary["calibration_split"] == "random"
+    assert by_random.summary["calibration_rows"] == by_time.summary["calibration_rows"]
+    on_time, on_random = (
+        float(Scorer(m).score_batch(x[pattern].astype(np.float32)).mean()) for m in (by_time, by_random)
+    )
+    # Every pattern row is fraud: the shortfall of the mean score is the calibration error.
+    assert 1 - on_random < (1 - on_time) / 2, (on_random, on_time)
+    again = train_model(x, y, params=params, feature_names=names, calibration_split="random")
+    assert again.to_bytes() == by_random.to_bytes()
+    with pytest.raises(ValueError, match="calibration_split"):
+        train_model(x, y, params=params, feature_names=names, calibration_split="latest")
