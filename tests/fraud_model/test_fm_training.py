@@ -9,15 +9,14 @@ import pytest
 import xgboost as xgb
 
 from fraud_model import schema as s
+from fraud_model.calibration import PlattCalibrator, fit_platt
 from fraud_model.features import FEATURE_NAMES, FEATURE_SET_VERSION, batch_features
 from fraud_model.reasons import reason_code, reason_codes
 from fraud_model.scoring import Scorer
 from fraud_model.training import (
     ARTIFACT_MAGIC,
     ArtifactIntegrityError,
-    PlattCalibrator,
     TrainedModel,
-    fit_platt,
     load_verified,
     sha256,
     train_model,
