@@ -326,6 +326,12 @@ def main() -> None:
         )
         del sim
 
+    result = (
+        f"RESULT auc={ours['auc_roc']:.4f} ap={ours['average_precision']:.4f} cp100={ours[CP]:.4f} "
+        f"features_s={features_s:.2f} train_s={train_s:.2f} peak_mb={peak_mb:.0f} "
+        f"ap_lightgbm={lgb_test['average_precision']:.4f} ap_searched={searched['average_precision']:.4f} "
+        f"cp100_searched={searched[CP]:.4f} search_s={search_s:.0f}"
+    )
     section = "\n".join(
         [
             "## Model (`python bench/bench_model.py`)",
@@ -357,6 +363,8 @@ def main() -> None:
             "",
             goal,
             "",
+            f"`{result}`",
+            "",
             f"Simulator with another seed ({sim_note}); same protocol, same search budget:",
             "",
             *sim_table,
@@ -379,12 +387,7 @@ def main() -> None:
     if not args.no_docs:
         write_docs(section)
         print(f"\nwrote {DOCS.relative_to(ROOT)}")
-    print(
-        f"RESULT auc={ours['auc_roc']:.4f} ap={ours['average_precision']:.4f} cp100={ours[CP]:.4f} "
-        f"features_s={features_s:.2f} train_s={train_s:.2f} peak_mb={peak_mb:.0f} "
-        f"ap_lightgbm={lgb_test['average_precision']:.4f} ap_searched={searched['average_precision']:.4f} "
-        f"cp100_searched={searched[CP]:.4f} search_s={search_s:.0f}"
-    )
+    print(result)
 
 
 if __name__ == "__main__":
