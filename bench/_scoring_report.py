@@ -15,6 +15,7 @@ HOT_TENANTS = 10
 COLD_FRACTION = 0.002  # 1 request in 500 goes to one of the 990 cold tenants
 CONCURRENCY = (16, 64)
 GOAL_RATIO, GOAL_REDIS_RATIO, GOAL_P99_MS, GOAL_TENANT_RATIO, GOAL_CPU_US = 0.60, 0.50, 15.0, 1.2, 250.0
+GOAL_DEGRADED = 0.01  # answers from fallback features (the cache missed its budget)
 
 
 def md_head(*cols: str) -> str:
@@ -65,7 +66,7 @@ def report(res: dict[str, dict[str, Any]], env: dict[str, str], model: str, elap
             rows.append(
                 f"| {name} | {workers} | {c} | {fc['rps']:,.0f} | {ms3(fc)} | {fl['rps']:,.0f} | {ms3(fl)} "
                 f"| {fc['rps'] / fl['rps']:.2f} | {fc['cpu_us']:.0f} | {fc['gen_cpu']:.2f} cores "
-                f"| {fc['failed']} | {fc['flagged']:.1%} | {fc['degraded']:.1%} |"
+                f"| {fc['failed']} | {fc['flagged']:.1%} | {fc['degraded']:.2%} |"
             )
     mem, mem_floor = res["memory-16"], res["floor-memory-16"]
     red, red_floor = res["redis1-16"], res["floor-redis1-16"]
@@ -91,6 +92,9 @@ def report(res: dict[str, dict[str, Any]], env: dict[str, str], model: str, elap
         f"{met(tenant_ratio <= GOAL_TENANT_RATIO)}",
         f"server CPU per check, in-process: {mem['cpu_us']:.0f} us (goal <= {GOAL_CPU_US:.0f} us): "
         f"{cpu_ok}; Redis 1 worker {red['cpu_us']:.0f} us, 2 workers {two['cpu_us']:.0f} us",
+        f"degraded answers at saturation (Redis, concurrency 16): 1 worker {red['degraded']:.2%}, "
+        f"2 workers {two['degraded']:.2%} (goal < {GOAL_DEGRADED:.0%}): "
+        f"{met(max(red['degraded'], two['degraded']) < GOAL_DEGRADED)}",
     ]
     for line in goal_lines:
         log("  " + line)

@@ -90,7 +90,7 @@ def describe(name: str, r: LoadResult, mask: np.ndarray | None = None) -> dict[s
         f"  {name:<34} {s['rps']:8.0f} req/s  p50 {s['p50']:7.2f}  p95 {s['p95']:7.2f}"
         f"  p99 {s['p99']:8.2f} ms"
         f"  n={s['n']:,}  non-200={s['failed']}{' (' + s['codes'] + ')' if codes else ''}"
-        f"  flagged={s['flagged']:.1%}  degraded={s['degraded']:.1%}"
+        f"  flagged={s['flagged']:.1%}  degraded={s['degraded']:.2%}"
     )
     for e in r.errors[:3]:
         log(f"    client error: {e}")
