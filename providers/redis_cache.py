@@ -35,6 +35,11 @@ from providers.ports import Admission, Admitted, ProviderError
 
 LOOP_LATE_S = 0.0005  # a deadline the loop runs later than this: the loop was busy
 LAG_CAP_S = 1.0  # the longest a new connection may take on a busy loop; the bound of its connect
+# The sync calls serve work off the fraud-check path (label feeds, event handlers, health probes),
+# whose failures are retried by the outbox or their job: they get this budget, not the hot path's
+# milliseconds (a loaded host's healthy Redis missed a 5 ms budget and a label update waited for the
+# outbox's retry). Still short enough that a dead Redis costs a probe or a handler about a second.
+SYNC_TIMEOUT_S = 1.0
 
 # The admission runs as a local function over its own KEYS / ARGV; only when it admits (its first
 # element is 1) is the idempotency key claimed and the states read, in the same atomic call.
@@ -66,8 +71,9 @@ class RedisFeatureCache:
         timeout = timeout_ms / 1000.0
         self._url = url
         self._timeout_s, self._connect_timeout_s = max(timeout, 0.001), max(timeout * 10, 0.05)
+        sync_timeout_s = max(self._timeout_s, SYNC_TIMEOUT_S)
         self._client = redis.Redis.from_url(
-            url, socket_timeout=self._timeout_s, socket_connect_timeout=self._connect_timeout_s
+            url, socket_timeout=sync_timeout_s, socket_connect_timeout=sync_timeout_s
         )
         self._async: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis[bytes]] | None = None
         self._draining: set[asyncio.Task[None]] = set()  # cut-off calls' connections, reading on

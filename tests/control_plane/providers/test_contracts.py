@@ -75,6 +75,20 @@ def test_redis_cache_down_raises_provider_error_quickly() -> None:
     assert asyncio.run(async_calls()) < 1.0
 
 
+def test_redis_cache_sync_calls_are_off_the_hot_paths_budget(redis_url: str) -> None:
+    """A Redis slower than the hot path's budget (but alive) still serves the sync calls (label
+    feeds, event handlers, probes): they are not on the fraud-check path and get their own budget."""
+    cache = RedisFeatureCache(redis_url, timeout_ms=5)
+    cache.set_many("ten_sync", {"card:1": b"s"}, ttl_s=60)
+    try:
+        # Redis holds every client's commands for 100 ms (20 hot-path budgets) from this reply on.
+        RedisFeatureCache(redis_url).client.execute_command("CLIENT", "PAUSE", 100, "ALL")
+        assert cache.get_many("ten_sync", ["card:1", "card:2"]) == [b"s", None]
+        assert cache.ping() is True
+    finally:
+        cache.client.delete("fr:{ten_sync}:card:1")
+
+
 def test_redis_cache_async_budget_counts_redis_not_a_busy_loop(redis_url: str) -> None:
     """A reply that arrives while the loop is busy is not a timeout (the loop's lateness is its
     own); a server that never answers fails the call within the outer bound."""
