@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.db import unit_of_work
@@ -250,7 +250,11 @@ class DriftMonitor:
                     ScoredTransaction.tenant_id == tenant_id, ScoredTransaction.txn_id.in_(chunk)
                 )
                 known = set(session.scalars(stmt))
-                session.add_all(_txn_row(latest[(tenant_id, t)]) for t in chunk if t not in known)
+                rows = [_txn_values(latest[(tenant_id, t)]) for t in chunk if t not in known]
+                if rows:
+                    # One executemany, no ORM objects: at a few thousand checks a second the
+                    # unit of work's per-object cost, in the same process, showed in throughput.
+                    session.execute(insert(ScoredTransaction), rows)
 
 
 def _stored(
@@ -262,12 +266,13 @@ def _stored(
     return flat, np.asarray(row.score_counts, np.int64), nulls, out, unseen
 
 
-def _txn_row(r: TxnRow) -> ScoredTransaction:
+def _txn_values(r: TxnRow) -> dict[str, object]:
     tenant_id, txn_id, ts, amount, card, terminal, score, decision, version, cohort = r
-    return ScoredTransaction(
-        tenant_id=tenant_id, txn_id=txn_id, ts=ts, amount=amount, card_token=card, terminal_id=terminal,
-        score=score, decision=decision, model_version=version, cohort=cohort,
-    )  # fmt: skip
+    return {
+        "tenant_id": tenant_id, "txn_id": txn_id, "ts": ts, "amount": amount, "card_token": card,
+        "terminal_id": terminal, "score": score, "decision": decision, "model_version": version,
+        "cohort": cohort,
+    }  # fmt: skip
 
 
 def _feature_names(params: Any) -> tuple[str, ...] | None:
