@@ -63,6 +63,9 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         f"| backtest, {args.backtest_days} days of a {args.backtest_cards:,}-card tenant (s) | "
         f"{bt['seconds']:.2f} | |",
         "",
+        f"`RESULT alert_h={tl['alert_h']:.0f} retrain_h={tl['retrain_h']:.0f} ap_ratio={ap['ratio']:.3f} "
+        f"monitoring_throughput_ratio={tp['ratio']:.3f} backtest_s={bt['seconds']:.2f}`",
+        "",
         f"- First alert's violations: {tl['first_alert']}. Retrainings before it: "
         f"{fig.get('before_shift', 'n/a')}.",
         f"- AP window: the {ap.get('rows', 'n/a')} transactions ({ap.get('fraud', 'n/a')} frauds) after the "
