@@ -4,6 +4,7 @@ name catalogued metrics; the rest read metrics AWS itself publishes (AWS/* names
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from providers.metrics_catalog import CATALOG
@@ -35,7 +36,13 @@ def test_every_synthesized_alarm_reads_a_catalogued_or_aws_metric(synthesized: S
     alarms = _resources(synthesized, "AWS::CloudWatch::Alarm")
     assert alarms
     for where, props in alarms:
-        metrics = [props] if "MetricName" in props else [q["MetricStat"]["Metric"] for q in props["Metrics"]]
+        if "MetricName" in props:
+            metrics = [props]
+        else:
+            metrics = [q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q]
+            metrics += [
+                _insights_metric(where, q["Expression"]) for q in props["Metrics"] if "Expression" in q
+            ]
         for metric in metrics:
             namespace, name = metric["Namespace"], metric["MetricName"]
             if namespace == NAMESPACE:
@@ -45,3 +52,16 @@ def test_every_synthesized_alarm_reads_a_catalogued_or_aws_metric(synthesized: S
                 assert dims <= set(spec.labels), f"{where}: {name} has no dimension {dims - set(spec.labels)}"
             else:  # published by AWS itself (e.g. AWS/SageMaker ModelLatency for the canary alarms)
                 assert namespace.startswith("AWS/"), f"{where}: {namespace} {name} is neither ours nor AWS's"
+
+
+_INSIGHTS = re.compile(r'^SELECT \w+\((\w+)\) FROM SCHEMA\("([^"]+)"((?:, *\w+)*)\)')
+
+
+def _insights_metric(where: str, expression: str) -> dict[str, Any]:
+    """The metric a Metrics Insights alarm reads, in a MetricStat's shape (its schema's keys as
+    dimensions), so it is checked against the catalogue like the others."""
+    match = _INSIGHTS.match(expression)
+    assert match, f"{where}: an expression alarm that is not a Metrics Insights SELECT: {expression}"
+    name, namespace, keys = match.groups()
+    dims = [{"Name": k.strip()} for k in keys.split(",") if k.strip()]
+    return {"Namespace": namespace, "MetricName": name, "Dimensions": dims}
