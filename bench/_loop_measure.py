@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _common import PY, REPO, free_port, log
+from _cpu import tree_cpu_s
 from _load import Load, LoadSpec
 from _loop_harness import LoopApp
 from _servers import Server, admin_key, bench_templates, onboard, promote, register_model, session_factory
@@ -24,7 +25,10 @@ def monitoring_throughput(
     tmp: Path, artifact: bytes, profile: dict[str, Any], *, rounds: int, seconds: float, concurrency: int
 ) -> dict[str, Any]:
     """Checks/s of a server with monitoring on and of one with it off, ``rounds`` each, alternated
-    (the two processes are up together; only one is loaded at a time)."""
+    (the two processes are up together; only one is loaded at a time), and each server's CPU time
+    per check sent (warm-up included): on a shared machine the checks/s of one round move with the
+    other processes' load, while the CPU a check costs the server moves much less, and at
+    saturation on a core of its own throughput is its inverse."""
     from control_plane.registry.orm import ModelVersion
 
     servers: dict[str, Server] = {}
@@ -47,6 +51,7 @@ def monitoring_throughput(
             promote(server.url, tenant["admin"], version)
             keys[mode] = tenant["app"]
         rps: dict[str, list[float]] = {"on": [], "off": []}
+        cpu_us: dict[str, list[float]] = {"on": [], "off": []}
         errors = 0
         for r in range(rounds):
             for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
@@ -54,15 +59,28 @@ def monitoring_throughput(
                     port=servers[mode].port, concurrency=concurrency, warmup_s=2.0, duration_s=seconds,
                     keys=[keys[mode]], sim_t0=1.79e9 + r * 86_400, label=f"loop-{mode}-{r}", seed=r,
                 )  # fmt: skip
+                proc = servers[mode].proc
+                assert proc is not None  # started above
+                pid = proc.pid
+                cpu_before = tree_cpu_s(pid)
                 result = Load(spec).start().result()
+                cpu_us[mode].append((tree_cpu_s(pid) - cpu_before) / max(result.sent_total, 1) * 1e6)
                 errors += int(np.count_nonzero(result.status != 200))
                 rps[mode].append(result.rps)
-                log(f"throughput round {r + 1}/{rounds}, monitoring {mode}: {result.rps:.0f} checks/s")
+                log(
+                    f"throughput round {r + 1}/{rounds}, monitoring {mode}: {result.rps:.0f} checks/s, "
+                    f"{cpu_us[mode][-1]:.0f} us of server CPU a check"
+                )
         on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
+        cpu_on, cpu_off = statistics.median(cpu_us["on"]), statistics.median(cpu_us["off"])
         return {
             "on": rps["on"],
             "off": rps["off"],
             "ratio": on / off if off else float("nan"),
+            "cpu_us_on": cpu_us["on"],
+            "cpu_us_off": cpu_us["off"],
+            # Throughput a core would give with monitoring on, relative to off: CPU off / CPU on.
+            "cpu_ratio": cpu_off / cpu_on if cpu_on else float("nan"),
             "errors": errors,
         }
     finally:

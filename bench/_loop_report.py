@@ -60,11 +60,16 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         f"| throughput monitoring on / off (checks/s, medians) | {_median(tp['on']):.0f} / "
         f"{_median(tp['off']):.0f} | |",
         f"| monitoring on / off | {_f(tp['ratio'])} | >= 0.95: {met(tp['ratio'] >= GOAL_THROUGHPUT)} |",
+        f"| server CPU per check on / off (us, medians) | {_median(tp.get('cpu_us_on', [])):.0f} / "
+        f"{_median(tp.get('cpu_us_off', [])):.0f} | |",
+        f"| checks a core serves, on / off (CPU off / CPU on) | {_f(tp.get('cpu_ratio', float('nan')))} | "
+        f">= 0.95: {met(tp.get('cpu_ratio', 0.0) >= GOAL_THROUGHPUT)} |",
         f"| backtest, {args.backtest_days} days of a {args.backtest_cards:,}-card tenant (s) | "
         f"{bt['seconds']:.2f} | |",
         "",
         f"`RESULT alert_h={tl['alert_h']:.0f} retrain_h={tl['retrain_h']:.0f} ap_ratio={ap['ratio']:.3f} "
-        f"monitoring_throughput_ratio={tp['ratio']:.3f} backtest_s={bt['seconds']:.2f}`",
+        f"monitoring_throughput_ratio={tp['ratio']:.3f} backtest_s={bt['seconds']:.2f} "
+        f"monitoring_cpu_ratio={tp.get('cpu_ratio', float('nan')):.3f}`",
         "",
         f"- First alert's violations: {tl['first_alert']}. Retrainings before it: "
         f"{fig.get('before_shift', 'n/a')}.",
@@ -81,7 +86,10 @@ def doc(fig: dict[str, Any], args: argparse.Namespace, env: dict[str, str], n_ro
         f"counts flushed every 10 s; off: no score observer), {args.rounds} alternated rounds of "
         f"{args.round_s:g} s each at concurrency {args.concurrency}; "
         f"on {', '.join(f'{x:.0f}' for x in tp['on'])}, "
-        f"off {', '.join(f'{x:.0f}' for x in tp['off'])}; {tp['errors']} errors.",
+        f"off {', '.join(f'{x:.0f}' for x in tp['off'])}; {tp['errors']} errors. Server CPU per check "
+        f"(process CPU over the round / checks sent, warm-up included): on "
+        f"{', '.join(f'{x:.0f}' for x in tp.get('cpu_us_on', []))}, off "
+        f"{', '.join(f'{x:.0f}' for x in tp.get('cpu_us_off', []))} us.",
         f"- Backtest: {bt['stored']:,} stored checks (scored in batch by the champion), {bt['labelled']:,} "
         f"labelled; REVIEW threshold 0.5 → 0.3: reviews {bt['live_review']} → {bt['proposed_review']}, "
         f"{bt['flips']} flips. `POST /v1/backtests` answers synchronously.",

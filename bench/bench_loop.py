@@ -237,7 +237,7 @@ def main() -> int:
     p.add_argument("--eta", type=float, default=0.1)
     p.add_argument("--backtest-cards", type=int, default=1000)
     p.add_argument("--backtest-days", type=int, default=30)
-    p.add_argument("--rounds", type=int, default=3, help="throughput rounds per mode")
+    p.add_argument("--rounds", type=int, default=5, help="throughput rounds per mode")
     p.add_argument("--round-s", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=16)
     args = p.parse_args()
@@ -292,7 +292,7 @@ def main() -> int:
             log(f"backtest: {bt}")
         finally:
             loop.close()
-        tp = {"on": [], "off": [], "ratio": float("nan"), "errors": 0}
+        tp: dict[str, Any] = {"on": [], "off": [], "ratio": float("nan"), "errors": 0}
         if args.rounds:
             tp = monitoring_throughput(home, champion_bytes, profile, rounds=args.rounds,
                                    seconds=args.round_s, concurrency=args.concurrency)  # fmt: skip
@@ -314,7 +314,7 @@ def main() -> int:
     print(
         f"RESULT alert_h={timeline['alert_h']:.0f} retrain_h={timeline['retrain_h']:.0f} "
         f"ap_ratio={ap['ratio']:.3f} monitoring_throughput_ratio={tp['ratio']:.3f} "
-        f"backtest_s={bt['seconds']:.2f}",
+        f"backtest_s={bt['seconds']:.2f} monitoring_cpu_ratio={tp.get('cpu_ratio', float('nan')):.3f}",
         flush=True,
     )
     return 0
