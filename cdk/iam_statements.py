@@ -14,6 +14,20 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
 SAGEMAKER_METRIC_NAMESPACES = ("/aws/sagemaker/Endpoints", "/aws/sagemaker/*")
+# Creating, reading, changing and deleting a model, its endpoint config and its endpoint: what the
+# control plane's task role (model hosting) and the tenant stacks' CloudFormation role both need.
+SAGEMAKER_ENDPOINT_ACTIONS = (
+    "sagemaker:CreateModel",
+    "sagemaker:DescribeModel",
+    "sagemaker:DeleteModel",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DescribeEndpointConfig",
+    "sagemaker:DeleteEndpointConfig",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:UpdateEndpoint",
+    "sagemaker:DeleteEndpoint",
+)
 
 
 def s3_arn(stack: Stack, bucket_name: str, key_pattern: str | None = None) -> str:

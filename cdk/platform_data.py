@@ -207,16 +207,7 @@ def task_statements(
         iam.PolicyStatement(
             sid="ModelHosting",
             actions=[
-                "sagemaker:CreateModel",
-                "sagemaker:DescribeModel",
-                "sagemaker:DeleteModel",
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DeleteEndpointConfig",
-                "sagemaker:CreateEndpoint",
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DeleteEndpoint",
-                "sagemaker:UpdateEndpoint",
+                *iam_statements.SAGEMAKER_ENDPOINT_ACTIONS,
                 "sagemaker:UpdateEndpointWeightsAndCapacities",
                 "sagemaker:InvokeEndpoint",
                 "sagemaker:AddTags",

@@ -17,6 +17,8 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from cdk import iam_statements
+
 TENANT_STACK_PREFIX = "fraudrail-tenant-"
 CLOUDFORMATION_SERVICE = "cloudformation.amazonaws.com"
 
@@ -134,16 +136,7 @@ def tenant_stack_statements(stack: Stack) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(
             sid="TenantSageMaker",
             actions=[
-                "sagemaker:CreateModel",
-                "sagemaker:DescribeModel",
-                "sagemaker:DeleteModel",
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DeleteEndpointConfig",
-                "sagemaker:CreateEndpoint",
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:UpdateEndpoint",
-                "sagemaker:DeleteEndpoint",
+                *iam_statements.SAGEMAKER_ENDPOINT_ACTIONS,
                 "sagemaker:CreateDomain",
                 "sagemaker:DescribeDomain",
                 "sagemaker:UpdateDomain",
