@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,36 +46,6 @@ class SimClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) if self.now is None else self.now
-
-
-class Sink:
-    """A webhook receiver on 127.0.0.1 standing in for the tenant's Slack; keeps every text."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
-                sink.texts.append(body.decode(errors="replace"))
-                self.send_response(200)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *_: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/slack"
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 class LoopApp:

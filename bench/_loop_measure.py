@@ -59,9 +59,7 @@ def monitoring_throughput(
                     port=servers[mode].port, concurrency=concurrency, warmup_s=2.0, duration_s=seconds,
                     keys=[keys[mode]], sim_t0=1.79e9 + r * 86_400, label=f"loop-{mode}-{r}", seed=r,
                 )  # fmt: skip
-                proc = servers[mode].proc
-                assert proc is not None  # started above
-                pid = proc.pid
+                pid = servers[mode].pid
                 cpu_before = tree_cpu_s(pid)
                 result = Load(spec).start().result()
                 cpu_us[mode].append((tree_cpu_s(pid) - cpu_before) / max(result.sent_total, 1) * 1e6)

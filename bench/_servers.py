@@ -10,8 +10,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,12 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self.proc.pid
 
     def start(self, ready_path: str = "/healthz", timeout_s: float = 180.0) -> Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,3 +230,38 @@ def promote(base: str, tenant_admin: str, version_id: str) -> None:
     r = httpx.post(f"{base}/v1/models/{version_id}/promote", headers=auth(tenant_admin), timeout=60)
     if r.status_code != 200:
         raise RuntimeError(f"promote {version_id}: {r.status_code} {r.text}")
+
+
+class Sink:
+    """A webhook receiver on 127.0.0.1 standing in for the tenant's Slack (answers 200 "ok");
+    keeps every text it is sent."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
+                sink.texts.append(body.decode(errors="replace"))
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/slack"
+
+    @property
+    def posts(self) -> int:
+        return len(self.texts)
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _common import log, machine, write_section
-from _loop_harness import LoopApp, Sink, utc
+from _loop_harness import LoopApp, utc
 from _loop_measure import backtest_time, monitoring_throughput
-from _servers import bench_templates
+from _servers import Sink, bench_templates
 
 GOALS = {"alert_h": 24.0, "ap_ratio": 0.95, "throughput": 0.95}
 FINISHED = ("canary", "awaiting_approval", "champion_kept", "rejected", "failed", "cancelled")

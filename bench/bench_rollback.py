@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ from _load import (
     LoadSpec,
 )
 from _servers import (
+    Sink,
     admin_key,
     auth,
     control_plane,
@@ -55,33 +54,6 @@ TRIALS = 3
 WARMUP_S, BEFORE_S, AFTER_S = 2.0, 3.0, 5.0
 AUTO_BAKE_S, AUTO_MAX_S = 10, 60.0
 GOAL_S = 1.0
-
-
-class Sink:
-    """A webhook receiver on 127.0.0.1 for the tenant's Slack contact (answers 200 "ok")."""
-
-    def __init__(self) -> None:
-        self.posts = 0
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                sink.posts += 1
-                self.send_response(200)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *_: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack"
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 class Sim:
