@@ -36,7 +36,7 @@ from _loop_measure import backtest_time, monitoring_throughput
 from _servers import Sink, bench_templates
 
 GOALS = {"alert_h": 24.0, "ap_ratio": 0.95, "throughput": 0.95}
-FINISHED = ("canary", "awaiting_approval", "champion_kept", "rejected", "failed", "cancelled")
+FINISHED = ("canary", "awaiting_approval", "champion_kept", "rejected", "failed", "skipped", "cancelled")
 RUNNING = ("queued", "training")
 
 

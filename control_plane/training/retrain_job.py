@@ -94,10 +94,19 @@ class RetrainingJob:
             tenant = tenants.get(session, tenant_id)
             limits = self.templates[tenant.tier]["monitoring"]
             until = row.cutoff - timedelta(days=float(limits["label_maturity_days"]))
-            frame, _, figures = retrain_data.training_frame(
+            frame, champion_rows, figures = retrain_data.training_frame(
                 session, self.store, tenant_id, champion, row.cutoff, until=until
             )
             described: dict[str, Any] = {**figures, "until": until.isoformat()}
+            if not challenger.window_mask(frame, int(limits["compare_days"]), champion_rows).any():
+                # E.g. a weekly schedule a week after go-live: every row old enough to have mature
+                # labels is one the champion learnt from. Nothing to train on or to judge with yet.
+                self._finish(session, row, "skipped", error=(
+                    f"nothing new to learn yet: every transaction up to {until.isoformat()} (the "
+                    f"cut-off minus the {limits['label_maturity_days']}-day label maturity) is one "
+                    "the champion trained or was tested on"
+                ))  # fmt: skip
+                return {"retraining_id": retraining_id, "status": "skipped"}
             if figures["fraud"] == 0:
                 self._finish(
                     session, row, "failed", error="no fraud label up to the cut-off: nothing to learn"

@@ -36,6 +36,7 @@ HEADLINES = {
     "champion_kept": ("Challenger {challenger} did not beat {champion}: champion kept", "info"),
     "rejected": ("Retrained challenger {challenger} failed its evaluation gate", "warning"),
     "failed": ("Retraining of {champion} failed", "critical"),
+    "skipped": ("Retraining of {champion} skipped: no new labelled traffic yet", "info"),
 }
 
 
@@ -94,6 +95,8 @@ def notification(row: Retraining, event: str) -> Notification:
         "champion_kept": "The challenger did not win by the policy's margin; it stays CANDIDATE.",
         "rejected": "The challenger is REJECTED; the champion keeps serving.",
         "failed": "The champion keeps serving.",
+        "skipped": "The champion keeps serving; the next trigger retrains once the traffic since its "
+        "training has mature labels.",
         "waiting_for_labels": "The traffic moved away from the champion's training data. A challenger "
         "cannot learn the new pattern before its transactions have mature labels: the retraining "
         "starts by itself once the stored traffic reaches the time below.",

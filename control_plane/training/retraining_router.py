@@ -39,7 +39,7 @@ class RetrainingOut(BaseModel):
     trigger: str
     status: str = Field(
         description="waiting_for_labels | queued | training | canary | awaiting_approval | champion_kept | "
-        "rejected | failed | cancelled"
+        "rejected | failed | skipped (nothing new to learn yet) | cancelled"
     )
     start_after: datetime | None = Field(
         default=None,

@@ -23,6 +23,7 @@ from control_plane.monitoring.orm import ScoredTransaction
 from control_plane.orm_base import utcnow
 from control_plane.registry.orm import ModelVersion
 from control_plane.rollouts.orm import Rollout
+from control_plane.training import retrain_data
 from control_plane.training.orm import Retraining
 from control_plane.training.retraining import OPEN, RETRAIN_JOB
 from control_plane.training.retraining_notice import NOTIFY_JOB
@@ -219,3 +220,32 @@ def test_bad_requests_name_the_field(
     assert again.status_code == 409 and again.json()["field"] == "retraining"
     assert client.get(f"/v1/retraining/{first.json()['id']}", headers=auth(other["admin"])).status_code == 404
     assert client.get("/v1/retraining", headers=auth(other["admin"])).json() == []
+
+
+def test_with_nothing_new_to_learn_the_retraining_is_skipped_before_training(
+    client: TestClient,
+    container: State,
+    champion_tenant: dict[str, Any],
+    sim_frame: pd.DataFrame,  # noqa: F811
+    sink: WebhookSink,
+) -> None:
+    """A weekly schedule a week after go-live: every labelled row is one the champion learnt from."""
+    t = champion_tenant
+    with unit_of_work(container.factory) as session:
+        own = retrain_data.store_dataset(
+            session, container.providers.object_store, tenant_id=t["id"], dataset_id="ds_champions_own",
+            frame=sim_frame[[*retrain_data.COLUMNS, "is_fraud"]], name="the champion's", actor="test",
+        )  # fmt: skip
+        champion = session.get(ModelVersion, t["champion"])
+        assert champion is not None
+        champion.dataset_id = own.id
+    started = client.post("/v1/retraining", json={}, headers=auth(t["admin"])).json()
+    row = drive(container, t["id"], started["id"])
+    assert row.status == "skipped" and row.challenger_version is None, (row.status, row.error)
+    assert row.error is not None and "nothing new to learn" in row.error
+    with container.factory() as session:  # no training run was started for it
+        runs = select(Job.id).where(Job.tenant_id == t["id"], Job.kind == TRAINING_JOB)
+        assert list(session.scalars(runs)) == []
+    assert audit_actions(container, t["id"], row.id)[-1] == "retraining.skipped"
+    notify(container, t["id"])
+    assert any("skipped: no new labelled traffic" in m.text for m in sink.requests("/slack"))
