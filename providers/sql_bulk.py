@@ -33,7 +33,10 @@ def insert_new_rows(
         return
     dialect = connection.dialect
     processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.bind_processor(dialect) for name in columns
+        # dialect_impl: the dialect's own type (SQLite's DATETIME formats the text it stores); a
+        # TypeDecorator's bind_processor alone would hand the driver a datetime to adapt its way.
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in columns
     ]
     if any(processors):
         rows = [

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 
 from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
@@ -44,7 +44,13 @@ def test_rows_read_back_as_the_orm_writes_them(container: State) -> None:
     assert got["by-bulk"][0] == got["by-orm"][0] and got["by-bulk"][2:] == got["by-orm"][2:]
     assert got["by-bulk"][2] == T0 and got["by-bulk"][2].tzinfo is not None
     assert got["later"][3] == Decimal("0.05")
-    # The stored times compare as times (SQLite keeps text: the format must be the ORM's).
+    # Stored exactly as the ORM stores them (SQLite keeps times as text: the format must be the
+    # ORM's, or comparisons with bound times go wrong at the edges).
+    with container.factory() as session:
+        raw = text("SELECT txn_id, ts, amount, score FROM scored_transactions WHERE txn_id LIKE 'by-%'")
+        stored_raw = {r[0]: tuple(r[1:]) for r in session.execute(raw)}
+    assert stored_raw["by-bulk"] == stored_raw["by-orm"]
+    # The stored times compare as times.
     with container.factory() as session:
         in_window = select(ScoredTransaction.txn_id).where(
             ScoredTransaction.ts >= T0 + timedelta(hours=1), ScoredTransaction.ts < T0 + timedelta(hours=3)
