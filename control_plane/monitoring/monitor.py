@@ -68,6 +68,11 @@ class _Observed:
         self.decisions: list[str] = []
         self.size = 0
 
+    def extend(self, other: _Observed) -> None:
+        for name in ("features", "scores", "hours", "cohorts", "decisions"):
+            getattr(self, name).extend(getattr(other, name))
+        self.size += other.size
+
     def append(self, vector: Sequence[float], score: float, hour: int, cohort: str, decision: str) -> None:
         self.features.extend(vector)
         self.scores.append(score)
@@ -180,13 +185,19 @@ class DriftMonitor:
 
     def flush(self) -> None:
         """Bin what was observed and write it with the transactions (one transaction). On failure
-        the batch stays in memory for the next flush and the chore backs off."""
+        (reading the profiles or writing) the batch stays in memory for the next flush and the
+        chore backs off."""
         with self._flush_lock:
             with self._lock:
                 observed, self._observed, self._n_observed = self._observed, {}, 0
                 txns, self._txns = self._txns, []
                 counts, self._unwritten = self._unwritten, {}
-            for key, c in self._bin(observed).items():
+            try:
+                binned = self._bin(observed)
+            except BaseException:
+                self._keep(txns, counts, observed)
+                raise
+            for key, c in binned.items():
                 mine = counts.setdefault(key, c)
                 if mine is not c:
                     mine.add(c)
@@ -195,10 +206,27 @@ class DriftMonitor:
                     self._write_counts(session, counts)
                     self._write_txns(session, txns)
             except BaseException:
-                with self._lock:
-                    self._unwritten = dict(list(counts.items())[: self.max_keys])
-                    self._txns = (txns + self._txns)[: self.max_txns]
+                self._keep(txns, counts, {})
                 raise
+
+    def _keep(
+        self, txns: list[TxnRow], counts: dict[BucketKey, _Counts], observed: dict[tuple[str, str], _Observed]
+    ) -> None:
+        """A failed flush's batch back in front of what was observed since, within the bounds."""
+        with self._lock:
+            self._unwritten = dict(list(counts.items())[: self.max_keys])
+            kept = txns + self._txns
+            self._txns = kept[: self.max_txns]
+            self.dropped += len(kept) - len(self._txns)
+            for key, older in observed.items():
+                newer = self._observed.get(key)
+                if newer is None and len(self._observed) >= self.max_keys:
+                    self.dropped += older.size
+                    continue
+                if newer is not None:
+                    older.extend(newer)
+                self._observed[key] = older
+                self._n_observed += older.size - (newer.size if newer is not None else 0)
 
     def _bin(self, observed: dict[tuple[str, str], _Observed]) -> dict[BucketKey, _Counts]:
         now = time.monotonic()

@@ -42,6 +42,33 @@ def test_a_failed_flush_keeps_the_batch_for_the_next(
         assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
 
 
+def test_a_flush_that_cannot_read_the_profiles_keeps_the_batch(
+    client: TestClient,
+    container: State,
+    monitored: dict[str, Any],
+    sim_frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database is down when the flush loads the versions' profiles: nothing observed is lost."""
+    monitor = container.monitor
+    score(client, monitored, sim_requests(sim_frame, 10))
+    real = DriftMonitor._load_profiles
+
+    def down(self: DriftMonitor, keys: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(DriftMonitor, "_load_profiles", down)
+    with pytest.raises(RuntimeError):
+        monitor.flush()
+    score(client, monitored, sim_requests(sim_frame, 15)[10:])  # checks keep coming meanwhile
+    monkeypatch.setattr(DriftMonitor, "_load_profiles", real)
+    monitor.flush()
+    assert monitor.dropped == 0
+    with container.factory() as session:
+        assert session.scalar(select(func.count()).select_from(ScoredTransaction)) == 15
+        assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
+
+
 def test_bounds_drop_and_count(
     client: TestClient, container: State, monitored: dict[str, Any], sim_frame: pd.DataFrame
 ) -> None:
