@@ -14,6 +14,7 @@ from sqlalchemy import Table, select, text
 from control_plane.bootstrap.state import State
 from control_plane.db import unit_of_work
 from control_plane.monitoring.orm import ScoredTransaction
+from providers import sql_bulk
 from providers.sql_bulk import insert_new_rows
 
 TABLE = cast(Table, ScoredTransaction.__table__)
@@ -79,3 +80,19 @@ def test_the_batch_rolls_back_with_its_transaction(container: State) -> None:
         insert_new_rows(session.connection(), TABLE, COLUMNS, [])
         insert_new_rows(session.connection(), TABLE, COLUMNS, [row("kept")])
     assert list(stored(container)) == ["kept"]
+
+
+def test_batches_past_a_chunk_and_any_text_arrive_whole(
+    container: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_bulk, "SQLITE_CHUNK_ROWS", 3)
+    odd = ["carte-é-🃏", 'quote"back\\slash', "tab\tnew\nline", "日本", ""]
+    rows = [
+        ("ten_a", f"t{i}", T0 + timedelta(seconds=i), Decimal("0.10"), odd[i % len(odd)] or "x", "term",
+         0.1 * i, "LEGIT", None if i % 2 else "mv_1", "stable")
+        for i in range(8)
+    ]  # fmt: skip
+    with unit_of_work(container.factory) as session:
+        insert_new_rows(session.connection(), TABLE, COLUMNS, rows)
+    got = stored(container)
+    assert sorted(got.values(), key=lambda r: str(r[1])) == sorted(rows, key=lambda r: str(r[1]))
