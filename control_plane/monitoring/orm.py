@@ -6,7 +6,7 @@ a tenant's row is gone (offboarding), and a flush must never fail on that.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +46,11 @@ class ScoredTransaction(Base):
     __tablename__ = "scored_transactions"
     __table_args__ = (
         Index("ix_scored_transactions_tenant_ts", "tenant_id", "ts"),
-        Index("ix_scored_transactions_card", "tenant_id", "card_token", "ts"),  # card history
+        # The card history: one seek per day of the window. Keyed by day first so a flush's inserts
+        # land in today's corner of the index: a (tenant, card, ts) index took every insert to a
+        # random page of an index as large as the table, and its cost grew with it (9 -> 20 us a
+        # row over 300,000 rows on SQLite; with the day first it stays flat, docs/monitoring.md).
+        Index("ix_scored_transactions_day_card", "tenant_id", "day", "card_token"),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -59,6 +63,19 @@ class ScoredTransaction(Base):
     decision: Mapped[str] = mapped_column(String(20))
     model_version: Mapped[str | None] = mapped_column(String(40))
     cohort: Mapped[str] = mapped_column(String(20))
+    # Days since 1970-01-01 of ``ts`` (UTC): the card history's index key. Written by every insert
+    # (the ORM's default below; the monitoring flush passes it); NULL only for a row no path writes.
+    day: Mapped[int | None] = mapped_column(
+        Integer, default=lambda ctx: epoch_day(ctx.get_current_parameters()["ts"])
+    )
+
+
+def epoch_day(ts: datetime) -> int:
+    """Whole days since 1970-01-01 UTC (floored, also before 1970)."""
+    return (ts - EPOCH).days
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TransactionLabel(Base):

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, TransactionLabel
+from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, TransactionLabel, epoch_day
 from control_plane.review.orm import ReviewItem
 
 FRAUD_LABELS = ("fraud", "chargeback")
+MAX_CARD_DAYS = 400  # the card history's window: one index seek per day
 
 
 def latest_hour(session: Session, tenant_id: str, version: str, *, until: datetime | None) -> datetime | None:
@@ -130,14 +131,24 @@ def replay_rows(
 
 
 def card_recent(
-    session: Session, tenant_id: str, card_token: str, *, since: datetime, limit: int
+    session: Session, tenant_id: str, card_token: str, *, since: datetime, until: datetime, limit: int
 ) -> Sequence[ScoredTransaction]:
-    """A card's scored transactions (LEGIT ones too) since ``since``, newest first, at most
-    ``limit`` (the analyst's card history; ``ix_scored_transactions_card`` serves it)."""
+    """A card's scored transactions (LEGIT ones too) in [since, until), newest first, at most
+    ``limit`` (the analyst's card history): one seek per day of the window in
+    ``ix_scored_transactions_day_card``, so the window is bounded (MAX_CARD_DAYS)."""
+    first, last = epoch_day(since), epoch_day(until)
+    if last - first > MAX_CARD_DAYS:
+        raise ValueError(f"card history window over {MAX_CARD_DAYS} days")
     s = ScoredTransaction
     stmt = (
         select(s)
-        .where(s.tenant_id == tenant_id, s.card_token == card_token, s.ts >= since)
+        .where(
+            s.tenant_id == tenant_id,
+            s.day.in_(range(first, last + 1)),
+            s.card_token == card_token,
+            s.ts >= since,
+            s.ts < until,
+        )
         .order_by(s.ts.desc(), s.txn_id.desc())
         .limit(limit)
     )

@@ -104,11 +104,14 @@ def _features(item: ReviewItem) -> dict[str, float]:
 
 
 def card_history(session: Session, item: ReviewItem, *, limit: int = RECENT_LIMIT) -> CardHistory:
-    """The card's transactions in the 30 days before this one and since (newest first, bounded),
+    """The card's transactions from 30 days before this one to 30 days after (newest first, bounded),
     with the review items among them; flagged items the monitoring flush has not written yet
     (or from before it existed) are listed from the queue."""
     since = item.txn_ts - timedelta(days=RECENT_DAYS)
-    scored = monitoring.card_recent(session, item.tenant_id, item.card_token, since=since, limit=limit)
+    until = item.txn_ts + timedelta(days=RECENT_DAYS)
+    scored = monitoring.card_recent(
+        session, item.tenant_id, item.card_token, since=since, until=until, limit=limit
+    )
     flagged = list(
         session.scalars(
             select(ReviewItem)
@@ -116,6 +119,7 @@ def card_history(session: Session, item: ReviewItem, *, limit: int = RECENT_LIMI
                 ReviewItem.tenant_id == item.tenant_id,
                 ReviewItem.card_token == item.card_token,
                 ReviewItem.txn_ts >= since,
+                ReviewItem.txn_ts < until,
             )
             .order_by(ReviewItem.txn_ts.desc(), ReviewItem.id.desc())
             .limit(limit)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.bootstrap.state import State
 from control_plane.monitoring.monitor import DriftMonitor
-from control_plane.monitoring.orm import DriftBucket, ScoredTransaction
+from control_plane.monitoring.orm import DriftBucket, ScoredTransaction, epoch_day
 from tests.control_plane.monitoring.conftest import score
 from tests.control_plane.scoring.conftest import sim_requests
 
@@ -40,6 +40,8 @@ def test_a_failed_flush_keeps_the_batch_for_the_next(
     with container.factory() as session:
         assert session.scalar(select(func.count()).select_from(ScoredTransaction)) == 15
         assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
+        # Each row carries its day, the card history's index key.
+        assert all(r.day == epoch_day(r.ts) for r in session.scalars(select(ScoredTransaction)))
 
 
 def test_a_flush_that_cannot_read_the_profiles_keeps_the_batch(
