@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from control_plane.bootstrap.state import State
 from control_plane.monitoring.monitor import DriftMonitor
@@ -18,57 +17,36 @@ from tests.control_plane.monitoring.conftest import score
 from tests.control_plane.scoring.conftest import sim_requests
 
 
+@pytest.mark.parametrize("failing", ["_load_profiles", "_write_txns"])
 def test_a_failed_flush_keeps_the_batch_for_the_next(
     client: TestClient,
     container: State,
     monitored: dict[str, Any],
     sim_frame: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
+    failing: str,
 ) -> None:
+    """The database goes away while the flush reads the versions' profiles, or while it writes:
+    nothing observed is lost, and checks answered meanwhile are written with it."""
     monitor = container.monitor
-    score(client, monitored, sim_requests(sim_frame, 15))
-    real = DriftMonitor._write_txns
+    requests = sim_requests(sim_frame, 15)
+    score(client, monitored, requests[:10])
 
-    def broken(self: DriftMonitor, session: Session, txns: list[Any]) -> None:
+    def down(self: DriftMonitor, *args: Any) -> None:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(DriftMonitor, "_write_txns", broken)
-    with pytest.raises(RuntimeError):
-        monitor.flush()
-    monkeypatch.setattr(DriftMonitor, "_write_txns", real)
-    monitor.flush()
-    with container.factory() as session:
-        assert session.scalar(select(func.count()).select_from(ScoredTransaction)) == 15
-        assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
-        # Each row carries its day, the card history's index key.
-        assert all(r.day == epoch_day(r.ts) for r in session.scalars(select(ScoredTransaction)))
-
-
-def test_a_flush_that_cannot_read_the_profiles_keeps_the_batch(
-    client: TestClient,
-    container: State,
-    monitored: dict[str, Any],
-    sim_frame: pd.DataFrame,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The database is down when the flush loads the versions' profiles: nothing observed is lost."""
-    monitor = container.monitor
-    score(client, monitored, sim_requests(sim_frame, 10))
-    real = DriftMonitor._load_profiles
-
-    def down(self: DriftMonitor, keys: Any) -> Any:
-        raise RuntimeError("database went away")
-
-    monkeypatch.setattr(DriftMonitor, "_load_profiles", down)
-    with pytest.raises(RuntimeError):
-        monitor.flush()
-    score(client, monitored, sim_requests(sim_frame, 15)[10:])  # checks keep coming meanwhile
-    monkeypatch.setattr(DriftMonitor, "_load_profiles", real)
+    with monkeypatch.context() as patched:
+        patched.setattr(DriftMonitor, failing, down)
+        with pytest.raises(RuntimeError):
+            monitor.flush()
+    score(client, monitored, requests[10:])
     monitor.flush()
     assert monitor.dropped == 0
     with container.factory() as session:
         assert session.scalar(select(func.count()).select_from(ScoredTransaction)) == 15
         assert session.scalar(select(func.sum(DriftBucket.volume))) == 15
+        # Each row carries its day, the card history's index key.
+        assert all(r.day == epoch_day(r.ts) for r in session.scalars(select(ScoredTransaction)))
 
 
 def test_bounds_drop_and_count(
