@@ -4,6 +4,9 @@ The (tenant, card, ts) index took every insert to a random page of an index as l
 so the monitoring flush's cost grew with the table; keyed by day first, a day's inserts share a
 corner of the index. Existing rows get their day from ``ts`` (UTC).
 
+On a large table this is a maintenance-window migration: the UPDATE rewrites every row, and on
+PostgreSQL the new index blocks writes to the table while it builds.
+
 Revision ID: d5cardday0001
 Revises: k8oidc0001
 Create Date: 2026-12-05 04:40:00
