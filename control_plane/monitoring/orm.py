@@ -49,7 +49,8 @@ class ScoredTransaction(Base):
         # The card history: one seek per day of the window. Keyed by day first so a flush's inserts
         # land in today's corner of the index: a (tenant, card, ts) index took every insert to a
         # random page of an index as large as the table, and its cost grew with it (9 -> 20 us a
-        # row over 300,000 rows on SQLite; with the day first it stays flat, docs/monitoring.md).
+        # row over 300,000 rows on SQLite). With the day first the part inserts touch is one day's
+        # traffic, not the whole retention (docs/monitoring.md).
         Index("ix_scored_transactions_day_card", "tenant_id", "day", "card_token"),
     )
 
